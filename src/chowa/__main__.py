@@ -1,0 +1,5 @@
+"""Run as: python -m chowa --help"""
+
+from chowa.cli import main
+
+raise SystemExit(main())

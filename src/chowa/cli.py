@@ -1,0 +1,140 @@
+"""The `chowa` command: one subcommand per stage, each a thin shell around that stage's `main(cfg)`.
+
+Config-driven stages take `--config FILE.yaml`, a `--flag` for each top-level key, and `key.sub=value`
+overrides (later wins: YAML < flags < overrides). `--help` lists every key with its type, default and meaning.
+Errors a user can cause print one paragraph, no traceback, and exit with status 2.
+
+Run as:
+    chowa --help
+    chowa tokenizer train --input corpus.txt --vocab-size 8000 --out runs/tok
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from collections.abc import Callable
+
+from chowa import __version__
+from chowa.config import describe_fields, load_config
+from chowa.errors import ChowaError
+
+_DEST_PREFIX = "cfg__"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chowa",
+        description="chowa (調和): tokenizer → pretrain → sft → reward → ppo → eval for Japanese–English chat "
+                    "models. Each stage writes a Hugging Face folder with its resolved config.yaml and "
+                    "metrics.jsonl.",
+    )
+    parser.add_argument("--version", action="version", version=f"chowa {__version__}")
+    stages = parser.add_subparsers(dest="command", metavar="STAGE", required=True)
+    _add_tokenizer_commands(stages)
+    return parser
+
+
+def _add_tokenizer_commands(stages: argparse._SubParsersAction) -> None:
+    from chowa.tokenizer.train import TokenizerTrainConfig
+
+    tokenizer = stages.add_parser("tokenizer", help="Train a SentencePiece tokenizer or measure one.",
+                                  description="Train a SentencePiece tokenizer or measure one.")
+    actions = tokenizer.add_subparsers(dest="action", metavar="ACTION", required=True)
+    train = actions.add_parser(
+        "train", help="Train a SentencePiece tokenizer and save a Hugging Face folder.",
+        description="Train a SentencePiece tokenizer (byte fallback, no dummy prefix, whitespace kept, digits "
+                    "split) and save it as a folder that plain transformers.AutoTokenizer loads with the same ids.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(train, TokenizerTrainConfig)
+    train.set_defaults(handler=_run_stage(TokenizerTrainConfig, "chowa.tokenizer.train"))
+
+    stats = actions.add_parser("stats", help="Compression, byte-fallback and round-trip figures as JSON.",
+                               description="Print JSON: characters per token for Japanese and ASCII-dominant "
+                                           "lines, byte-fallback rate, unknown rate, whether every line "
+                                           "round-trips, and (for SentencePiece folders) whether the Hugging "
+                                           "Face ids equal SentencePiece's on every line.")
+    stats.add_argument("--tokenizer", required=True, metavar="DIR", help="Tokenizer folder (chowa, rinna or HF).")
+    stats.add_argument("--input", required=True, nargs="+", metavar="FILE", help="Text or JSONL files or globs.")
+    stats.add_argument("--encoding", default="utf-8", choices=("utf-8", "shift_jis", "auto"),
+                       help="Input encoding (default: utf-8).")
+    stats.add_argument("--keep-cr", action="store_true", help="Keep carriage returns of CRLF line ends.")
+    stats.set_defaults(handler=_tokenizer_stats)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, schema: type) -> None:
+    """`--config`, one `--flag` per top-level key, positional `key=value` overrides, and a key table epilog."""
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML recipe with any of the keys below.")
+    hints = typing.get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        field_type = hints[field.name]
+        if dataclasses.is_dataclass(field_type):
+            continue  # nested sections are set with key.sub=value
+        flag = "--" + field.name.replace("_", "-")
+        kwargs: dict = {"dest": _DEST_PREFIX + field.name, "default": None, "help": _flag_help(field)}
+        if field_type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(field_type) is list:
+            kwargs.update(nargs="+", metavar="VALUE")
+        else:
+            choices = field.metadata.get("choices")
+            kwargs.update(choices=choices) if choices else kwargs.update(metavar=field.name.upper())
+        parser.add_argument(flag, **kwargs)
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                        help="Set any config key, nested ones included (put these before list flags or after --).")
+    rows = describe_fields(schema)
+    width = max(len(key) for key, *_ in rows)
+    lines = [f"  {key:<{width}}  {kind} = {default}\n  {'':<{width}}  {text}" for key, kind, default, text in rows]
+    parser.epilog = "config keys (YAML, --flag or key=value):\n" + "\n".join(lines)
+
+
+def parse_config(args: argparse.Namespace, schema: type):
+    """The validated config from an argparse namespace built by `add_config_arguments`."""
+    flags = {k[len(_DEST_PREFIX):]: v for k, v in vars(args).items() if k.startswith(_DEST_PREFIX) and v is not None}
+    return load_config(schema, args.config, args.overrides, flags=flags)
+
+
+def _flag_help(field: dataclasses.Field) -> str:
+    default = field.default if field.default is not dataclasses.MISSING else None
+    shown = "required" if default == "???" else f"default: {default!r}"
+    if field.default_factory is not dataclasses.MISSING:
+        shown = f"default: {field.default_factory()!r}"
+    return f"{field.metadata.get('help', '')} ({shown})".replace("%", "%%")
+
+
+def _run_stage(schema: type, module_name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        cfg = parse_config(args, schema)
+        result = importlib.import_module(module_name).main(cfg)
+        if result is not None:
+            print(f"wrote {result}")
+        return 0
+
+    return handler
+
+
+def _tokenizer_stats(args: argparse.Namespace) -> int:
+    from chowa.tokenizer.stats import tokenizer_stats
+
+    report = tokenizer_stats(args.tokenizer, args.input, encoding=args.encoding, keep_cr=args.keep_cr)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ChowaError as exc:
+        print(f"chowa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chowa: interrupted", file=sys.stderr)
+        return 130

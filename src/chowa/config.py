@@ -1,0 +1,175 @@
+"""Stage configs: dataclass schemas, loaded from YAML + `key.sub=value` overrides through OmegaConf.
+
+Every stage declares a dataclass whose fields carry their help text (`option(default, "help")`). `load_config`
+merges the schema's defaults, an optional YAML file, and command-line overrides, and fails before any work with
+a `ChowaError` naming the key at fault (unknown key, wrong type, missing required value, value not among the
+allowed choices). `save_config` writes the resolved config atomically as `config.yaml` in an output folder.
+
+Run as (from Python):
+    cfg = load_config(TokenizerTrainConfig, "configs/tiny/tokenizer.yaml", ["vocab_size=4000"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from chowa.errors import ChowaError
+
+T = TypeVar("T")
+REQUIRED = MISSING  # a field whose default is REQUIRED must be set by the YAML file or an override
+
+
+def option(default: Any = REQUIRED, help: str = "", choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its help text (shown by `--help`) and, optionally, the allowed values."""
+    metadata = {"help": help, "choices": choices}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    if dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def load_config(
+    schema: type[T],
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> T:
+    """Merge schema defaults < YAML file < `flags` (command-line options) < `key=value` overrides, validate,
+    and return a `schema` instance."""
+    where = "command-line override"
+    try:
+        cfg = OmegaConf.structured(schema)
+        if path is not None:
+            where = str(path)
+            cfg = OmegaConf.merge(cfg, _read_yaml(Path(path)))
+        if flags:
+            where = "command-line option"
+            cfg = OmegaConf.merge(cfg, flags)
+        if overrides:
+            where = "command-line override"
+            _check_override_syntax(overrides)
+            cfg.merge_with_dotlist(list(overrides))
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ChowaError(
+                f"config: required value missing for {', '.join(repr(k) for k in missing)}; set it in the YAML file "
+                f"or on the command line as {missing[0]}=VALUE"
+            )
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ChowaError(_describe_omegaconf_error(exc, where)) from None
+    _check_choices(obj)
+    return obj
+
+
+def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML text."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_config(cfg: Any, out_dir: str | os.PathLike, name: str = "config.yaml") -> Path:
+    """Write the resolved config to `out_dir/name` atomically and return its path."""
+    path = Path(out_dir) / name
+    atomic_write_text(path, to_yaml(cfg))
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` so that a reader sees either the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe_fields(schema: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, help) for every leaf field of `schema`, nested dataclasses flattened."""
+    rows = []
+    for field in dataclasses.fields(schema):
+        key = f"{prefix}{field.name}"
+        field_type = _field_type(schema, field)
+        if dataclasses.is_dataclass(field_type):
+            rows.extend(describe_fields(field_type, prefix=f"{key}."))
+            continue
+        default = _default_of(field)
+        help_text = field.metadata.get("help", "")
+        choices = field.metadata.get("choices")
+        if choices:
+            help_text = f"{help_text} One of: {', '.join(choices)}."
+        rows.append((key, _type_name(field_type), default, help_text))
+    return rows
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ChowaError(f"config: file not found: {path}")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as exc:  # yaml.YAMLError carries the line; OmegaConf wraps others
+        raise ChowaError(f"config: {path} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict) and not OmegaConf.is_dict(loaded):
+        raise ChowaError(f"config: {path} must hold a mapping of keys to values at the top level")
+    return loaded
+
+
+def _check_override_syntax(overrides: list[str]) -> None:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ChowaError(f"config: override {item!r} is not of the form key.sub=value")
+
+
+def _check_choices(obj: Any, prefix: str = "") -> None:
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if dataclasses.is_dataclass(value):
+            _check_choices(value, prefix=f"{prefix}{field.name}.")
+            continue
+        choices = field.metadata.get("choices")
+        if choices and value not in choices:
+            raise ChowaError(f"config: {prefix}{field.name}={value!r} is not one of: {', '.join(choices)}")
+
+
+def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    kind = type(exc).__name__
+    if kind == "ConfigKeyError":
+        return f"config: unknown key {key!r} (from {where}); see --help for the keys this stage takes"
+    if kind in ("ValidationError", "ConfigTypeError"):
+        return f"config: bad value for key {key!r} (from {where}): {message}"
+    return f"config: problem with key {key!r} (from {where}): {message}"
+
+
+def _field_type(schema: type, field: dataclasses.Field) -> Any:
+    import typing
+
+    return typing.get_type_hints(schema).get(field.name, field.type)
+
+
+def _type_name(field_type: Any) -> str:
+    name = getattr(field_type, "__name__", None)
+    return name if name and not str(field_type).startswith(("list", "dict", "typing")) else str(field_type)
+
+
+def _default_of(field: dataclasses.Field) -> str:
+    if field.default is not dataclasses.MISSING:
+        return "(required)" if field.default == MISSING else repr(field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        return repr(field.default_factory())
+    return "(required)"

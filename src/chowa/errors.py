@@ -1,0 +1,5 @@
+"""The one exception type for errors a user can cause (bad config key, missing file, malformed record)."""
+
+
+class ChowaError(Exception):
+    """A user-facing error: the message names the file, line, key or option at fault."""

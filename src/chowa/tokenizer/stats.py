@@ -1,0 +1,75 @@
+"""How well a tokenizer fits a corpus: compression, byte fallback, unknowns, lossless round trip.
+
+Run as:
+    chowa tokenizer stats --tokenizer runs/tok --input ../shared/data/botchan.txt
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tqdm import tqdm
+
+from chowa.data.text import read_documents
+from chowa.tokenizer.load import SENTENCEPIECE_FILES, load_tokenizer
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_BYTE_PIECE = re.compile(r"^<0x[0-9A-F]{2}>$")
+
+
+def line_kind(line: str) -> str:
+    """`ja` for lines with kana or kanji, `ascii` for mostly-ASCII lines, else `other`."""
+    if _JAPANESE.search(line):
+        return "ja"
+    ascii_chars = sum(ch.isascii() for ch in line)
+    return "ascii" if ascii_chars * 2 > len(line) else "other"
+
+
+def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-8", keep_cr: bool = False) -> dict:
+    """Per-kind characters per token, byte-fallback and unknown rates, and round-trip (and SentencePiece) checks."""
+    tokenizer = load_tokenizer(tokenizer_dir)
+    processor = _sentencepiece_processor(Path(tokenizer_dir))
+    byte_ids = {i for token, i in tokenizer.get_vocab().items() if _BYTE_PIECE.match(token)}
+    chars = {"ja": 0, "ascii": 0, "other": 0}
+    tokens = {"ja": 0, "ascii": 0, "other": 0}
+    total_tokens = byte_tokens = unk_tokens = lines = 0
+    failures: list[str] = []
+    sp_mismatches: list[str] = []
+    for path, number, line in tqdm(read_documents(inputs, encoding=encoding, keep_cr=keep_cr), desc="lines",
+                                   unit=" lines", leave=False):
+        ids = tokenizer(line, add_special_tokens=False, verbose=False)["input_ids"]
+        kind = line_kind(line)
+        chars[kind] += len(line)
+        tokens[kind] += len(ids)
+        total_tokens += len(ids)
+        byte_tokens += sum(i in byte_ids for i in ids)
+        unk_tokens += sum(i == tokenizer.unk_token_id for i in ids)
+        lines += 1
+        if tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) != line:
+            failures.append(f"{path}:{number}")
+        if processor is not None and processor.encode(line) != ids:
+            sp_mismatches.append(f"{path}:{number}")
+    report = {
+        "lines": lines,
+        "tokens": total_tokens,
+        "chars_per_token": {k: round(chars[k] / tokens[k], 4) if tokens[k] else None for k in chars},
+        "byte_fallback_rate": round(byte_tokens / max(total_tokens, 1), 6),
+        "unknown_rate": round(unk_tokens / max(total_tokens, 1), 6),
+        "round_trip_all": not failures,
+        "round_trip_failures": len(failures),
+        "first_failures": failures[:5],
+    }
+    if processor is not None:
+        report["sentencepiece_ids_equal_all"] = not sp_mismatches
+        report["sentencepiece_mismatches"] = len(sp_mismatches)
+        report["first_mismatches"] = sp_mismatches[:5]
+    return report
+
+
+def _sentencepiece_processor(folder: Path):
+    import sentencepiece as spm
+
+    model = next((folder / name for name in SENTENCEPIECE_FILES if (folder / name).is_file()), None)
+    return spm.SentencePieceProcessor(model_file=str(model)) if model else None
+

@@ -1,0 +1,121 @@
+"""Train a SentencePiece tokenizer the way the seed models' were trained, saved as a Hugging Face folder.
+
+Byte fallback on, no dummy prefix, whitespace kept as-is (runs of spaces, tabs), digits split, character
+coverage 0.9995. Newlines are either byte pieces (`newline: byte`, rinna bilingual style) or the literal piece
+`<NL>` (`newline: nl-token`, rinna japanese-gpt-neox-3.6b style; newlines inside documents are written as `<NL>`).
+Special pieces: [PAD]=0, <unk>=1, <s>=2, </s>=3, as in rinna's GPT-NeoX checkpoints.
+
+Run as:
+    chowa tokenizer train --input corpus.txt docs.jsonl --vocab-size 8000 --out runs/tok
+    chowa tokenizer train --config configs/tiny/tokenizer.yaml vocab_size=4000
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+
+from chowa.config import REQUIRED, atomic_write_text, option, save_config
+from chowa.data.text import ENCODINGS, read_documents
+from chowa.errors import ChowaError
+from chowa.tokenizer.convert import quantize_scores
+from chowa.tokenizer.load import save_tokenizer_folder
+
+NL_TOKEN = "<NL>"
+SPECIAL_IDS = {"pad": (0, "[PAD]"), "unk": (1, "<unk>"), "bos": (2, "<s>"), "eos": (3, "</s>")}
+
+
+@dataclass
+class TokenizerTrainConfig:
+    input: list[str] = option(REQUIRED, "Training text: .txt (one document per line) or .jsonl (`text` field) "
+                                        "files or globs; .gz allowed.")
+    out: str = option(REQUIRED, "Output folder (a Hugging Face tokenizer folder).")
+    vocab_size: int = option(8000, "Vocabulary size, special and byte pieces included.")
+    model_type: str = option("unigram", "SentencePiece algorithm.", choices=("unigram", "bpe"))
+    newline: str = option("byte", "How newlines are tokenized: as byte pieces, or as the literal <NL> piece "
+                                  "(documents' newlines are rewritten to <NL> for training).",
+                          choices=("byte", "nl-token"))
+    encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
+    normalization: str = option("identity", "Unicode normalization built into the tokenizer.",
+                                choices=("identity", "nfkc", "nmt_nfkc"))
+    max_lines: int = option(0, "Read at most this many documents (0 = all).")
+    keep_cr: bool = option(False, "Keep carriage returns of CRLF line ends in the training text.")
+    character_coverage: float = option(0.9995, "Share of characters covered by single pieces; the rarest fall "
+                                               "back to bytes.")
+    user_defined_symbols: list[str] = option([], "Extra pieces always kept whole (e.g. chat tags).")
+    max_sentence_length: int = option(16384, "Longest document in bytes used for training (longer are skipped "
+                                             "by SentencePiece).")
+    model_max_length: int = option(2048, "model_max_length written to tokenizer_config.json.")
+
+
+def main(cfg: TokenizerTrainConfig) -> Path:
+    """Train, convert, verify the Hugging Face folder against SentencePiece, and write it to `cfg.out`."""
+    out = Path(cfg.out)
+    start = time.perf_counter()
+    documents = list(_training_documents(cfg))
+    if not documents:
+        raise ChowaError(f"tokenizer: no text found in {', '.join(cfg.input)}")
+    model_bytes = quantize_scores(_train_sentencepiece(documents, cfg))
+    save_tokenizer_folder(model_bytes, out, model_max_length=cfg.model_max_length)
+    save_config(cfg, out)
+    mismatches = _count_mismatches(model_bytes, out, documents[:20000])
+    record = {
+        "stage": "tokenizer", "documents": len(documents), "characters": sum(map(len, documents)),
+        "vocab_size": cfg.vocab_size, "seconds": round(time.perf_counter() - start, 3),
+        "hf_sentencepiece_mismatches": mismatches, "checked_documents": min(len(documents), 20000),
+    }
+    atomic_write_text(out / "metrics.jsonl", json.dumps(record, ensure_ascii=False) + "\n")
+    if mismatches:
+        raise ChowaError(f"tokenizer: the Hugging Face folder disagrees with SentencePiece on {mismatches} "
+                         f"training documents; please report this with {out / 'spiece.model'}")
+    return out
+
+
+def _training_documents(cfg: TokenizerTrainConfig) -> Iterator[str]:
+    count = 0
+    for _, _, document in read_documents(cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr):
+        if cfg.newline == "nl-token":
+            pieces = [document.replace("\n", NL_TOKEN)]
+        else:  # a newline never enters the vocabulary: it stays the byte piece <0x0A>
+            pieces = [line for line in document.split("\n") if line]
+        for piece in pieces:
+            yield piece
+            count += 1
+            if cfg.max_lines and count >= cfg.max_lines:
+                return
+
+
+def _train_sentencepiece(documents: list[str], cfg: TokenizerTrainConfig) -> bytes:
+    user_defined = list(cfg.user_defined_symbols)
+    if cfg.newline == "nl-token" and NL_TOKEN not in user_defined:
+        user_defined.insert(0, NL_TOKEN)
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(documents), model_writer=model, vocab_size=cfg.vocab_size,
+            model_type=cfg.model_type, byte_fallback=True, add_dummy_prefix=False, remove_extra_whitespaces=False,
+            split_digits=True, character_coverage=cfg.character_coverage,
+            normalization_rule_name=cfg.normalization, user_defined_symbols=user_defined,
+            max_sentence_length=cfg.max_sentence_length, num_threads=os.cpu_count() or 1, minloglevel=2,
+            **{f"{role}_id": index for role, (index, _) in SPECIAL_IDS.items()},
+            **{f"{role}_piece": piece for role, (_, piece) in SPECIAL_IDS.items()},
+        )
+    except RuntimeError as exc:  # e.g. "Vocabulary size is too high", with SentencePiece's own advice
+        raise ChowaError(f"tokenizer: SentencePiece training failed: {exc}") from None
+    return model.getvalue()
+
+
+def _count_mismatches(model_bytes: bytes, folder: Path, documents: list[str]) -> int:
+    """Documents whose ids from the saved folder (plain transformers) differ from SentencePiece's."""
+    from transformers import AutoTokenizer
+
+    processor = spm.SentencePieceProcessor(model_proto=model_bytes)
+    hf = AutoTokenizer.from_pretrained(str(folder))
+    return sum(processor.encode(doc) != hf(doc, add_special_tokens=False, verbose=False)["input_ids"] for doc in documents)
