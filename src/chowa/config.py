@@ -149,8 +149,9 @@ def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     kind = type(exc).__name__
-    if kind == "ConfigKeyError":
-        return f"config: unknown key {key!r} (from {where}); see --help for the keys this stage takes"
+    if kind in ("ConfigKeyError", "ConfigAttributeError"):
+        hint = message[message.index("Did you mean"):] if "Did you mean" in message else "See --help for the keys."
+        return f"config: unknown key {key!r} (from {where}). {hint}"
     if kind in ("ValidationError", "ConfigTypeError"):
         return f"config: bad value for key {key!r} (from {where}): {message}"
     return f"config: problem with key {key!r} (from {where}): {message}"

@@ -22,10 +22,20 @@ ENCODINGS = ("utf-8", "shift_jis", "auto")
 _PYTHON_CODEC = {"utf-8": "utf-8-sig", "shift_jis": "cp932"}
 
 
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+
 def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files named by paths or globs, in order; a pattern that matches nothing is an error naming it."""
+    """Files named by paths or globs, in order; a pattern that matches nothing is an error naming it.
+
+    `builtin:corpus/*.txt` names the data shipped inside the package (the demo's and tests' corpus).
+    """
     files: list[Path] = []
     for pattern in patterns:
+        pattern = str(pattern)
+        if pattern.startswith(BUILTIN_PREFIX):
+            pattern = str(BUILTIN_DIR / pattern[len(BUILTIN_PREFIX):])
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         matches = [m for m in matches if Path(m).is_file()]
         if not matches:

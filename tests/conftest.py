@@ -1,0 +1,62 @@
+"""Shared fixtures: hermetic (no hub), tiny inputs, `../shared` used only where present."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Strings every tokenizer must round-trip: whitespace runs, tabs, newlines, CRLF, emoji, combining marks,
+# scripts absent from training (Georgian, Devanagari), and the examples from the rinna bug report.
+HARD_STRINGS = [
+    "  吾輩は  猫である   ",
+    "ქართული ენა",
+    "नमस्ते दुनिया",
+    "a\tb\t\tc",
+    "line one\nline two\n\nline four\n",
+    "windows\r\nline\r\n",
+    "😀👍🏽 家族👨‍👩‍👧",
+    "é vs e\u0301, が vs か\u3099",
+    "   leading and trailing   ",
+    "12345 ６７８ 3.14",
+    "ｶﾀｶﾅ　全角スペース　",
+    "",
+    " ",
+]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent (a fresh clone has no shared folder)")
+    return SHARED_DATA
+
+
+_JA = ["今日は朝から雨が降っている。", "駅まで歩いて十分かかります。", "新しいパソコンでPythonを学んでいる。",
+       "お茶を飲みながら本を読むのが好きだ。", "明日の会議は午後3時に始まります。", "冬になると山は雪で白くなる。",
+       "母は毎朝６時に起きて弁当を作る。", "この店のラーメンはとても美味しい。", "電車が遅れたので、学校に遅刻した。",
+       "「ありがとう」と彼女は笑顔で言った。"]
+_EN = ["It has been raining since this morning.", "The meeting starts at 3 p.m. tomorrow.",
+       "She said \"thank you\" with a smile.", "Reading a book with a cup of tea is my favourite thing.",
+       "The train was late, so I was late for school.", "In winter the mountains turn white with snow.",
+       "Tokyo has 23 special wards (and many cities).", "Learning Python on a new laptop is fun!"]
+
+
+@pytest.fixture(scope="session")
+def project_corpus(tmp_path_factory) -> list[Path]:
+    """A small bilingual corpus written by the test suite: plain text plus multi-line JSONL documents."""
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = [f"{_JA[i % len(_JA)]}{_JA[(i * 3 + 1) % len(_JA)]}" for i in range(120)]
+    lines += [f"{_EN[i % len(_EN)]} {_EN[(i * 5 + 2) % len(_EN)]}" for i in range(120)]
+    (folder / "mixed.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs = [{"text": f"{_JA[i % len(_JA)]}\n{_EN[i % len(_EN)]}\n  indented\tline {i}"} for i in range(40)]
+    (folder / "docs.jsonl").write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
+    return [folder / "mixed.txt", folder / "docs.jsonl"]
