@@ -118,4 +118,5 @@ def _count_mismatches(model_bytes: bytes, folder: Path, documents: list[str]) ->
 
     processor = spm.SentencePieceProcessor(model_proto=model_bytes)
     hf = AutoTokenizer.from_pretrained(str(folder))
-    return sum(processor.encode(doc) != hf(doc, add_special_tokens=False, verbose=False)["input_ids"] for doc in documents)
+    return sum(processor.encode(doc) != hf(doc, add_special_tokens=False, verbose=False)["input_ids"]
+               for doc in documents)

@@ -1,0 +1,32 @@
+"""Generators for the data shipped inside chowa (`src/chowa/data/builtin/`): corpus, SFT tasks, answer checking.
+
+Every file is a pure function of this code (fixed seeds, sorted orders), so regenerating gives identical bytes
+and a test can prove the shipped files are what the code says.
+
+Run as:
+    python -m chowa.data.generate              # rewrite src/chowa/data/builtin/
+    python -m chowa.data.generate --out DIR    # write the same files under DIR
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chowa.data.generate.corpus import build_corpus
+from chowa.data.generate.sft import build_sft
+
+
+def build_all() -> dict[str, str]:
+    """Every built-in file's path relative to the builtin folder, and its exact text."""
+    return {**build_corpus(), **build_sft()}
+
+
+def write_all(root: Path) -> list[Path]:
+    """Write every built-in file under `root` (UTF-8, LF line ends); return the paths written."""
+    written = []
+    for relative, text in sorted(build_all().items()):
+        path = Path(root) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+        written.append(path)
+    return written

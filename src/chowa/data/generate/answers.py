@@ -1,0 +1,112 @@
+"""The answer format of chowa's checkable tasks: how an answer is written into an output, and how a reply is judged.
+
+One module owns both sides so the SFT targets and the rule-based reward (PPO, held-out accuracy) cannot drift:
+
+- value answers (numbers, weekdays, dates): English "The answer is 7." and Japanese "答えは7です。";
+- text answers (translations, romaji, kana, number words): the answer alone, e.g. "neko" or "犬".
+
+`check_answer` is forgiving about form (full-width digits, spaces, case, quotes, trailing punctuation) and strict
+about content: the *first* number, weekday or date in a reply must be the answer, so listing every candidate
+earns nothing, and a text answer must appear in a reply that is not much longer than it.
+
+Run as (from Python):
+    from chowa.data.generate.answers import check_answer
+    check_answer({"family": "arithmetic", "answer": "7", "lang": "ja"}, "答えは７です。")   # True
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import unicodedata
+
+from chowa.data.generate.world import MONTHS_EN, WEEKDAYS_EN, WEEKDAYS_JA
+from chowa.errors import ChowaError
+
+TEXT_FAMILIES = frozenset({"translate", "romaji", "kana", "number_words"})
+# A text answer may sit in a short sentence ("犬です。", 'It is "neko".') but not in an essay that lists guesses.
+TEXT_SLACK = 24
+
+_NUMBER = re.compile(r"(?<![0-9A-Za-z-])-?\d+|\d+")
+_WEEKDAY = re.compile("|".join([*WEEKDAYS_EN, *(day.removesuffix("日") for day in WEEKDAYS_JA)]), re.IGNORECASE)
+_DATE = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})|(\d{4})年(\d{1,2})月(\d{1,2})日|(" + "|".join(MONTHS_EN) + r") (\d{1,2}), (\d{4})",
+    re.IGNORECASE,
+)
+_KANJI_DIGITS_CLASS = "〇一二三四五六七八九十百千万"
+_KANJI_DIGITS = frozenset(_KANJI_DIGITS_CLASS)
+_EDGE_PUNCT = " \t\n.。、,!?!?「」『』\"'“”‘’()()"
+
+
+def format_output(family: str, answer: str, lang: str) -> str:
+    """The SFT target for a checkable record: the bare answer for text families, else a short sentence."""
+    if family in TEXT_FAMILIES:
+        return answer
+    return f"The answer is {answer}." if lang == "en" else f"答えは{answer}です。"
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width digits and letters to ASCII), digit-group commas dropped, whitespace collapsed, casefolded."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
+    return " ".join(text.split()).casefold()
+
+
+def is_checkable(record: dict) -> bool:
+    """Whether the record has a canonical answer (open-ended ones do not)."""
+    return record.get("family") != "open" and isinstance(record.get("answer"), str)
+
+
+def check_answer(record: dict, reply: str) -> bool:
+    """Whether `reply` gives `record["answer"]`; raises ChowaError for a record without a canonical answer."""
+    if not is_checkable(record):
+        raise ChowaError(f"check_answer: record has no canonical 'answer' (family {record.get('family')!r})")
+    answer, reply = normalize(record["answer"]), normalize(reply)
+    family = record.get("family")
+    if family == "weekday":
+        return _first_weekday(reply) == _first_weekday(answer) is not None
+    if family == "date":
+        return _first_date(reply) == _first_date(answer) is not None
+    if re.fullmatch(r"-?\d+", answer):
+        found = _NUMBER.search(reply)
+        return found is not None and int(found.group()) == int(answer)
+    return _has_text(reply, answer)
+
+
+def _first_weekday(text: str) -> int | None:
+    found = _WEEKDAY.search(text)
+    if found is None:
+        return None
+    names = [day.casefold() for day in WEEKDAYS_EN] + [day.removesuffix("日") for day in WEEKDAYS_JA]
+    return names.index(found.group().casefold()) % 7
+
+
+def _first_date(text: str) -> datetime.date | None:
+    found = _DATE.search(text)
+    if found is None:
+        return None
+    groups = found.groups()
+    try:
+        if groups[0]:
+            return datetime.date(int(groups[0]), int(groups[1]), int(groups[2]))
+        if groups[3]:
+            return datetime.date(int(groups[3]), int(groups[4]), int(groups[5]))
+        month = [m.casefold() for m in MONTHS_EN].index(groups[6].casefold()) + 1
+        return datetime.date(int(groups[8]), month, int(groups[7]))
+    except ValueError:  # "2024-02-30" names no day
+        return None
+
+
+def _has_text(reply: str, answer: str) -> bool:
+    answer, reply = answer.strip(_EDGE_PUNCT), reply.strip(_EDGE_PUNCT)
+    if not answer or len(reply) > len(answer) + TEXT_SLACK:
+        return False
+    if reply == answer:
+        return True
+    if answer.isascii():
+        # Latin answers must stand as whole words: "neko" is not inside "nekomata", nor "forty" in "forty-two".
+        return re.search(rf"(?<![a-z'-]){re.escape(answer)}(?![a-z'-])", reply) is not None
+    if set(answer) <= _KANJI_DIGITS:
+        # Likewise 四十 must not be found inside 四十二.
+        return re.search(rf"(?<![{_KANJI_DIGITS_CLASS}]){answer}(?![{_KANJI_DIGITS_CLASS}])", reply) is not None
+    return answer in reply
