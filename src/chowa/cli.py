@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from chowa import __version__
 from chowa.config import describe_fields, load_config
-from chowa.errors import ChowaError
+from chowa.errors import ChowaError, TrainingInterrupted
 
 _DEST_PREFIX = "cfg__"
 
@@ -35,7 +35,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chowa {__version__}")
     stages = parser.add_subparsers(dest="command", metavar="STAGE", required=True)
     _add_tokenizer_commands(stages)
+    _add_model_commands(stages)
+    _add_stage(stages, "pretrain", "chowa.pretrain", "PretrainConfig",
+               "Pretrain a causal LM on packed text (checkpoints, exact resume, DDP/FSDP/DeepSpeed).")
     return parser
+
+
+def _add_stage(stages: argparse._SubParsersAction, name: str, module_name: str, schema_name: str,
+               summary: str) -> None:
+    """A config-driven stage: `chowa NAME --config FILE.yaml [--flag V] [key.sub=value ...]` -> module.main(cfg)."""
+    import importlib
+
+    schema = getattr(importlib.import_module(module_name), schema_name)
+    parser = stages.add_parser(name, help=summary, description=summary,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, schema)
+    parser.set_defaults(handler=_run_stage(schema, module_name))
+
+
+def _add_model_commands(stages: argparse._SubParsersAction) -> None:
+    model = stages.add_parser("model", help="List the architecture presets or describe one.",
+                              description="List the architecture presets or describe one (built on the meta "
+                                          "device: no memory, no weights).")
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="Every preset with a one-line summary.").set_defaults(handler=_model_list)
+    info = actions.add_parser("info", help="Parameter count and shape of a preset or config folder.",
+                              description="Parameter count (total, embedding, non-embedding), layers, hidden size, "
+                                          "heads, FFN size, vocabulary and positions of a preset or config folder.")
+    info.add_argument("--preset", required=True, metavar="NAME|DIR", help="Preset name or a folder with config.json.")
+    info.add_argument("--vocab-size", type=int, default=None, help="Vocabulary size (default: the preset's).")
+    info.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    info.set_defaults(handler=_model_info)
 
 
 def _add_tokenizer_commands(stages: argparse._SubParsersAction) -> None:
@@ -72,8 +102,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, schema: type) -> None:
     hints = typing.get_type_hints(schema)
     for field in dataclasses.fields(schema):
         field_type = hints[field.name]
-        if dataclasses.is_dataclass(field_type):
-            continue  # nested sections are set with key.sub=value
+        if dataclasses.is_dataclass(field_type) or typing.get_origin(field_type) is dict:
+            continue  # nested sections and mappings are set with key.sub=value
         flag = "--" + field.name.replace("_", "-")
         kwargs: dict = {"dest": _DEST_PREFIX + field.name, "default": None, "help": _flag_help(field)}
         if field_type is bool:
@@ -127,11 +157,29 @@ def _tokenizer_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_list(args: argparse.Namespace) -> int:
+    from chowa.models.build import format_preset_list
+
+    print(format_preset_list())
+    return 0
+
+
+def _model_info(args: argparse.Namespace) -> int:
+    from chowa.models.build import format_model_info, model_info
+
+    info = model_info(args.preset, vocab_size=args.vocab_size)
+    print(json.dumps(info, indent=2) if args.json else format_model_info(info))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except TrainingInterrupted as exc:
+        print(f"chowa: {exc}", file=sys.stderr)
+        return 130
     except ChowaError as exc:
         print(f"chowa: error: {exc}", file=sys.stderr)
         return 2

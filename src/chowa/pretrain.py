@@ -1,0 +1,129 @@
+"""Causal-LM pretraining on packed token windows: the `pretrain` stage.
+
+Text files, JSONL (`text` field) or globs are tokenized once into a memory-mapped cache (documents joined with
+EOS, a held-out share for validation), packed into windows of `data.seq_len` tokens, and trained with AdamW and
+a cosine schedule. Checkpoints are Hugging Face folders plus the training state; `train.resume: auto` continues
+from the latest complete one with the loss at every later step equal to an uninterrupted run's.
+
+Run as:
+    chowa pretrain --config configs/tiny/pretrain.yaml
+    accelerate launch --num_processes 2 --cpu -m chowa pretrain --config configs/tiny/pretrain.yaml
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chowa.config import REQUIRED, option, save_config
+from chowa.data.shards import PackedStream, build_token_cache, unigram_entropy
+from chowa.data.text import ENCODINGS
+from chowa.models.load import load_or_build_model
+from chowa.runtime import Runtime, RuntimeConfig
+from chowa.tokenizer import load_tokenizer
+from chowa.training.loop import TrainConfig, fit
+from chowa.training.optim import OptimConfig
+from chowa.training.plots import plot_metrics
+
+
+@dataclass
+class PretrainDataConfig:
+    train: list[str] = option(REQUIRED, "Training text: .txt (one document per line) or .jsonl (`text` field) "
+                                        "files or globs, .gz allowed; `builtin:corpus/*.txt` is chowa's own corpus.")
+    encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
+    seq_len: int = option(256, "Tokens per training window.")
+    val_fraction: float = option(0.02, "Share of documents held out for validation loss and perplexity.")
+    cache_dir: str = option("", "Where the tokenized cache lives (default: OUT/data). Reused while the inputs "
+                                "and tokenizer are unchanged.")
+
+
+@dataclass
+class PretrainConfig:
+    out: str = option(REQUIRED, "Output folder: final HF model, checkpoints/, metrics.jsonl, loss.png.")
+    tokenizer: str = option(REQUIRED, "Tokenizer folder (e.g. the `tokenizer` stage's output).")
+    model: str = option("tiny", "A preset name (see `chowa model list`) for a fresh model, or a Hugging Face "
+                                "model folder to continue training.")
+    model_config: dict[str, Any] = option({}, "Overrides of the preset's transformers config, e.g. "
+                                              "model_config.num_hidden_layers=2.")
+    data: PretrainDataConfig = option(PretrainDataConfig(), "Corpus.")
+    train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")
+    optim: OptimConfig = option(OptimConfig(), "AdamW and learning-rate schedule.")
+    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed, gradient accumulation.")
+
+
+def main(cfg: PretrainConfig) -> Path:
+    out = Path(cfg.out)
+    runtime = Runtime(cfg.runtime, out_dir=out)
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    if runtime.is_main:
+        save_config(cfg, out)
+        cache = _token_cache(cfg, tokenizer, out)
+    runtime.wait()
+    cache = _token_cache(cfg, tokenizer, out)  # every process opens the cache rank 0 built
+    train_stream = PackedStream(cache.train_tokens(), cfg.data.seq_len, seed=cfg.runtime.seed)
+    val_stream = _val_stream(cache, cfg.data.seq_len)
+    entropy = unigram_entropy(cache.train_tokens(), len(tokenizer))
+    runtime.print(f"pretrain: {cache.meta['train_tokens']:,} training tokens ({train_stream.num_windows:,} windows), "
+                  f"{cache.meta['val_tokens']:,} held out; unigram entropy {entropy:.3f} nats")
+    model = load_or_build_model(cfg.model, tokenizer, cfg.model_config, seed=cfg.runtime.seed)
+    runtime.print(f"pretrain: {sum(p.numel() for p in model.parameters()):,} parameters")
+
+    def next_batch(step: int, micro: int) -> dict[str, torch.Tensor]:
+        # The global batch of a step is the windows [step*G, (step+1)*G) of the seeded order; each process takes
+        # its own slice, so 1 process and N processes with the same global batch see the same windows.
+        per_step = cfg.train.batch_size * cfg.runtime.gradient_accumulation_steps * runtime.num_processes
+        first = step * per_step + (micro * runtime.num_processes + runtime.process_index) * cfg.train.batch_size
+        windows = [train_stream.window(first + i) for i in range(cfg.train.batch_size)]
+        return {"tokens": torch.from_numpy(np.stack(windows))}
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        return _validate(runtime, model, val_stream, cfg.train) | {"unigram_entropy": round(entropy, 4)}
+
+    fit(runtime, model, tokenizer, cfg.train, cfg.optim, out, next_batch, causal_lm_loss,
+        evaluate if val_stream else None, "pretrain")
+    if runtime.is_main:
+        save_config(cfg, out)
+        plot_metrics(runtime.metrics_path, out / "loss.png", [("train_loss", "val_loss", "unigram_entropy")],
+                     title=f"pretrain: {cfg.model}")
+    runtime.wait()
+    return out
+
+
+def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over a packed window batch. tokens: (B, T+1)."""
+    tokens = batch["tokens"]
+    logits = model(input_ids=tokens[:, :-1]).logits
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
+    return loss, tokens[:, 1:].numel()
+
+
+@torch.no_grad()
+def _validate(runtime: Runtime, model: torch.nn.Module, stream: PackedStream, train: TrainConfig) -> dict[str, float]:
+    """Mean loss over the first held-out windows, split evenly across processes (FSDP needs equal work)."""
+    per_process = min(train.eval_batches * train.batch_size, stream.num_windows // runtime.num_processes)
+    total = torch.zeros(2, device=runtime.device)
+    for start in range(0, per_process, train.batch_size):
+        indices = range(start, min(start + train.batch_size, per_process))
+        windows = [stream.window(i * runtime.num_processes + runtime.process_index) for i in indices]
+        loss, count = causal_lm_loss(model, {"tokens": torch.from_numpy(np.stack(windows)).to(runtime.device)})
+        total += torch.tensor([loss.item() * count, count], device=runtime.device)
+    total = runtime.accelerator.reduce(total, reduction="sum")
+    val_loss = (total[0] / total[1].clamp(min=1)).item()
+    return {"val_loss": round(val_loss, 6), "val_ppl": round(math.exp(min(val_loss, 50)), 4)}
+
+
+def _token_cache(cfg: PretrainConfig, tokenizer, out: Path):
+    return build_token_cache(cfg.data.train, tokenizer, cfg.data.cache_dir or out / "data",
+                             val_fraction=cfg.data.val_fraction, encoding=cfg.data.encoding, seed=cfg.runtime.seed,
+                             tokenizer_dir=cfg.tokenizer if Path(cfg.tokenizer).is_dir() else None)
+
+
+def _val_stream(cache, seq_len: int) -> PackedStream | None:
+    tokens = cache.val_tokens()
+    return PackedStream(tokens, seq_len, shuffle=False) if len(tokens) > seq_len else None

@@ -1,0 +1,143 @@
+"""Checkpoints that survive crashes: Hugging Face folders plus the full training state, written atomically.
+
+Layout of a stage's output folder:
+
+    out/checkpoints/step-00000200/   model.safetensors, config.json, tokenizer files  (plain HF folder)
+                                     trainer_state.json  (step and what the loop needs to continue)
+                                     state/  (accelerate: optimizer, scheduler, RNG of every process, scaler)
+
+A checkpoint is written into a hidden `.tmp-…` folder and renamed into place only when every process has
+finished, so a crash or `kill -9` mid-write leaves the previous checkpoint as the latest complete one.
+`StopSignal` turns SIGINT/SIGTERM into a flag the loop checks after each optimizer step, so an interrupted run
+saves a checkpoint before it exits.
+
+Run as (from Python):
+    path = save_checkpoint(runtime, out, step, model, tokenizer, {"step": step})
+    state = load_checkpoint(runtime, latest_checkpoint(out))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chowa.config import atomic_write_text
+from chowa.errors import ChowaError
+from chowa.runtime import Runtime
+
+CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer_state.json"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary folders of interrupted writes are ignored)."""
+    root = Path(out_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found) if (p / TRAINER_STATE).is_file()]
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    found = checkpoint_dirs(out_dir)
+    return found[-1] if found else None
+
+
+def resolve_resume(resume: str, out_dir: str | os.PathLike) -> Path | None:
+    """`auto`: the latest complete checkpoint in `out_dir`, if any; `never`: None; else the named folder."""
+    if resume == "never":
+        return None
+    if resume == "auto":
+        return latest_checkpoint(out_dir)
+    path = Path(resume)
+    if not (path / TRAINER_STATE).is_file():
+        raise ChowaError(f"resume: {path} is not a complete chowa checkpoint (no {TRAINER_STATE})")
+    return path
+
+
+def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folder: str | os.PathLike) -> None:
+    """Write `model` (unwrapped from DDP/FSDP/DeepSpeed) and `tokenizer` as a plain Hugging Face folder.
+
+    Every process must call this (FSDP gathers the full state dict collectively); rank 0 writes.
+    """
+    accelerator = runtime.accelerator
+    state_dict = accelerator.get_state_dict(model)
+    if runtime.is_main:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(folder))
+    runtime.wait()
+
+
+def save_checkpoint(runtime: Runtime, out_dir: str | os.PathLike, step: int, model: torch.nn.Module, tokenizer,
+                    trainer_state: dict[str, Any], keep: int = 2) -> Path:
+    """Save a resumable checkpoint for optimizer step `step` and keep the newest `keep` (0 keeps all)."""
+    root = Path(out_dir) / CHECKPOINTS
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    if runtime.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    runtime.wait()
+    runtime.accelerator.save_state(str(tmp / "state"))
+    save_model_folder(runtime, model, tokenizer, tmp)
+    if runtime.is_main:
+        atomic_write_text(tmp / TRAINER_STATE, json.dumps({**trainer_state, "step": step}, indent=2) + "\n")
+        if final.exists():  # a rerun of the same step: replace the old copy
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(out_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    runtime.wait()
+    return final
+
+
+def load_checkpoint(runtime: Runtime, path: Path) -> dict[str, Any]:
+    """Restore model, optimizer, scheduler and RNG states from `path`; returns its trainer state."""
+    runtime.accelerator.load_state(str(path / "state"))
+    return json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+
+
+class StopSignal:
+    """Context manager: SIGINT/SIGTERM set `requested` instead of killing the process mid-step.
+
+    A second Ctrl-C raises KeyboardInterrupt at once, for a user who does not want to wait for the save.
+    """
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> StopSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a server): leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def any_rank(self, runtime: Runtime) -> bool:
+        """True on every process when any process was signalled (launchers signal ranks at different times)."""
+        if runtime.num_processes == 1:
+            return self.requested is not None
+        flag = torch.tensor([1.0 if self.requested else 0.0], device=runtime.device)
+        return bool(runtime.accelerator.reduce(flag, reduction="sum").item() > 0)

@@ -1,0 +1,69 @@
+"""AdamW with decoupled weight decay on matrices only, and a cosine schedule with linear warmup to a floor.
+
+The byGPT-JP card's recipe is `OptimConfig(lr=5e-4, min_lr=1e-5, warmup_steps=2000, betas=[0.9, 0.999],
+eps=1e-8, weight_decay=0.01, grad_clip=1.0)`.
+
+Run as (from Python):
+    optimizer = build_optimizer(model, cfg); scheduler = build_scheduler(optimizer, cfg, total_steps=1000)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from chowa.config import option
+from chowa.errors import ChowaError
+
+
+@dataclass
+class OptimConfig:
+    lr: float = option(5e-4, "Peak learning rate (reached at the end of warmup).")
+    min_lr: float = option(1e-5, "Learning rate the cosine schedule decays to at the last step.")
+    warmup_steps: int = option(100, "Optimizer steps of linear warmup from 0 to `lr`.")
+    schedule: str = option("cosine", "Learning-rate schedule after warmup.", choices=("cosine", "linear", "constant"))
+    betas: list[float] = option([0.9, 0.999], "AdamW betas.")
+    eps: float = option(1e-8, "AdamW epsilon.")
+    weight_decay: float = option(0.01, "Decoupled weight decay for weight matrices (never norms, biases or "
+                                       "embeddings).")
+    grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: weight matrices decay; norms, biases and embedding tables do not.
+
+    Embedding rows are updated only for the tokens seen, so decaying them every step shrinks rare tokens towards
+    zero (the GPT-NeoX and Llama recipes exclude them too).
+    """
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or id(param) in embedding_ids else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    if len(cfg.betas) != 2:
+        raise ChowaError(f"config: optim.betas must hold two numbers, got {cfg.betas}")
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+
+
+def lr_at(step: int, cfg: OptimConfig, total_steps: int) -> float:
+    """Learning rate for optimizer step `step` (0-based) of `total_steps`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps - 1))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * shape
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int):
+    """A LambdaLR following `lr_at` (its state_dict carries the step, so a resumed run continues exactly)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, cfg, total_steps) / cfg.lr)
