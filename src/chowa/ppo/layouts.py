@@ -1,0 +1,212 @@
+"""Where PPO's policy, value and reference live, for any Hugging Face decoder-only causal LM.
+
+Layouts (`PPOModel(policy, layout=..., num_layers_unfrozen=k)`):
+- `separate`: a full frozen copy of the policy as reference; a separate trunk (a copy of the policy's, or a given
+  model such as the reward model) with a scalar value head.
+- `shared`: a full frozen reference; the value head sits on the policy trunk's last hidden state.
+- `hydra` (trlx): bottom L−k blocks and the embeddings frozen and shared; the reference is a frozen copy of the top
+  k blocks + final norm + LM head fed the trunk's hidden state at the input of block L−k, so one trunk pass serves
+  policy, value and reference. k ≤ 0 falls back to a full frozen reference (never a hydra branch: trlx's k ≤ 0 bug).
+- `reference-branch` (keyfan/bloomz-rlhf): as hydra, but the value is a trainable copy of the top k blocks + norm,
+  fed from the same frozen bottom, with the value head on top; no trainable weight is shared by the three tops.
+
+Blocks, final norm and LM head are found generically (`base_model.layers | h | blocks`, `norm | final_layer_norm |
+ln_f`, `get_output_embeddings()`), and branch blocks are called with the arguments the trunk gave the original block,
+so causal masks, rotary embeddings and BLOOM's alibi come from the model's own code.
+
+Run as (from Python):
+    ppo_model = PPOModel(AutoModelForCausalLM.from_pretrained("runs/sft"), layout="hydra", num_layers_unfrozen=2)
+    out = ppo_model(input_ids, attention_mask)   # out.logits (B, T, V), out.values (B, T), out.ref_logits
+    ppo_model.save_pretrained("runs/ppo/final")  # a plain causal-LM folder
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from chowa.errors import ChowaError
+from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input
+
+LAYOUTS = ("separate", "shared", "hydra", "reference-branch")
+_BLOCK_LIST_NAMES = ("layers", "h", "blocks", "block")
+_FINAL_NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_layernorm", "final_norm")
+
+
+def _decoder(model: PreTrainedModel) -> nn.Module:
+    """The module holding the block list: the base model, or its `decoder` / `language_model`."""
+    base = model.base_model
+    for candidate in (base, getattr(base, "decoder", None), getattr(base, "language_model", None)):
+        if candidate is not None and any(isinstance(getattr(candidate, n, None), nn.ModuleList)
+                                         for n in _BLOCK_LIST_NAMES):
+            return candidate
+    raise ChowaError(f"cannot find the decoder blocks of {type(model).__name__}: expected a ModuleList named one of "
+                     f"{_BLOCK_LIST_NAMES} on its base model; use layout 'separate' or 'shared' with "
+                     "num_layers_unfrozen: -1")
+
+
+def find_blocks(model: PreTrainedModel) -> nn.ModuleList:
+    """The decoder block list (GPT-NeoX, Llama: `.layers`; BLOOM, GPT-2: `.h`)."""
+    decoder = _decoder(model)
+    return next(getattr(decoder, n) for n in _BLOCK_LIST_NAMES if isinstance(getattr(decoder, n, None), nn.ModuleList))
+
+
+def find_final_norm(model: PreTrainedModel) -> nn.Module:
+    """The norm after the last block (Llama: `norm`, GPT-NeoX: `final_layer_norm`, BLOOM, GPT-2: `ln_f`)."""
+    decoder = _decoder(model)
+    for name in _FINAL_NORM_NAMES:
+        if isinstance(getattr(decoder, name, None), nn.Module):
+            return getattr(decoder, name)
+    raise ChowaError(f"cannot find the final norm of {type(model).__name__}: expected one of {_FINAL_NORM_NAMES}")
+
+
+def freeze_for_ppo(model: PreTrainedModel, num_layers_unfrozen: int) -> None:
+    """k > 0: train only the top k blocks, the final norm and an untied LM head; k = 0: train nothing; k = −1: all.
+
+    A tied LM head stays frozen with the input embeddings: if it trained, the "frozen" bottom would drift with it
+    (trlx issue #517).
+    """
+    model.requires_grad_(num_layers_unfrozen < 0)
+    if num_layers_unfrozen <= 0:
+        return
+    find_blocks(model)[-num_layers_unfrozen:].requires_grad_(True)
+    find_final_norm(model).requires_grad_(True)
+    lm_head = model.get_output_embeddings()
+    if lm_head.weight is not model.get_input_embeddings().weight:
+        lm_head.requires_grad_(True)
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """Set every dropout probability to 0: a hydra reference is exact only without dropout, and PPO's ratio must be
+    1 on the first step. Covers `nn.Dropout` modules and float attributes such as BLOOM's `hidden_dropout`.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token, as `generate` does, so left padding does not shift
+    rotary positions between sampling and scoring. (B, T) -> (B, T) long.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _accepts(module: nn.Module, argument: str) -> bool:
+    return argument in inspect.signature(module.forward).parameters
+
+
+@dataclass
+class PPOModelOutput:
+    """logits: (B, T, V) policy; values: (B, T) fp32; ref_logits: (B, T, V) frozen reference, or None."""
+
+    logits: torch.Tensor
+    values: torch.Tensor
+    ref_logits: torch.Tensor | None
+
+
+class PPOModel(nn.Module):
+    """A policy, its value estimate and its frozen reference, in one of `LAYOUTS`; see the module docstring."""
+
+    def __init__(self, policy: PreTrainedModel, layout: str = "hydra", num_layers_unfrozen: int = 2,
+                 value_model: PreTrainedModel | None = None):
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ChowaError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        num_blocks = len(find_blocks(policy))
+        if not -1 <= num_layers_unfrozen <= num_blocks:
+            raise ChowaError(f"num_layers_unfrozen must be -1..{num_blocks} for this model, not {num_layers_unfrozen}")
+        if layout == "reference-branch" and num_layers_unfrozen <= 0:
+            raise ChowaError("layout 'reference-branch' needs num_layers_unfrozen >= 1 (the value branch's depth)")
+        disable_dropout(policy)
+        self.layout, self.num_layers_unfrozen, self.policy = layout, num_layers_unfrozen, policy
+        self.hydra = layout in ("hydra", "reference-branch") and num_layers_unfrozen > 0
+        # Copies are taken before anything trains, so the reference is the initial policy.
+        if self.hydra:
+            self.reference = TopBlocks(self._top_blocks(), find_final_norm(policy), policy.get_output_embeddings(),
+                                       trainable=False)
+            self._check_reference_branch()
+        else:
+            self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
+        self.value_branch = (TopBlocks(self._top_blocks(), find_final_norm(policy), None, trainable=True)
+                             if layout == "reference-branch" else None)
+        self.value_trunk = None
+        if layout == "separate":
+            source = value_model if value_model is not None else policy
+            self.value_trunk = copy.deepcopy(source.base_model).requires_grad_(True)
+            disable_dropout(self.value_trunk)
+        value_config = (self.value_trunk if self.value_trunk is not None else policy).config
+        self.value_head = ValueHead(value_config.get_text_config().hidden_size)
+        freeze_for_ppo(policy, num_layers_unfrozen)
+
+    def _top_blocks(self) -> list[nn.Module]:
+        return list(find_blocks(self.policy)[-self.num_layers_unfrozen:])
+
+    def train(self, mode: bool = True) -> PPOModel:
+        super().train(mode)
+        self.reference.eval()
+        return self
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters: {"policy": [...], "value": [...]} (value: head, branch or separate trunk)."""
+        value_modules = [m for m in (self.value_head, self.value_branch, self.value_trunk) if m is not None]
+        return {"policy": [p for p in self.policy.parameters() if p.requires_grad],
+                "value": [p for m in value_modules for p in m.parameters() if p.requires_grad]}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                with_reference: bool = True) -> PPOModelOutput:
+        """input_ids, attention_mask: (B, T), left or right padded -> logits, values and (optionally) ref_logits.
+
+        Position ids follow the mask (as in `generate`); the reference runs without autograd.
+        """
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+        if _accepts(self.policy, "position_ids"):
+            inputs["position_ids"] = position_ids_from_mask(attention_mask)
+        branch_input = self.hydra and (with_reference or self.value_branch is not None)
+        block = find_blocks(self.policy)[-self.num_layers_unfrozen] if branch_input else None
+        with capture_block_input(block) if branch_input else nullcontext(BlockInput()) as captured:
+            output = self.policy(**inputs, output_hidden_states=self.layout in ("shared", "hydra"))
+        values = self.value_head(self._value_hidden_states(inputs, output, captured))
+        ref_logits = None
+        if with_reference:
+            with torch.no_grad():
+                ref_logits = self.reference(captured) if self.hydra else self.reference(**inputs).logits
+        return PPOModelOutput(output.logits, values, ref_logits)
+
+    def _value_hidden_states(self, inputs: dict, output, captured: BlockInput) -> torch.Tensor:
+        """(B, T, D): the input of the value head in this layout."""
+        if self.value_branch is not None:
+            return self.value_branch(captured)
+        if self.value_trunk is not None:
+            trunk_inputs = {k: v for k, v in inputs.items() if k != "position_ids" or _accepts(self.value_trunk, k)}
+            return self.value_trunk(**trunk_inputs).last_hidden_state
+        return output.hidden_states[-1]
+
+    def save_pretrained(self, out_dir: str | os.PathLike) -> None:
+        """Write the policy as a plain causal-LM folder (`AutoModelForCausalLM.from_pretrained` reloads it)."""
+        self.policy.save_pretrained(out_dir)
+
+    @torch.no_grad()
+    def _check_reference_branch(self) -> None:
+        """Fail at build time, not as a silently wrong KL, if the branch does not reproduce the model's logits
+        (e.g. an architecture that scales or soft-caps logits after the LM head)."""
+        was_training = self.policy.training
+        self.policy.eval()
+        num_tokens = min(8, self.policy.config.get_text_config().vocab_size)
+        probe = torch.arange(num_tokens, device=self.policy.device).unsqueeze(0)
+        with capture_block_input(find_blocks(self.policy)[-self.num_layers_unfrozen]) as captured:
+            logits = self.policy(input_ids=probe, attention_mask=torch.ones_like(probe), use_cache=False).logits
+        self.policy.train(was_training)
+        if not torch.allclose(self.reference(captured).float(), logits.float(), rtol=1e-3, atol=1e-3):
+            raise ChowaError(f"the hydra reference branch does not reproduce {type(self.policy).__name__}'s logits; "
+                             "use layout 'shared' or 'separate'")
