@@ -60,3 +60,31 @@ def project_corpus(tmp_path_factory) -> list[Path]:
     docs = [{"text": f"{_JA[i % len(_JA)]}\n{_EN[i % len(_EN)]}\n  indented\tline {i}"} for i in range(40)]
     (folder / "docs.jsonl").write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
     return [folder / "mixed.txt", folder / "docs.jsonl"]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory, project_corpus) -> Path:
+    """A 420-piece SentencePiece tokenizer trained on the project corpus (byte newlines)."""
+    from chowa.config import load_config
+    from chowa.tokenizer.train import TokenizerTrainConfig
+    from chowa.tokenizer.train import main as train_tokenizer
+
+    out = tmp_path_factory.mktemp("tok")
+    cfg = load_config(TokenizerTrainConfig, overrides=[f"out={out}", "vocab_size=420"],
+                      flags={"input": [str(p) for p in project_corpus]})
+    return train_tokenizer(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A randomly initialised 2-layer GPT-NeoX (hidden 32) with that tokenizer, saved as a plain HF folder."""
+    from chowa.models.build import build_model
+    from chowa.tokenizer import load_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = load_tokenizer(tokenizer_dir)
+    model = build_model("tiny", tokenizer=tokenizer, seed=0, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out

@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(stages)
     _add_stage(stages, "pretrain", "chowa.pretrain", "PretrainConfig",
                "Pretrain a causal LM on packed text (checkpoints, exact resume, DDP/FSDP/DeepSpeed).")
+    _add_stage(stages, "sft", "chowa.sft", "SFTConfig",
+               "Supervised fine-tuning on conversations in a chat format (loss on replies only; optional LoRA).")
+    _add_template_commands(stages)
+    _add_data_commands(stages)
     return parser
 
 
@@ -51,6 +55,44 @@ def _add_stage(stages: argparse._SubParsersAction, name: str, module_name: str, 
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, schema)
     parser.set_defaults(handler=_run_stage(schema, module_name))
+
+
+def _add_template_commands(stages: argparse._SubParsersAction) -> None:
+    from chowa.formats import FORMATS
+
+    template = stages.add_parser("template", help="Show how a chat format renders a conversation.",
+                                 description="Show how a chat format renders a conversation.")
+    actions = template.add_subparsers(dest="action", metavar="ACTION", required=True)
+    render = actions.add_parser(
+        "render", help="Print the prompt (conversation ends with a user turn) or training text of a JSON file.",
+        description="Print a conversation rendered in a chat format: the generation prompt when the last message "
+                    "is the user's, else the full training text with EOS after each reply. The JSON file holds a "
+                    'list of {"role", "content"} messages or {"messages": [...]}.')
+    render.add_argument("--format", required=True, choices=list(FORMATS), help="Chat format.")
+    render.add_argument("--input", required=True, metavar="FILE.json", help="Conversation file.")
+    render.add_argument("--eos-token", default="</s>", help="How EOS is written (default: </s>).")
+    render.set_defaults(handler=_template_render)
+
+
+def _add_data_commands(stages: argparse._SubParsersAction) -> None:
+    from chowa.data.conversations import DATA_FORMATS, INSPECTORS
+    from chowa.formats import FORMATS
+
+    data = stages.add_parser("data", help="Check how chowa reads your data before you train on it.",
+                             description="Check how chowa reads your data before you train on it.")
+    actions = data.add_subparsers(dest="action", metavar="ACTION", required=True)
+    inspect = actions.add_parser(
+        "inspect", help="Detected format, record count, bad records and the first example rendered.",
+        description="Report the detected record format, the number of records, every bad record with file:line "
+                    "and reason, and the first example rendered in the chat format with its trained part in ⟦ ⟧.")
+    inspect.add_argument("files", nargs="+", metavar="FILE", help="Data files or globs.")
+    inspect.add_argument("--kind", default="sft", choices=list(INSPECTORS), help="What the data is for.")
+    inspect.add_argument("--format", default=None, choices=list(FORMATS), help="Chat format to render with.")
+    inspect.add_argument("--data-format", default="auto", choices=("auto", *DATA_FORMATS),
+                         help="Record format (default: detect per file).")
+    inspect.add_argument("--tokenizer", default=None, metavar="DIR", help="Also count tokens with this tokenizer.")
+    inspect.add_argument("--json", action="store_true", help="Print JSON (keys: format, records, bad_records, ...).")
+    inspect.set_defaults(handler=_data_inspect)
 
 
 def _add_model_commands(stages: argparse._SubParsersAction) -> None:
@@ -154,6 +196,26 @@ def _tokenizer_stats(args: argparse.Namespace) -> int:
 
     report = tokenizer_stats(args.tokenizer, args.input, encoding=args.encoding, keep_cr=args.keep_cr)
     print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _template_render(args: argparse.Namespace) -> int:
+    from chowa.formats import render_conversation_file
+
+    print(render_conversation_file(args.input, args.format, args.eos_token))
+    return 0
+
+
+def _data_inspect(args: argparse.Namespace) -> int:
+    from chowa.data.conversations import format_inspection, inspect_data
+
+    tokenizer = None
+    if args.tokenizer:
+        from chowa.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(args.tokenizer)
+    report = inspect_data(args.files, args.kind, args.format, tokenizer, args.data_format)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_inspection(report))
     return 0
 
 

@@ -322,3 +322,20 @@ def inspect_data(paths: list[str], kind: str = "sft", format_name: str | None = 
         raise ChowaError(f"--kind {kind!r} is not one of: {', '.join(INSPECTORS)}")
     fmt = get_format(format_name or DEFAULT_FORMAT).name
     return INSPECTORS[kind](expand_inputs(paths), fmt, tokenizer, data_format)
+
+
+def format_inspection(report: dict) -> str:
+    """`chowa data inspect` as text: the summary lines, bad records, then the rendered first example."""
+    lines = [f"kind: {report['kind']}    chat format: {report['format']}"]
+    lines += [f"  {path}: {data_format}" for path, data_format in report.get("data_formats", {}).items()]
+    lines.append(f"records: {report['records']}    bad records: {report['bad_record_count']}")
+    lines += [f"  {bad}" for bad in report["bad_records"]]
+    for key in ("turns", "with_system"):
+        if key in report:
+            lines.append(f"{key}: {report[key]}")
+    example = report.get("example")
+    if example:
+        lines.append(f"first example ({example['source']}), trained part in ⟦ ⟧:")
+        lines.append(example["rendered"])
+        lines += [f"{key}: {value}" for key, value in example.items() if key not in ("source", "messages", "rendered")]
+    return "\n".join(lines)

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from chowa.config import atomic_write_text
+from chowa.data.order import SeededOrder
 from chowa.data.text import expand_inputs, read_documents
 from chowa.errors import ChowaError
 
@@ -86,7 +87,7 @@ def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike
     meta = {"dtype": np.dtype(dtype).name, "documents": len(documents), "val_documents": len(held_out),
             "inputs": list(inputs), "vocab_size": len(tokenizer), "newline_token": newline}
     for split, docs in streams.items():
-        tokens = np.fromiter((t for ids in docs for t in ids), dtype=dtype)
+        tokens = np.concatenate([np.asarray(ids, dtype=dtype) for ids in docs]) if docs else np.zeros(0, dtype)
         tmp = folder / f".{split}.bin.tmp"
         tokens.tofile(tmp)
         os.replace(tmp, folder / f"{split}.bin")
@@ -118,18 +119,14 @@ class PackedStream:
     """
 
     def __init__(self, tokens: np.ndarray, seq_len: int, seed: int = 0, shuffle: bool = True):
-        self.tokens, self.seq_len, self.seed, self.shuffle = tokens, seq_len, seed, shuffle
+        self.tokens, self.seq_len = tokens, seq_len
         self.num_windows = (len(tokens) - 1) // seq_len
         if self.num_windows < 1:
             raise ChowaError(f"pretrain: the corpus has {len(tokens)} tokens, fewer than one window of seq_len+1 = "
                              f"{seq_len + 1}; lower data.seq_len or add text")
-        self._order_epoch, self._order = -1, np.arange(self.num_windows)
+        self.order = SeededOrder(self.num_windows, seed, shuffle)
 
     def window(self, index: int) -> np.ndarray:
         """Tokens of the `index`-th window in the global order: (seq_len + 1,) int64."""
-        epoch, position = divmod(index, self.num_windows)
-        if self.shuffle and epoch != self._order_epoch:
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
-            self._order_epoch = epoch
-        start = int(self._order[position]) * self.seq_len
+        start = self.order[index] * self.seq_len
         return np.asarray(self.tokens[start:start + self.seq_len + 1], dtype=np.int64)

@@ -63,6 +63,9 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig,
         start_step = load_checkpoint(runtime, checkpoint)["step"]
         runtime.print(f"{stage}: resuming from {checkpoint} (step {start_step})")
     _trim_metrics(runtime, start_step)
+    if checkpoint is None and evaluate is not None:  # where the held-out curve starts
+        model.eval()
+        runtime.log({"step": 0} | evaluate(model))
     accumulation = runtime.cfg.gradient_accumulation_steps
     progress = tqdm(total=train.steps, initial=start_step, desc=stage, disable=not runtime.is_main, unit="step")
     with StopSignal() as stop:

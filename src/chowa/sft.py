@@ -1,0 +1,205 @@
+"""Supervised fine-tuning on conversations: the `sft` stage.
+
+Training files (Alpaca, OpenAI `messages`, ShareGPT, rinna `[{speaker, text}]`, hh-rlhf `chosen`; see
+`chowa.data.conversations`) are mixed by weight, rendered through one chat format (`chowa.formats`) into token
+ids with a loss mask over the replies and their EOS, and trained with the same loop, checkpoints and resume as
+pretraining. The saved folder carries the chat format (`chat_format.json` and the tokenizer's `chat_template`),
+so plain `tokenizer.apply_chat_template` renders prompts exactly as training did. With `lora.enabled` only
+low-rank adapters are trained (peft) and merged into the weights on save.
+
+Run as:
+    chowa sft --config configs/tiny/sft.yaml
+    accelerate launch --multi_gpu --num_processes 2 -m chowa sft --config configs/tiny/sft.yaml runtime.cpu=true
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from chowa.config import REQUIRED, option, save_config
+from chowa.data.conversations import DATA_FORMATS, DataSource, mix_sources
+from chowa.data.order import SeededOrder
+from chowa.errors import ChowaError
+from chowa.formats import FORMATS, chat_template, detect_format, get_format, render_training, save_format
+from chowa.models.load import load_causal_lm
+from chowa.runtime import Runtime, RuntimeConfig
+from chowa.tokenizer import load_tokenizer
+from chowa.training.loop import TrainConfig, fit
+from chowa.training.optim import OptimConfig
+from chowa.training.plots import plot_metrics
+
+IGNORE = -100
+
+
+@dataclass
+class SFTDataConfig:
+    train: list[str] = option(REQUIRED, "Training files or globs (.json, .jsonl, .gz); `builtin:sft/train.jsonl` "
+                                        "is chowa's own instruction set.")
+    weights: list[float] = option([], "Mixture weight per `train` entry (2.0 = every record twice, 0.5 = a random "
+                                      "half); empty = 1.0 each.")
+    heldout: list[str] = option([], "Held-out files for the reply loss reported at every evaluation.")
+    data_format: str = option("auto", "Record format of the files; `auto` detects it per file.",
+                              choices=("auto", *DATA_FORMATS))
+    skip_bad_records: bool = option(False, "Skip and count malformed records instead of stopping at the first.")
+    max_length: int = option(512, "Longest example in tokens; longer ones are cut (their cut replies train on "
+                                  "what remains).")
+    packing: bool = option(False, "Pack several examples into each max_length row (fewer pad tokens; examples "
+                                  "in a row attend to the ones before them).")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = option(False, "Train low-rank adapters (peft) instead of every weight.")
+    r: int = option(16, "Adapter rank.")
+    alpha: int = option(32, "Adapter scaling numerator (scale = alpha / r).")
+    dropout: float = option(0.05, "Dropout on the adapter input.")
+    target_modules: list[str] = option([], "Module names to adapt; empty = peft's default for the architecture.")
+
+
+@dataclass
+class SFTConfig:
+    out: str = option(REQUIRED, "Output folder: final HF model with its chat format, checkpoints/, metrics.jsonl.")
+    model: str = option(REQUIRED, "Causal-LM folder to start from (chowa's pretrain output or any HF model).")
+    tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
+    format: str = option("", "Chat format; default: the model folder's own (chat_format.json, chat_template or "
+                             f"rinna layout). One of: {', '.join(FORMATS)}.")
+    data: SFTDataConfig = option(SFTDataConfig(), "Conversations to train on.")
+    lora: LoraConfig = option(LoraConfig(), "Optional LoRA adapters.")
+    train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")
+    optim: OptimConfig = option(OptimConfig(lr=2e-5, min_lr=2e-6, warmup_steps=20), "AdamW and schedule.")
+    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed, gradient accumulation.")
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE outside the replies
+
+
+def main(cfg: SFTConfig) -> Path:
+    out = Path(cfg.out)
+    runtime = Runtime(cfg.runtime, out_dir=out)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
+    fmt = get_format(cfg.format) if cfg.format else detect_format(cfg.tokenizer or cfg.model)
+    tokenizer.chat_template = chat_template(fmt)  # saved with every checkpoint, so apply_chat_template matches
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if runtime.is_main:
+        save_config(cfg, out)
+    train_examples = _examples(cfg, cfg.data.train, cfg.data.weights, fmt, tokenizer, runtime)
+    heldout = _examples(cfg, cfg.data.heldout, [], fmt, tokenizer, runtime) if cfg.data.heldout else []
+    if cfg.data.packing:
+        train_examples = pack_examples(train_examples, cfg.data.max_length)
+    model = load_causal_lm(cfg.model)
+    if cfg.lora.enabled:
+        model = _with_lora(model, cfg.lora)
+    runtime.print(f"sft: {len(train_examples):,} training rows, {len(heldout):,} held out, format {fmt.name}")
+    order = SeededOrder(len(train_examples), seed=cfg.runtime.seed)
+
+    def next_batch(step: int, micro: int) -> dict[str, torch.Tensor]:
+        per_step = cfg.train.batch_size * cfg.runtime.gradient_accumulation_steps * runtime.num_processes
+        first = step * per_step + (micro * runtime.num_processes + runtime.process_index) * cfg.train.batch_size
+        rows = [train_examples[order[first + i]] for i in range(cfg.train.batch_size)]
+        return collate(rows, tokenizer.pad_token_id)
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        return reply_loss(runtime, model, heldout, cfg.train.batch_size, tokenizer.pad_token_id)
+
+    model = fit(runtime, model, tokenizer, cfg.train, cfg.optim, out, next_batch, masked_lm_loss,
+                evaluate if heldout else None, "sft")
+    if cfg.lora.enabled and runtime.is_main:  # a plain folder: merged weights, no adapter files
+        model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            (out / name).unlink(missing_ok=True)
+    if runtime.is_main:
+        save_format(out, fmt)
+        save_config(cfg, out)
+        plot_metrics(runtime.metrics_path, out / "loss.png", [("train_loss", "val_loss")], title="sft")
+    runtime.wait()
+    return out
+
+
+def _examples(cfg: SFTConfig, files: list[str], weights: list[float], fmt, tokenizer, runtime: Runtime) -> list:
+    if weights and len(weights) != len(files):
+        raise ChowaError(f"config: data.weights has {len(weights)} entries but data.train has {len(files)}")
+    sources = [DataSource(path, weights[i] if weights else 1.0, cfg.data.data_format) for i, path in enumerate(files)]
+    loaded = mix_sources(sources, seed=cfg.runtime.seed, skip_bad_records=cfg.data.skip_bad_records)
+    if loaded.bad_records:
+        runtime.print(f"sft: skipped {len(loaded.bad_records)} bad records, first: {loaded.bad_records[0]}")
+    examples = []
+    for record in loaded.conversations:
+        try:
+            ids, mask = render_training(record.messages, fmt, tokenizer)
+        except ChowaError as exc:
+            raise ChowaError(f"{record.source}: {exc}") from None
+        ids, mask = ids[:cfg.data.max_length], mask[:cfg.data.max_length]
+        if any(mask):
+            examples.append(Example(ids, [t if m else IGNORE for t, m in zip(ids, mask, strict=True)]))
+    if not examples:
+        raise ChowaError(f"sft: no trainable examples in {', '.join(files)}")
+    return examples
+
+
+def pack_examples(examples: list[Example], max_length: int) -> list[Example]:
+    """Concatenate consecutive examples into rows of at most `max_length` tokens (an example is never split)."""
+    rows, ids, labels = [], [], []
+    for example in examples:
+        if ids and len(ids) + len(example.input_ids) > max_length:
+            rows.append(Example(ids, labels))
+            ids, labels = [], []
+        ids, labels = ids + example.input_ids, labels + example.labels
+    if ids:
+        rows.append(Example(ids, labels))
+    return rows
+
+
+def collate(rows: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch. input_ids, attention_mask, labels: (B, T)."""
+    width = max(len(row.input_ids) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, :len(row.input_ids)] = torch.tensor(row.input_ids)
+        labels[i, :len(row.labels)] = torch.tensor(row.labels)
+        attention[i, :len(row.input_ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def masked_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over reply tokens only (labels == IGNORE elsewhere)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+    return loss, int((targets != IGNORE).sum())
+
+
+@torch.no_grad()
+def reply_loss(runtime: Runtime, model: torch.nn.Module, examples: list[Example], batch_size: int,
+               pad_id: int) -> dict[str, float]:
+    """Token-weighted mean loss over the replies of `examples`, split across processes."""
+    total = torch.zeros(2, device=runtime.device)
+    mine = examples[runtime.process_index::runtime.num_processes]
+    for start in range(0, len(mine), batch_size):
+        batch = {k: v.to(runtime.device) for k, v in collate(mine[start:start + batch_size], pad_id).items()}
+        loss, count = masked_lm_loss(model, batch)
+        total += torch.tensor([loss.item() * count, count], device=runtime.device)
+    total = runtime.accelerator.reduce(total, reduction="sum")
+    value = (total[0] / total[1].clamp(min=1)).item()
+    return {"val_loss": round(value, 6), "val_ppl": round(math.exp(min(value, 50)), 4)}
+
+
+def _with_lora(model, cfg: LoraConfig):
+    try:
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import get_peft_model
+    except ImportError:
+        raise ChowaError("lora.enabled needs peft: pip install 'chowa[lora]'") from None
+    peft_config = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
+                                 target_modules=cfg.target_modules or None)
+    return get_peft_model(model, peft_config)
