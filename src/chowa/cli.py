@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Pretrain a causal LM on packed text (checkpoints, exact resume, DDP/FSDP/DeepSpeed).")
     _add_stage(stages, "sft", "chowa.sft", "SFTConfig",
                "Supervised fine-tuning on conversations in a chat format (loss on replies only; optional LoRA).")
+    _add_generation_commands(stages)
     _add_template_commands(stages)
     _add_data_commands(stages)
     return parser
@@ -55,6 +56,82 @@ def _add_stage(stages: argparse._SubParsersAction, name: str, module_name: str, 
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, schema)
     parser.set_defaults(handler=_run_stage(schema, module_name))
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    from chowa.formats import FORMATS
+
+    parser.add_argument("--model", required=True, metavar="DIR", help="Chat model folder (chowa's or rinna layout).")
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
+                        help="Chat format (default: the folder's chat_format.json, chat_template or rinna layout).")
+    group = parser.add_argument_group("sampling (Hugging Face semantics; unset = the format's model-card default)")
+    group.add_argument("--temperature", type=float, default=None, help="Softmax temperature.")
+    group.add_argument("--top-p", type=float, default=None, help="Nucleus sampling mass.")
+    group.add_argument("--top-k", type=int, default=None, help="Sample among the k most likely tokens.")
+    group.add_argument("--repetition-penalty", type=float, default=None,
+                       help="Divide logits of tokens already present (>1 discourages repeats).")
+    group.add_argument("--max-new-tokens", type=int, default=None, help="Longest reply in tokens.")
+    group.add_argument("--greedy", action="store_true", help="Greedy decoding instead of sampling.")
+    group.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                       help="Extra stop string (repeatable); the format's speaker tags always stop.")
+    group.add_argument("--seed", type=int, default=0, help="Sampling seed.")
+
+
+def _sampling(args: argparse.Namespace):
+    from chowa.generate import Sampling
+
+    return Sampling(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                    repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
+                    do_sample=False if args.greedy else None, stop=args.stop, seed=args.seed)
+
+
+def _add_generation_commands(stages: argparse._SubParsersAction) -> None:
+    generate = stages.add_parser(
+        "generate", help="Reply to a prompt, or to every prompt of a JSONL file (batched).",
+        description="Reply to --prompt, or to every record of --input (JSONL with `messages`, Alpaca "
+                    "`instruction`/`input`, or `prompt`), rendering prompts in the model's chat format. With "
+                    "--input, each record is written back with a `reply` field.")
+    _add_sampling_arguments(generate)
+    source = generate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", metavar="TEXT", help="One user message.")
+    source.add_argument("--input", metavar="FILE.jsonl", help="Prompt records.")
+    generate.add_argument("--out", metavar="FILE.jsonl", help="Where to write records with replies (default: stdout).")
+    generate.add_argument("--batch-size", type=int, default=8, help="Prompts generated together (default: 8).")
+    generate.set_defaults(handler=_generate)
+    chat = stages.add_parser("chat", help="Interactive multi-turn chat, streaming replies (/reset, /quit).",
+                             description="Interactive multi-turn chat in the terminal, streaming each reply. Type "
+                                         "/reset for a new conversation, /quit (or Ctrl-D) to leave.")
+    _add_sampling_arguments(chat)
+    chat.set_defaults(handler=_chat)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from chowa.generate import generate_replies, load_chat_model, read_prompt_file, write_jsonl
+
+    chat = load_chat_model(args.model, args.format)
+    if args.prompt is not None:
+        print(generate_replies(chat, [[{"role": "user", "content": args.prompt}]], _sampling(args))[0])
+        return 0
+    items = read_prompt_file(args.input)
+    with tqdm(total=len(items), desc="generate", unit="prompt", file=sys.stderr) as bar:
+        replies = generate_replies(chat, [messages for _, messages in items], _sampling(args), args.batch_size,
+                                   progress=bar.update)
+    records = [record | {"reply": reply} for (record, _), reply in zip(items, replies, strict=True)]
+    if args.out:
+        print(f"wrote {write_jsonl(args.out, records)}", file=sys.stderr)
+    else:
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from chowa import chat
+    from chowa.generate import load_chat_model
+
+    return chat.main(load_chat_model(args.model, args.format), _sampling(args))
 
 
 def _add_template_commands(stages: argparse._SubParsersAction) -> None:

@@ -1,0 +1,196 @@
+"""Generation with a chat model: batched replies for files, one streamed reply for the terminal.
+
+The prompt is rendered by the model's chat format (`chowa.formats`), sampling defaults come from the format's
+model card (rinna-ja: repetition_penalty 1.1; rinna bilingual: temperature 1.0, top_p 0.85; weblab: temperature
+0.7, top_p 0.95) and any option the user sets wins. Generation stops at EOS or at a stop string (the next
+speaker tag), and replies are cleaned as the format says (`<NL>` -> newline, cut at the tag).
+
+Run as:
+    chowa generate --model runs/demo/sft --prompt "3たす4は?"
+    chowa generate --model runs/demo/sft --input prompts.jsonl --out replies.jsonl --batch-size 16
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from chowa.errors import ChowaError
+from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
+from chowa.models.load import load_causal_lm
+from chowa.tokenizer import load_tokenizer
+
+Message = dict[str, str]
+
+
+@dataclass
+class Sampling:
+    """Sampling options; None means "the chat format's default" (see `resolve`)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    max_new_tokens: int | None = None
+    do_sample: bool | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def resolve(self, fmt: ChatFormat) -> dict:
+        """`model.generate` keyword arguments: the format's card defaults overridden by what is set here."""
+        options = {"do_sample": True, "max_new_tokens": 128} | dict(fmt.generation)
+        for key in ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "do_sample"):
+            if getattr(self, key) is not None:
+                options[key] = getattr(self, key)
+        if not options["do_sample"]:
+            for key in ("temperature", "top_p", "top_k"):
+                options.pop(key, None)
+        options["stop_strings"] = list(dict.fromkeys([*fmt.stop, *self.stop])) or None
+        return options
+
+
+@dataclass
+class ChatModel:
+    model: torch.nn.Module
+    tokenizer: object
+    format: ChatFormat
+
+
+def load_chat_model(path: str | os.PathLike, format_name: str | None = None, device: str | None = None) -> ChatModel:
+    """Model, tokenizer (SentencePiece-exact for rinna folders) and chat format of a model folder."""
+    tokenizer = load_tokenizer(path)
+    fmt = get_format(format_name) if format_name else detect_format(path)
+    model = load_causal_lm(path).eval()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return ChatModel(model.to(device), tokenizer, fmt)
+
+
+def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampling: Sampling,
+                     batch_size: int = 8, progress: Callable[[int], None] | None = None) -> list[str]:
+    """Cleaned replies, one per conversation (each ends with a user message), generated in left-padded batches."""
+    options = sampling.resolve(chat.format)
+    replies: list[str] = []
+    torch.manual_seed(sampling.seed)
+    for start in range(0, len(conversations), batch_size):
+        prompts = [encode_prompt(c, chat.format, chat.tokenizer) for c in conversations[start:start + batch_size]]
+        input_ids, attention_mask = left_pad(prompts, _pad_id(chat.tokenizer), chat.model.device)
+        with torch.no_grad():
+            output = chat.model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                         tokenizer=chat.tokenizer, pad_token_id=_pad_id(chat.tokenizer), **options)
+        for row in output[:, input_ids.shape[1]:]:
+            text = chat.tokenizer.decode(row.tolist(), skip_special_tokens=False)
+            replies.append(clean_reply(text, chat.format, chat.tokenizer.eos_token or ""))
+        if progress is not None:
+            progress(len(prompts))
+    return replies
+
+
+def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, on_text: Callable[[str], None]) -> str:
+    """Generate the reply to `messages`, passing each new stretch of cleaned text to `on_text` as it is decoded
+    (text that may start a stop tag is held back); returns the whole cleaned reply."""
+    streamer = _CleanStreamer(chat, on_text)
+    ids = torch.tensor([encode_prompt(messages, chat.format, chat.tokenizer)], device=chat.model.device)
+    torch.manual_seed(sampling.seed)
+    with torch.no_grad():
+        chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), tokenizer=chat.tokenizer,
+                            pad_token_id=_pad_id(chat.tokenizer), streamer=streamer, **sampling.resolve(chat.format))
+    return streamer.shown
+
+
+class _CleanStreamer(BaseStreamer):
+    """Calls `on_text` with each new stretch of the cleaned reply; holds back text that may start a stop tag."""
+
+    def __init__(self, chat: ChatModel, on_text: Callable[[str], None]):
+        self.chat, self.on_text = chat, on_text
+        self.ids: list[int] = []
+        self.shown = ""
+        self.prompt_seen = False
+        self.hold = max((len(s) for s in chat.format.stop), default=0) + len(chat.tokenizer.eos_token or "")
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate() first passes the prompt itself
+            self.prompt_seen = True
+            return
+        self.ids += value.flatten().tolist()
+        self._emit(final=False)
+
+    def end(self) -> None:
+        self._emit(final=True)
+
+    def _emit(self, final: bool) -> None:
+        text = self.chat.tokenizer.decode(self.ids, skip_special_tokens=False)
+        if not final and text.endswith("\ufffd"):  # half of a multi-byte character (byte-fallback pieces)
+            return
+        cleaned = clean_reply(text, self.chat.format, self.chat.tokenizer.eos_token or "")
+        visible = cleaned if final else cleaned[:max(0, len(cleaned) - self.hold)]
+        if visible.startswith(self.shown) and len(visible) > len(self.shown):
+            self.on_text(visible[len(self.shown):])
+            self.shown = visible
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids, attention_mask: (B, T), rows aligned to the right so generation continues each one."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            input_ids[i, width - len(row):] = torch.tensor(row)
+            attention_mask[i, width - len(row):] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def prompt_messages(record: dict, where: str) -> list[Message]:
+    """The conversation to answer from a prompt record: `messages` (a trailing assistant turn is dropped),
+    Alpaca `instruction` (+ `input`), or `prompt` text."""
+    if isinstance(record.get("messages"), list):
+        messages = [m for m in record["messages"] if isinstance(m, dict)]
+        while messages and messages[-1].get("role") == "assistant":
+            messages.pop()
+        if messages and messages[-1].get("role") == "user":
+            return messages
+        raise ChowaError(f"{where}: field 'messages' must end with a user message")
+    if isinstance(record.get("instruction"), str):
+        message = {"role": "user", "content": record["instruction"]}
+        if record.get("input"):
+            message["input"] = record["input"]
+        return [message]
+    if isinstance(record.get("prompt"), str):
+        return [{"role": "user", "content": record["prompt"]}]
+    raise ChowaError(f"{where}: expected a field 'messages', 'instruction' or 'prompt'")
+
+
+def read_prompt_file(path: str | os.PathLike) -> list[tuple[dict, list[Message]]]:
+    """(record, conversation) for each line of a JSONL prompt file."""
+    from chowa.data.text import expand_inputs, read_file_text
+
+    items = []
+    for file in expand_inputs([str(path)]):
+        for number, line in enumerate(read_file_text(file).splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ChowaError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise ChowaError(f"{file}:{number}: expected a JSON object")
+            items.append((record, prompt_messages(record, f"{file}:{number}")))
+    return items
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
+    from chowa.config import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return Path(path)

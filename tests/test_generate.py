@@ -1,0 +1,105 @@
+"""Generation and chat: batched equals one-at-a-time, streaming equals batch output, chat runs from stdin."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import sentencepiece as spm
+
+from chowa import chat
+from chowa.errors import ChowaError
+from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file, stream_reply
+from chowa.tokenizer.load import SentencePieceTokenizer
+
+PROMPTS = ["猫を2回書いてください。", "Write 'tea' 3 times.", "こんにちは", "What is 3 plus 4?", "雨"]
+GREEDY = Sampling(do_sample=False, max_new_tokens=12)
+
+
+def _conversations(texts: list[str]) -> list[list[dict]]:
+    return [[{"role": "user", "content": text}] for text in texts]
+
+
+def test_batched_generation_equals_one_at_a_time(tiny_model_dir):
+    model = load_chat_model(tiny_model_dir, "rinna")
+    batched = generate_replies(model, _conversations(PROMPTS), GREEDY, batch_size=5)
+    single = [generate_replies(model, _conversations([text]), GREEDY, batch_size=1)[0] for text in PROMPTS]
+    assert batched == single and any(batched)
+
+
+def test_streamed_reply_equals_batch_reply(tiny_model_dir):
+    model = load_chat_model(tiny_model_dir, "rinna")
+    pieces: list[str] = []
+    reply = stream_reply(model, _conversations(PROMPTS[:1])[0], GREEDY, pieces.append)
+    assert "".join(pieces) == reply == generate_replies(model, _conversations(PROMPTS[:1]), GREEDY)[0]
+
+
+def test_format_defaults_and_overrides():
+    from chowa.formats import get_format
+
+    assert Sampling().resolve(get_format("rinna-nl"))["repetition_penalty"] == 1.1
+    bilingual = Sampling().resolve(get_format("rinna"))
+    assert (bilingual["temperature"], bilingual["top_p"]) == (1.0, 0.85)
+    weblab = Sampling(top_p=0.5).resolve(get_format("alpaca-ja"))
+    assert (weblab["temperature"], weblab["top_p"]) == (0.7, 0.5)
+    assert "temperature" not in Sampling(do_sample=False).resolve(get_format("rinna"))
+    assert "ユーザー:" in Sampling(stop=["END"]).resolve(get_format("rinna"))["stop_strings"]
+
+
+def test_chat_reads_turns_and_commands_from_stdin(tiny_model_dir):
+    stdout = io.StringIO()
+    code = chat.main(load_chat_model(tiny_model_dir, "rinna"), GREEDY,
+                     io.StringIO("こんにちは\n/reset\n/help\nhello\n/quit\n"), stdout)
+    text = stdout.getvalue()
+    assert code == 0 and text.count("> ") == 5 and "(new conversation)" in text and "unknown command '/help'" in text
+
+
+def test_chat_command_in_a_subprocess(tiny_model_dir):
+    result = subprocess.run([sys.executable, "-m", "chowa", "chat", "--model", str(tiny_model_dir), "--format",
+                             "rinna", "--greedy", "--max-new-tokens", "6"], input="こんにちは\nhello\n",
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("chowa chat (rinna format)") and result.stdout.count("> ") == 3
+
+
+def test_generate_input_file_writes_a_reply_per_record(tmp_path, tiny_model_dir):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"instruction": "猫を2回書いてください。", "id": 1},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "drop me"}], "id": 2},
+        {"prompt": "雨", "id": 3}]) + "\n", encoding="utf-8")
+    out = tmp_path / "replies.jsonl"
+    from chowa.cli import main as cli_main
+
+    assert cli_main(["generate", "--model", str(tiny_model_dir), "--format", "rinna", "--input", str(prompts),
+                     "--out", str(out), "--greedy", "--max-new-tokens", "5", "--batch-size", "2"]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in records] == [1, 2, 3] and all(isinstance(r["reply"], str) for r in records)
+    prompts.write_text('{"text": "no prompt here"}\n', encoding="utf-8")
+    with pytest.raises(ChowaError, match=rf"{prompts}:1: expected a field 'messages', 'instruction' or 'prompt'"):
+        read_prompt_file(prompts)
+
+
+def test_rinna_layout_folder_gets_sentencepiece_tokenizer_and_format(tmp_path, tiny_model_dir, tokenizer_dir):
+    """GPT-NeoX config + spiece.model + a T5Tokenizer config, as the rinna checkpoints ship."""
+    folder = tmp_path / "rinna-layout"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "generation_config.json"):
+        if (tiny_model_dir / name).exists():
+            shutil.copy(tiny_model_dir / name, folder / name)
+    shutil.copy(tokenizer_dir / "spiece.model", folder / "spiece.model")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "[PAD]",
+        "bos_token": "<s>", "extra_ids": 0}))
+    model = load_chat_model(folder)
+    assert model.format.name == "rinna"  # no <NL> piece in this vocabulary
+    assert isinstance(model.tokenizer, SentencePieceTokenizer)
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    text = "  吾輩は  猫である   "
+    assert model.tokenizer(text, add_special_tokens=False).input_ids == processor.encode(text)
+    assert generate_replies(model, _conversations(PROMPTS[:2]), GREEDY) is not None
