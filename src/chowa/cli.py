@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage(stages, "sft", "chowa.sft", "SFTConfig",
                "Supervised fine-tuning on conversations in a chat format (loss on replies only; optional LoRA).")
     _add_generation_commands(stages)
+    _add_eval_commands(stages)
     _add_template_commands(stages)
     _add_data_commands(stages)
     return parser
@@ -132,6 +133,67 @@ def _chat(args: argparse.Namespace) -> int:
     from chowa.generate import load_chat_model
 
     return chat.main(load_chat_model(args.model, args.format), _sampling(args))
+
+
+def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
+    from chowa.eval.jglue.tasks import SUITES
+
+    evaluate = stages.add_parser("eval", help="Evaluate a model: the JGLUE suites as the model cards ran them.",
+                                 description="Evaluate a model: the JGLUE suites exactly as the rinna and weblab "
+                                             "model cards ran them.")
+    actions = evaluate.add_subparsers(dest="action", metavar="ACTION", required=True)
+    jglue = actions.add_parser(
+        "jglue", help="Run JGLUE tasks or a published suite; print the cards' table, write results JSON.",
+        description="Run JGLUE tasks (name-VERSION-PROMPT[:shots]) or a published suite on a model. --data-dir is one "
+                    "root in the public sources' layout (JGLUE/datasets/, mgsm/, xwinograd/, jaqket_v2/, xlsum_ja/); "
+                    "a task whose files are absent is reported as missing and the averages say which tasks they "
+                    "cover. Per-document outputs are written next to --out.")
+    jglue.add_argument("--model", required=True, metavar="DIR", help="Causal-LM folder.")
+    jglue.add_argument("--data-dir", required=True, metavar="DIR", help="Data root (see above).")
+    which = jglue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tasks", metavar="LIST", help="Comma-separated task names, e.g. jcommonsenseqa-1.1-0.3:3.")
+    which.add_argument("--suite", choices=list(SUITES), help="A model card's task list and prompt versions.")
+    jglue.add_argument("--limit", type=int, default=None, help="Evaluate only the first N documents of each task.")
+    jglue.add_argument("--batch-size", type=int, default=8, help="Rows per forward pass (default: 8).")
+    jglue.add_argument("--out", metavar="FILE.json", help="Results JSON (a Markdown table and samples beside it).")
+    jglue.add_argument("--sequential", action="store_true",
+                       help="Score one request at a time, as the reference harness does (same scores, slower).")
+    jglue.add_argument("--rouge-tokenizer", default="model", choices=("model", "mecab"),
+                       help="xlsum ROUGE-2 tokens: the model's tokenizer (published mode) or MeCab.")
+    jglue.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                       help="Weights dtype (default: the checkpoint's).")
+    jglue.add_argument("--device", default=None, help="Device (default: CUDA when present).")
+    jglue.set_defaults(handler=_eval_jglue)
+    prompts = actions.add_parser(
+        "prompts", help="Write each evaluated document's full few-shot prompt as JSONL.",
+        description="Write JSONL, one line per evaluated document in evaluation order: doc_id, prompt (the full "
+                    "few-shot context), choices or until + max_new_tokens, gold. Without --model, prompts are not "
+                    "trimmed to a context length and token budgets are null.")
+    prompts.add_argument("--task", required=True, help="Task name, e.g. jnli-1.1-0.3.")
+    prompts.add_argument("--data-dir", required=True, metavar="DIR", help="Data root.")
+    prompts.add_argument("--limit", type=int, default=None, help="First N documents only.")
+    prompts.add_argument("--model", default=None, metavar="DIR", help="Model whose tokenizer trims prompts.")
+    prompts.add_argument("--out", default=None, metavar="FILE.jsonl", help="Output file (default: stdout).")
+    prompts.set_defaults(handler=_eval_prompts)
+
+
+def _eval_jglue(args: argparse.Namespace) -> int:
+    from chowa.eval.jglue.runner import results_markdown, run_jglue
+
+    results = run_jglue(args.model, args.data_dir, tasks=args.tasks, suite=args.suite, limit=args.limit,
+                        batch_size=args.batch_size, out=args.out, sequential=args.sequential,
+                        rouge_tokenizer=args.rouge_tokenizer, dtype=args.dtype, device=args.device)
+    print(results_markdown(results))
+    return 0
+
+
+def _eval_prompts(args: argparse.Namespace) -> int:
+    from chowa.eval.jglue.runner import write_prompts
+
+    count = write_prompts(args.task, args.data_dir, out=args.out, limit=args.limit, model=args.model)
+    if args.out:
+        print(f"wrote {count} prompts to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _add_template_commands(stages: argparse._SubParsersAction) -> None:

@@ -1,0 +1,253 @@
+"""The model contract evaluation harnesses call: `loglikelihood` and `generate_until` over a HF causal LM.
+
+Tokenisation follows the reference harness: context and continuation are encoded separately with no special
+tokens, an empty context becomes `[eos]`, long inputs are left-truncated to `max_length` (`config.n_ctx`, else
+`max_position_embeddings`). Generation is greedy with one stop token (the last token of `until[0]`) and a
+per-request budget, then cut at every `until` string.
+
+Two modes give the same scores. `sequential=True` runs one request at a time exactly as the reference did
+(HF `generate` for generation). The default batches: log-likelihood requests sharing a context run that context
+once and score every continuation from a copy of its KV cache; greedy decoding runs left-padded batches with a
+per-row stop token and budget.
+
+Run as (from Python):
+    lm = HFCausalLM.from_folder("out/sft", batch_size=8)
+    lm.loglikelihood([("質問：…\\n回答:", "東京")]); lm.generate_until([("問題：…", ["\\n"], 32)])
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, GenerationConfig
+
+from chowa.errors import ChowaError
+from chowa.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+# Sampling and penalty settings a model folder may carry; the reference's HF `generate` would have applied them.
+_GREEDY_SENSITIVE = ("do_sample", "temperature", "top_k", "top_p", "num_beams", "repetition_penalty",
+                     "no_repeat_ngram_size", "bad_words_ids", "min_length", "min_new_tokens", "suppress_tokens",
+                     "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
+                     "encoder_repetition_penalty", "sequence_bias")
+
+
+class HFCausalLM:
+    """`batch_size` bounds the rows of one forward: continuations for log-likelihood, sequences for generation."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 8, sequential: bool = False, progress: bool = True):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.batch_size, self.sequential, self.progress = max(1, batch_size), sequential, progress
+        config = model.config
+        self.max_length = getattr(config, "n_ctx", None) or config.max_position_embeddings
+        if tokenizer.eos_token_id is None:
+            raise ChowaError("tokenizer has no eos_token; the harness conditions empty contexts on it")
+        self.eos_token_id = tokenizer.eos_token_id
+        # transformers renamed `past_key_values` to `cache` within 5.x; pass whichever this version takes.
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._warn_generation_config()
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike, dtype: str = "auto", device: str | None = None,
+                    **kwargs) -> HFCausalLM:
+        if not os.path.isdir(path):
+            raise ChowaError(f"model: {path} is not a folder")
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype, None)
+        if not isinstance(torch_dtype, str | torch.dtype):
+            raise ChowaError(f"dtype must be auto, float32, float16 or bfloat16, got {dtype!r}")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
+        except (OSError, ValueError) as exc:
+            raise ChowaError(f"model: cannot load a causal LM from {path}: {exc}") from None
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model, load_tokenizer(path), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    # --- log-likelihood ------------------------------------------------------------------------------------
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """(sum of continuation log-probs, whether every continuation token is the argmax) per (context, cont)."""
+        items = [([self.eos_token_id] if ctx == "" else self.encode(ctx), self.encode(cont)) for ctx, cont in requests]
+        bar = tqdm(total=len(items), desc="loglikelihood", disable=not self.progress, leave=False)
+        results: list[tuple[float, bool] | None] = [None] * len(items)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (ctx_ids, cont_ids) in enumerate(items):
+            if not cont_ids:
+                results[i] = (0.0, True)
+            elif self.sequential or len(ctx_ids) + len(cont_ids) > self.max_length + 1:
+                results[i] = self._loglikelihood_one(ctx_ids, cont_ids)  # truncated inputs share no context
+            else:
+                groups.setdefault(tuple(ctx_ids), []).append(i)
+                continue
+            bar.update(1)
+        # Longest first, so each batch pads little and memory peaks at the start.
+        # A context shared by more continuations than a batch holds (xwinograd's [eos]) is split up.
+        pieces = [(ctx, idx[k:k + self.batch_size]) for ctx, idx in groups.items()
+                  for k in range(0, len(idx), self.batch_size)]
+        ordered = sorted(pieces, key=lambda g: -(len(g[0]) + max(len(items[i][1]) for i in g[1])))
+        for chunk in _chunks(ordered, self.batch_size):
+            for i, result in zip((i for _, idx in chunk for i in idx), self._loglikelihood_shared(chunk, items)):
+                results[i] = result
+            bar.update(sum(len(idx) for _, idx in chunk))
+        bar.close()
+        return results
+
+    @torch.no_grad()
+    def _loglikelihood_one(self, ctx_ids: list[int], cont_ids: list[int]) -> tuple[float, bool]:
+        """The reference computation: one row, `(ctx + cont)[-(max_length + 1):][:-1]`."""
+        inp = (ctx_ids + cont_ids)[-(self.max_length + 1):][:-1]
+        logits = self.model(torch.tensor([inp], device=self.device)).logits[0, -len(cont_ids):]
+        return _score(F.log_softmax(logits.float(), dim=-1), cont_ids)
+
+    @torch.no_grad()
+    def _loglikelihood_shared(self, chunk, items) -> list[tuple[float, bool]]:
+        """Contexts run once (left-padded batch, cached); every continuation then reads its context's cache.
+
+        chunk: [(ctx_ids, [request index, ...]), ...]; returns results in chunk order.
+        """
+        contexts = [list(ctx) for ctx, _ in chunk]
+        input_ids, mask = self._left_pad(contexts)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # (G, V): predicts each continuation's 1st token
+        rows = [(g, items[i][1]) for g, (_, idx) in enumerate(chunk) for i in idx]
+        rest_len = max(len(cont) - 1 for _, cont in rows)
+        rest = None
+        if rest_len > 0:
+            owner = torch.tensor([g for g, _ in rows], device=self.device)
+            cache = self._cache_of(out)
+            cache.reorder_cache(owner)  # one cache row per continuation (index_select along the batch)
+            # Right padding is safe here: padded positions come after every real token and are never read.
+            rest_ids = torch.tensor([cont[:-1] + [self.eos_token_id] * (rest_len - len(cont) + 1) for _, cont in rows],
+                                    device=self.device)
+            rest_mask = torch.cat([mask[owner], torch.ones_like(rest_ids)], dim=1)
+            lengths = torch.tensor([len(contexts[g]) for g, _ in rows], device=self.device)
+            rest_pos = lengths[:, None] + torch.arange(rest_len, device=self.device)[None, :]
+            logits = self.model(rest_ids, attention_mask=rest_mask, position_ids=rest_pos,
+                                **{self._cache_arg: cache}).logits
+            rest = F.log_softmax(logits.float(), dim=-1)  # (R, rest_len, V)
+        results = []
+        for r, (g, cont) in enumerate(rows):
+            logprobs = first[g:g + 1] if len(cont) == 1 else torch.cat([first[g:g + 1], rest[r, :len(cont) - 1]])
+            results.append(_score(logprobs, cont))
+        return results
+
+    def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in sequences)
+        ids = [[self.eos_token_id] * (width - len(s)) + s for s in sequences]
+        mask = [[0] * (width - len(s)) + [1] * len(s) for s in sequences]
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+
+    # --- greedy generation ---------------------------------------------------------------------------------
+
+    def generate_until(self, requests: Sequence[tuple[str, list[str], int]]) -> list[str]:
+        """Greedy continuation of each (context, until, max_new_tokens), cut at every `until` string."""
+        prepared = []
+        for ctx, until, budget in requests:
+            stop = self.encode(until[0])
+            stop_id = stop[-1] if stop else self.eos_token_id
+            # Quirk kept: a budget equal to max_length slices [0:], keeping the whole context.
+            prepared.append((self.encode(ctx)[budget - self.max_length:], stop_id, budget))
+        outputs: list[list[int] | None] = [None] * len(prepared)
+        bar = tqdm(total=len(prepared), desc="generate_until", disable=not self.progress, leave=False)
+        if self.sequential:
+            for i, (ctx_ids, stop_id, budget) in enumerate(prepared):
+                outputs[i] = self._generate_one(ctx_ids, stop_id, budget)
+                bar.update(1)
+        else:
+            order = sorted(range(len(prepared)), key=lambda i: -(len(prepared[i][0]) + prepared[i][2]))
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                for i, ids in zip(chunk, self._generate_batch([prepared[i] for i in chunk])):
+                    outputs[i] = ids
+                bar.update(len(chunk))
+        bar.close()
+        texts = []
+        for ids, (_, until, _) in zip(outputs, requests):
+            text = self.tokenizer.decode(ids)  # special tokens kept, as the reference decoded
+            for stop in until:
+                text = text.split(stop)[0]
+            texts.append(text)
+        return texts
+
+    @torch.no_grad()
+    def _generate_one(self, ctx_ids: list[int], stop_id: int, budget: int) -> list[int]:
+        """The reference call: HF `generate`, batch 1, plain greedy (the model's generation_config ignored)."""
+        config = GenerationConfig(max_length=len(ctx_ids) + budget, eos_token_id=stop_id, pad_token_id=stop_id,
+                                  do_sample=False)
+        input_ids = torch.tensor([ctx_ids], device=self.device)
+        out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
+        return out[0, len(ctx_ids):].tolist()
+
+    @torch.no_grad()
+    def _generate_batch(self, batch: list[tuple[list[int], int, int]]) -> list[list[int]]:
+        """Greedy decoding of a left-padded batch; a row ends at its stop token (kept) or its budget."""
+        input_ids, mask = self._left_pad([ctx for ctx, _, _ in batch])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        stop_ids = [stop for _, stop, _ in batch]
+        budgets = [budget for _, _, budget in batch]
+        generated: list[list[int]] = [[] for _ in batch]
+        done = [budget <= 0 for budget in budgets]
+        cache = None
+        while not all(done):
+            out = self.model(input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             **({self._cache_arg: cache} if cache is not None else {}))
+            cache = self._cache_of(out)
+            next_ids = out.logits[:, -1].argmax(dim=-1).tolist()
+            for r, token in enumerate(next_ids):
+                if not done[r]:
+                    generated[r].append(token)
+                    done[r] = token == stop_ids[r] or len(generated[r]) >= budgets[r]
+            input_ids = torch.tensor([[t] for t in next_ids], device=self.device)
+            mask = torch.cat([mask, torch.ones_like(input_ids)], dim=1)
+            positions = positions[:, -1:] + 1
+        return generated
+
+    @staticmethod
+    def _cache_of(out):
+        return out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+
+    def _warn_generation_config(self) -> None:
+        config = getattr(self.model, "generation_config", None)
+        if config is None:
+            return
+        default = GenerationConfig()
+        changed = [k for k in _GREEDY_SENSITIVE if getattr(config, k, None) != getattr(default, k, None)]
+        if changed:
+            log.warning("the model's generation_config sets %s; chowa decodes plain greedy (the reference's HF "
+                        "generate applied them)", ", ".join(changed))
+
+
+def _score(logprobs: torch.Tensor, cont_ids: list[int]) -> tuple[float, bool]:
+    """logprobs: (len(cont_ids), V) log-softmax rows predicting each continuation token."""
+    target = torch.tensor(cont_ids, device=logprobs.device)
+    total = logprobs.gather(1, target[:, None]).sum().item()
+    return float(total), bool((logprobs.argmax(dim=-1) == target).all())
+
+
+def _chunks(groups: list[tuple[tuple[int, ...], list[int]]], max_rows: int):
+    """Consecutive groups holding at most `max_rows` continuations together.
+
+    Each continuation row holds its own copy of its context's cache, so rows, not contexts, bound memory.
+    """
+    chunk, rows = [], 0
+    for group in groups:
+        if chunk and rows + len(group[1]) > max_rows:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(group)
+        rows += len(group[1])
+    if chunk:
+        yield chunk

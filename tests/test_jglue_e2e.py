@@ -1,0 +1,139 @@
+"""End to end on a tiny random GPT-NeoX: batched scoring equals the one-request-at-a-time reference mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+from chowa.config import load_config
+from chowa.eval.jglue.runner import run_jglue, write_prompts
+from chowa.eval.models import HFCausalLM
+from chowa.tokenizer import load_tokenizer
+from chowa.tokenizer.train import TokenizerTrainConfig
+from chowa.tokenizer.train import main as train_tokenizer
+from test_jglue_data import write_jglue_root
+
+
+def _tiny_model(folder: Path, corpus_root: Path, max_positions: int) -> Path:
+    corpus = folder.parent / "corpus.txt"
+    lines = [line for path in sorted(corpus_root.rglob("*")) if path.is_file()
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = load_config(TokenizerTrainConfig, overrides=[f"out={folder}", "vocab_size=400"],
+                      flags={"input": [str(corpus)]})
+    train_tokenizer(cfg)
+    tokenizer = load_tokenizer(folder)
+    torch.manual_seed(0)
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=max_positions,
+                           eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+                           initializer_range=0.5)  # large weights: outputs depend visibly on order and position
+    GPTNeoXForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("jglue_e2e")
+    root = write_jglue_root(tmp / "data", long_texts=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a hidden-32 model only loses time to thread hand-offs on a shared CPU
+    yield root, _tiny_model(tmp / "model", root, max_positions=1024)
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_weblab_suite_batched_equals_sequential(setup, tmp_path):
+    root, model = setup
+    results = {}
+    for sequential in (True, False):
+        out = tmp_path / ("seq" if sequential else "batched") / "results.json"
+        results[sequential] = run_jglue(str(model), str(root), suite="weblab", limit=4, batch_size=3,
+                                        sequential=sequential, out=str(out), dtype="float32", device="cpu")
+    seq, bat = results[True], results[False]
+    assert list(seq["tasks"]) == list(bat["tasks"]) and all(t["status"] == "ok" for t in seq["tasks"].values())
+    for task_id in seq["tasks"]:
+        assert seq["tasks"][task_id]["metrics"] == pytest.approx(bat["tasks"][task_id]["metrics"]), task_id
+        seq_docs = _samples(tmp_path / "seq", task_id)
+        bat_docs = _samples(tmp_path / "batched", task_id)
+        for a, b in zip(seq_docs, bat_docs, strict=True):
+            assert a.get("completion") == b.get("completion"), task_id
+            assert a.get("loglikelihoods", []) == pytest.approx(b.get("loglikelihoods", []), abs=1e-4), task_id
+    assert set(seq["averages"]) == {"avg4", "avg6", "avg8"}
+    table = (tmp_path / "batched" / "results.md").read_text(encoding="utf-8")
+    assert table.startswith("| Model | Average | JCommonsenseQA |")
+
+
+def _samples(folder: Path, task_id: str) -> list[dict]:
+    lines = (folder / "results.samples" / f"{task_id}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.slow
+def test_truncated_and_shared_contexts_score_like_the_reference(setup):
+    """Long contexts (left-truncated), empty contexts ([eos]) and multi-token choices, batched vs one by one."""
+    root, model = setup
+    lm = HFCausalLM.from_folder(model, dtype="float32", device="cpu", batch_size=4, progress=False)
+    lm.max_length = 48  # forces truncation of the long requests below
+    long = "雨の記事、第0文。" * 9
+    requests = [("", "雨の記事"), ("", "猫"), (long, "ポジティブ"), (long, "ネガティブ"), ("短い。", "entailment"),
+                ("短い。", "neutral"), ("短い。", "")]
+    batched = lm.loglikelihood(requests)
+    lm.sequential = True
+    sequential = lm.loglikelihood(requests)
+    for (a, greedy_a), (b, greedy_b) in zip(batched, sequential):
+        assert a == pytest.approx(b, abs=1e-4) and greedy_a == greedy_b
+    assert batched[-1] == (0.0, True)
+    gen = [(long, ["\n"], 5), ("短い。", ["文"], 3), ("猫", ["</s>", "\n"], 7)]
+    lm.sequential = False
+    batched_text = lm.generate_until(gen)
+    lm.sequential = True
+    assert batched_text == lm.generate_until(gen)
+
+
+def test_write_prompts_with_model_trims_and_sets_budgets(setup, tmp_path):
+    root, model = setup
+    out = tmp_path / "p.jsonl"
+    assert write_prompts("mgsm-1.0-0.4", str(root), out, limit=2, model=str(model)) == 2
+    record = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert record["until"] == ["</s>", "\n"] and record["max_new_tokens"] == 256 and isinstance(record["gold"], int)
+    jsquad = tmp_path / "j.jsonl"
+    write_prompts("jsquad-1.1-0.3", str(root), jsquad, limit=1, model=str(model))
+    assert json.loads(jsquad.read_text(encoding="utf-8"))["max_new_tokens"] >= 1
+
+
+def test_missing_task_is_reported_missing(setup, tmp_path):
+    root, model = setup
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    results = run_jglue(str(model), str(empty), tasks="jnli-1.1-0.3,xwinograd_ja", dtype="float32", device="cpu")
+    assert results["tasks"]["jnli-1.1-0.3"]["status"] == "missing" and results["averages"] == {}
+
+
+def test_batch_size_bounds_rows_per_forward(setup):
+    root, model = setup
+    lm = HFCausalLM.from_folder(model, dtype="float32", device="cpu", batch_size=4, progress=False)
+    rows = []
+
+    def record(module, args, kwargs):
+        ids = args[0] if args else kwargs["input_ids"]
+        rows.append(ids.shape[0])
+
+    lm.model.register_forward_pre_hook(record, with_kwargs=True)
+    # Nine continuations of one shared context (as xwinograd's [eos]) and two 5-choice questions.
+    requests = [("", f"文{i}") for i in range(9)] + [(q, c) for q in ("問一", "問二") for c in "甲乙丙丁戊"]
+    lm.loglikelihood(requests)
+    assert rows and max(rows) <= 4
+
+
+def test_sampling_settings_in_the_folder_are_warned_about(setup, caplog):
+    root, model = setup
+    lm = HFCausalLM.from_folder(model, dtype="float32", device="cpu", progress=False)
+    lm.model.generation_config.repetition_penalty = 1.2
+    with caplog.at_level("WARNING", logger="chowa.eval.models"):
+        HFCausalLM(lm.model, lm.tokenizer)
+    assert "repetition_penalty" in caplog.text
