@@ -325,17 +325,20 @@ def inspect_data(paths: list[str], kind: str = "sft", format_name: str | None = 
 
 
 def format_inspection(report: dict) -> str:
-    """`chowa data inspect` as text: the summary lines, bad records, then the rendered first example."""
+    """`chowa data inspect` as text: the summary lines, bad records, then the first example."""
     lines = [f"kind: {report['kind']}    chat format: {report['format']}"]
-    lines += [f"  {path}: {data_format}" for path, data_format in report.get("data_formats", {}).items()]
+    lines += [f"  {source}: {data_format}" for source, data_format in report.get("data_formats", {}).items()]
     lines.append(f"records: {report['records']}    bad records: {report['bad_record_count']}")
     lines += [f"  {bad}" for bad in report["bad_records"]]
-    for key in ("turns", "with_system"):
-        if key in report:
-            lines.append(f"{key}: {report[key]}")
+    lines += [f"{key}: {value}" for key, value in report.items()
+              if key not in ("kind", "format", "data_formats", "records", "bad_record_count", "bad_records",
+                             "example")]
     example = report.get("example")
     if example:
-        lines.append(f"first example ({example['source']}), trained part in ⟦ ⟧:")
-        lines.append(example["rendered"])
-        lines += [f"{key}: {value}" for key, value in example.items() if key not in ("source", "messages", "rendered")]
+        trained = ", trained part in ⟦ ⟧" if "rendered" in example else ""
+        lines.append(f"first example ({example['source']}){trained}:")
+        for key, value in example.items():
+            if key in ("source", "messages", "context"):
+                continue
+            lines.append(value if key == "rendered" else f"{key}: {value}")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Generators for the data shipped inside chowa (`src/chowa/data/builtin/`): corpus, SFT tasks, answer checking.
+"""Generators for the data shipped inside chowa (`src/chowa/data/builtin/`): corpus, SFT tasks, preference pairs,
+PPO prompts, answer checking, a JGLUE data root.
 
 Every file is a pure function of this code (fixed seeds, sorted orders), so regenerating gives identical bytes
 and a test can prove the shipped files are what the code says.
@@ -13,12 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from chowa.data.generate.corpus import build_corpus
+from chowa.data.generate.jglue import build_jglue
+from chowa.data.generate.preferences import build_preferences
+from chowa.data.generate.prompts import build_prompts
 from chowa.data.generate.sft import build_sft
 
 
 def build_all() -> dict[str, str]:
     """Every built-in file's path relative to the builtin folder, and its exact text."""
-    return {**build_corpus(), **build_sft()}
+    return {**build_corpus(), **build_sft(), **build_preferences(), **build_prompts(), **build_jglue()}
 
 
 def write_all(root: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chowa.data.text import BUILTIN_DIR, BUILTIN_PREFIX
 from chowa.errors import ChowaError
 
 # Row counts of the published files (§1); a mismatch changes the few-shot draws, so it is reported.
@@ -53,8 +54,10 @@ class TaskData:
 
 
 def load_task_data(task: str, root: str | Path) -> TaskData:
-    """Eval and few-shot documents of `task` (a bare task name such as "jsquad") from the data root."""
-    root = Path(root).expanduser()
+    """Eval and few-shot documents of `task` (a bare task name such as "jsquad") from the data root
+    (`builtin:jglue` is chowa's own invented data in the same layout)."""
+    root = str(root)
+    root = BUILTIN_DIR / root[len(BUILTIN_PREFIX):] if root.startswith(BUILTIN_PREFIX) else Path(root).expanduser()
     if task not in _LOADERS:
         raise ChowaError(f"unknown JGLUE task {task!r}; known: {', '.join(_LOADERS)}")
     files = _files(task, root)

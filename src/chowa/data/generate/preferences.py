@@ -1,0 +1,126 @@
+"""The built-in preference pairs for the `reward` stage, made from the SFT records (`chowa.data.generate.sft`).
+
+Three kinds, each judged by a rule, so a reward model's held-out accuracy measures something checkable:
+
+- `correct`: the right answer against a wrong one in the same form ("答えは56です。" vs "答えは57です。"); wrong
+  answers are near misses (±1-3, ±10, a day off) or another question's answer of the same family, and
+  `check_answer` accepts the chosen reply and rejects the rejected one.
+- `polite`: a Japanese question answered politely (です/ます) against curtly (plain form: だ, だよ, a bare word); both
+  carry the right answer.
+- `language`: the right answer in the asker's language against the same answer in the other language.
+
+Records are `{"messages": [user message], "chosen", "rejected", "kind", "family", "lang", "answer"}` (the
+conversation form of `chowa.data.preferences`; `family`/`answer`/`lang` let `check_answer` verify either reply).
+Pairs built from SFT held-out records are held out, so no held-out pair asks about a fact any training record does.
+
+Run as (from Python):
+    from chowa.data.generate.preferences import build_preferences
+    files = build_preferences()   # {"preference/train.jsonl": text, "preference/heldout.jsonl": text}
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+
+from chowa.data.generate.answers import TEXT_FAMILIES, check_answer, format_output, is_checkable
+from chowa.data.generate.sft import build_records
+from chowa.data.generate.world import WEEKDAYS_EN, WEEKDAYS_JA
+
+# Families whose answer reads the same in both languages (digits, ISO dates) or maps one to one (weekdays).
+LANGUAGE_FAMILIES = ("arithmetic", "arithmetic_words", "counting", "weekday", "date", "unit")
+POLITE_VALUE = ("答えは{}です。", "{}です。", "答えは{}になります。", "{}だと思います。")
+CURT_VALUE = ("答えは{}だ。", "{}だよ。", "{}。", "答えは{}。簡単だろ。", "{}に決まってる。")
+POLITE_TEXT = ("「{}」です。", "{}です。", "「{}」になります。")
+CURT_TEXT = ("「{}」だ。", "{}だよ。", "{}。", "「{}」。")
+
+
+def messages_of(record: dict) -> list[dict]:
+    """An SFT record's question as a one-message conversation (its `input` kept as the message's input)."""
+    message = {"role": "user", "content": record["instruction"]}
+    if record["input"]:
+        message["input"] = record["input"]
+    return [message]
+
+
+def _pair(record: dict, kind: str, chosen: str, rejected: str) -> dict:
+    return {"messages": messages_of(record), "chosen": chosen, "rejected": rejected, "kind": kind,
+            "family": record["family"], "lang": record["lang"], "answer": record["answer"]}
+
+
+def _wrong_answer(record: dict, group_answers: list[str], rng: random.Random) -> str | None:
+    """A wrong answer of the same type, or None when the draw happens to check as right."""
+    answer, family = record["answer"], record["family"]
+    if family == "date":
+        wrong = datetime.date.fromisoformat(answer) + datetime.timedelta(days=rng.choice([-2, -1, 1, 2, 7]))
+        wrong = wrong.isoformat()
+    elif family == "weekday":
+        names = WEEKDAYS_EN if record["lang"] == "en" else WEEKDAYS_JA
+        wrong = names[(names.index(answer) + rng.randint(1, 6)) % 7]
+    elif answer.lstrip("-").isdigit() and rng.random() < 0.7:
+        delta = rng.choice([1, 2, 3, 10]) * rng.choice([-1, 1])
+        wrong = str(int(answer) + delta if int(answer) + delta >= 0 else int(answer) + abs(delta))
+    else:
+        wrong = rng.choice(group_answers)
+    return None if check_answer(record, format_output(family, wrong, record["lang"])) else wrong
+
+
+def _correct_pairs(records: list[dict], rng: random.Random) -> list[dict]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        groups.setdefault((record["family"], record["lang"]), []).append(record["answer"])
+    pairs = []
+    for record in records:
+        for _ in range(10):  # a few redraws when the wrong answer happens to be right ("3" for 3)
+            wrong = _wrong_answer(record, groups[(record["family"], record["lang"])], rng)
+            if wrong is not None:
+                rejected = format_output(record["family"], wrong, record["lang"])
+                pairs.append(_pair(record, "correct", record["output"], rejected))
+                break
+    return pairs
+
+
+def _polite_pairs(records: list[dict], rng: random.Random) -> list[dict]:
+    pairs = []
+    for record in (r for r in records if r["lang"] == "ja"):
+        text = record["family"] in TEXT_FAMILIES
+        polite, curt = (POLITE_TEXT, CURT_TEXT) if text else (POLITE_VALUE, CURT_VALUE)
+        chosen, rejected = rng.choice(polite).format(record["answer"]), rng.choice(curt).format(record["answer"])
+        if check_answer(record, chosen) and check_answer(record, rejected):
+            pairs.append(_pair(record, "polite", chosen, rejected))
+    return pairs
+
+
+def _language_pairs(records: list[dict]) -> list[dict]:
+    pairs = []
+    for record in (r for r in records if r["family"] in LANGUAGE_FAMILIES):
+        other = "ja" if record["lang"] == "en" else "en"
+        answer = record["answer"]
+        if record["family"] == "weekday":
+            names, other_names = (WEEKDAYS_EN, WEEKDAYS_JA) if other == "ja" else (WEEKDAYS_JA, WEEKDAYS_EN)
+            answer = other_names[names.index(answer)]
+        pairs.append(_pair(record, "language", record["output"], format_output(record["family"], answer, other)))
+    return pairs
+
+
+def build_pairs() -> tuple[list[dict], list[dict]]:
+    """(train, heldout) preference records, in a fixed order."""
+    splits = []
+    for name, records in zip(("train", "heldout"), build_records(), strict=True):
+        checkable = [r for r in records if is_checkable(r)]
+        rng = random.Random(f"preference-{name}")
+        pairs = _correct_pairs(checkable, rng) + _polite_pairs(checkable, rng) + _language_pairs(checkable)
+        random.Random(f"preference-order-{name}").shuffle(pairs)
+        splits.append(pairs)
+    return splits[0], splits[1]
+
+
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def build_preferences() -> dict[str, str]:
+    """The preference files' paths relative to the builtin folder, and their exact text."""
+    train, heldout = build_pairs()
+    return {"preference/train.jsonl": _jsonl(train), "preference/heldout.jsonl": _jsonl(heldout)}

@@ -1,0 +1,166 @@
+"""Scoring with a trained reward model: the Python API the `ppo` stage uses, and `chowa reward score`.
+
+A reward folder (written by `chowa reward`) is a plain `*ForSequenceClassification` model with one label, its
+tokenizer (whose `chat_template` is the chat format) and `chat_format.json`. The score of a conversation that
+ends with an assistant reply is the head's value at the last non-pad token of the rendered conversation: the
+prompt in the chat format, the reply and EOS, tokenized by `chowa.formats.render_training`. The tokenizer's pad
+token is never a real token (the stage adds `[PAD]` if the base model pads with EOS), so transformers' own
+read-out (the rightmost id that is not `config.pad_token_id`) is the last non-pad token for right- and
+left-padded batches alike, and plain transformers reproduces chowa's scores:
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prompt = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    ids += tokenizer(reply_prefix + reply, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    score = model(input_ids=torch.tensor([ids])).logits[0, 0]
+
+(tokenizing the prompt and the reply separately, as chowa does; `reply_prefix` is "" for the rinna formats,
+"\\n" for alpaca-ja and " " for vicuna-v1.1. Tokenizing `apply_chat_template(context + [reply])` as one string
+differs wherever a tokenizer piece spans the cue and the reply: a third of the built-in pairs with the demo's
+tokenizer, enough to move scores.) Left padding shifts position ids;
+rotary and ALiBi models score the same up to float rounding, absolute-position models (GPT-2) need right padding.
+
+`chowa reward score` adds `score` to each conversation record (any SFT data format ending with a reply) and
+`chosen_score` / `rejected_score` to each preference record.
+
+Run as:
+    chowa reward score --model runs/demo/reward --input pairs.jsonl --out scored.jsonl
+    rm = load_reward_model("runs/demo/reward"); rm.score_conversations([messages])   # from Python
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from chowa.config import atomic_write_text
+from chowa.data.conversations import PARSERS, BadRecord, detect_data_format
+from chowa.data.preferences import PARSERS as PAIR_PARSERS
+from chowa.data.preferences import preference_format
+from chowa.data.text import read_file_text
+from chowa.errors import ChowaError
+from chowa.formats import ChatFormat, Message, detect_format, render_training
+from chowa.models.load import has_weights
+from chowa.tokenizer import load_tokenizer
+
+
+def pad_rows(rows: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as one padded batch. Returns input_ids, attention_mask: (B, T)."""
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
+        input_ids[i, span] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, span] = 1
+    return input_ids, attention_mask
+
+
+def sequence_scores(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    pad_id: int) -> torch.Tensor:
+    """The head's value at each row's last non-pad token. input_ids, attention_mask: (B, T) -> (B,) float32.
+
+    Masked positions are set to `pad_id` first, so ids padded with another token (a policy padding with EOS)
+    are read at the right place by transformers' read-out, which looks at the ids, not the mask.
+    """
+    input_ids = input_ids.masked_fill(attention_mask == 0, pad_id)
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
+
+
+@dataclass
+class RewardModel:
+    model: PreTrainedModel
+    tokenizer: object
+    format: ChatFormat
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def pad_id(self) -> int:
+        return self.model.config.pad_token_id
+
+    def encode(self, messages: list[Message]) -> list[int]:
+        """The ids scored for a conversation ending with an assistant reply (prompt, reply, EOS)."""
+        return render_training(messages, self.format, self.tokenizer)[0]
+
+    @torch.no_grad()
+    def score_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Scores of a padded batch (either side). input_ids, attention_mask: (B, T) -> (B,) float32 on the
+        model's device. The ids must come from this model's tokenizer (or one with the same vocabulary)."""
+        return sequence_scores(self.model, input_ids.to(self.device), attention_mask.to(self.device), self.pad_id)
+
+    def score_conversations(self, conversations: list[list[Message]], batch_size: int = 8) -> list[float]:
+        """One score per conversation; each ends with the assistant reply being judged."""
+        scores: list[float] = []
+        for start in range(0, len(conversations), batch_size):
+            rows = [self.encode(messages) for messages in conversations[start:start + batch_size]]
+            scores += self.score_ids(*pad_rows(rows, self.pad_id)).tolist()
+        return scores
+
+
+def load_reward_model(folder: str | os.PathLike, device: str | torch.device | None = None) -> RewardModel:
+    """A reward folder written by `chowa reward`, in eval mode on `device` (default: CUDA if present)."""
+    folder = Path(folder)
+    if not has_weights(folder):
+        raise ChowaError(f"reward model: {folder} holds no model weights")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise ChowaError(f"reward model: cannot load {folder}: {exc}") from None
+    if model.config.num_labels != 1 or model.config.pad_token_id is None:
+        raise ChowaError(f"reward model: {folder}/config.json needs num_labels 1 and a pad_token_id (found "
+                         f"{model.config.num_labels} and {model.config.pad_token_id}); was it written by chowa reward?")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return RewardModel(model.to(device).eval(), load_tokenizer(folder), detect_format(folder))
+
+
+def score_file(model_dir: str | os.PathLike, input_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+               batch_size: int = 8) -> str:
+    """`chowa reward score`: the JSONL text of `input_path` with scores added (also written to `out_path`)."""
+    reward_model = load_reward_model(model_dir)
+    path = Path(input_path)
+    records, conversations, slots = [], [], []  # slots: (record index, key) for each conversation scored
+    for number, line in enumerate(read_file_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            for key, messages in _scored_conversations(record):
+                slots.append((len(records), key))
+                conversations.append(messages)
+        except json.JSONDecodeError as exc:
+            raise ChowaError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except BadRecord as bad:
+            raise ChowaError(f"{path}:{number}: {bad}") from None
+        records.append(record)
+    try:
+        scores = reward_model.score_conversations(conversations, batch_size)
+    except ChowaError as exc:
+        raise ChowaError(f"{path}: {exc}") from None
+    for (index, key), score in zip(slots, scores, strict=True):
+        records[index][key] = round(score, 6)
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    if out_path is not None:
+        atomic_write_text(out_path, text)
+    return text
+
+
+def _scored_conversations(record: object) -> list[tuple[str, list[Message]]]:
+    """(key to write, conversation) for a record: one for a conversation, two for a preference pair."""
+    pair_format = preference_format(record)
+    if pair_format is not None:
+        chosen, rejected = PAIR_PARSERS[pair_format](record).conversations()
+        return [("chosen_score", chosen), ("rejected_score", rejected)]
+    data_format = detect_data_format(record)
+    if data_format is None:
+        raise BadRecord("", "not a conversation ending with a reply, nor a chosen/rejected pair")
+    return [("score", PARSERS[data_format](record))]
