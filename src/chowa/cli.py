@@ -23,6 +23,7 @@ from chowa.config import describe_fields, load_config
 from chowa.errors import ChowaError, TrainingInterrupted
 
 _DEST_PREFIX = "cfg__"
+REWARD_SCORE = "reward-score"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                "Pretrain a causal LM on packed text (checkpoints, exact resume, DDP/FSDP/DeepSpeed).")
     _add_stage(stages, "sft", "chowa.sft", "SFTConfig",
                "Supervised fine-tuning on conversations in a chat format (loss on replies only; optional LoRA).")
+    _add_stage(stages, "reward", "chowa.reward.train", "RewardConfig",
+               "Train a reward model on preference pairs (Bradley-Terry, scalar head on the SFT model). "
+               "Score records with: chowa reward score --model DIR --input FILE.jsonl")
+    _add_reward_score_command(stages)
     _add_generation_commands(stages)
     _add_eval_commands(stages)
+    _add_compare_commands(stages)
     _add_template_commands(stages)
     _add_data_commands(stages)
     return parser
@@ -59,12 +65,41 @@ def _add_stage(stages: argparse._SubParsersAction, name: str, module_name: str, 
     parser.set_defaults(handler=_run_stage(schema, module_name))
 
 
+def _add_reward_score_command(stages: argparse._SubParsersAction) -> None:
+    # `chowa reward score` shares its first word with the `reward` stage, whose positional overrides would swallow
+    # "score"; `main` routes it here.
+    score = stages.add_parser(
+        REWARD_SCORE, prog="chowa reward score",
+        description="Add a `score` to each record of a JSONL file: a conversation ending with a reply "
+                    "(`messages`), a prompt with `chosen`/`rejected` (both scored), or an hh-rlhf transcript.")
+    score.add_argument("--model", required=True, metavar="DIR", help="Reward model folder (chowa reward output).")
+    score.add_argument("--input", required=True, metavar="FILE.jsonl", help="Records to score.")
+    score.add_argument("--out", metavar="FILE.jsonl", help="Write here instead of stdout.")
+    score.add_argument("--batch-size", type=int, default=8, help="Conversations scored together (default: 8).")
+    score.set_defaults(handler=_reward_score)
+
+
+def _reward_score(args: argparse.Namespace) -> int:
+    from chowa.reward.score import score_file
+
+    text = score_file(args.model, args.input, args.out, args.batch_size)
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
 def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     from chowa.formats import FORMATS
 
     parser.add_argument("--model", required=True, metavar="DIR", help="Chat model folder (chowa's or rinna layout).")
     parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="Chat format (default: the folder's chat_format.json, chat_template or rinna layout).")
+    _add_sampling_group(parser)
+
+
+def _add_sampling_group(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampling (Hugging Face semantics; unset = the format's model-card default)")
     group.add_argument("--temperature", type=float, default=None, help="Softmax temperature.")
     group.add_argument("--top-p", type=float, default=None, help="Nucleus sampling mass.")
@@ -135,6 +170,54 @@ def _chat(args: argparse.Namespace) -> int:
     return chat.main(load_chat_model(args.model, args.format), _sampling(args))
 
 
+def _add_compare_commands(stages: argparse._SubParsersAction) -> None:
+    compare = stages.add_parser(
+        "compare", help="Win/tie/loss of model A against model B on a prompt file (reward, rule or human judge).",
+        description="Generate both models' replies to every prompt of --prompts, judge each pair and print A's "
+                    "win/tie/loss table; writes OUT/compare.csv and OUT/summary.json. Judges: reward:DIR, "
+                    "rule:module:function (pointwise scores), pair:module:function (asked in both orders; "
+                    "disagreement is a tie), human (writes OUT/sheet.csv; fill it, then `chowa compare tally`).")
+    compare.add_argument("--a", metavar="DIR", help="Model A folder (the one whose wins are counted).")
+    compare.add_argument("--b", metavar="DIR", help="Model B folder.")
+    compare.add_argument("--prompts", metavar="FILE.jsonl", help="Prompt records (messages, instruction or prompt).")
+    compare.add_argument("--judge", metavar="SPEC",
+                         help="reward:DIR | rule:module:function | pair:module:function | human")
+    compare.add_argument("--out", metavar="DIR", help="Output folder.")
+    compare.add_argument("--batch-size", type=int, default=8, help="Prompts generated together (default: 8).")
+    _add_sampling_group(compare)  # --temperature ... --seed (seed also shuffles the human sheet)
+    compare.set_defaults(handler=_compare)
+    actions = compare.add_subparsers(dest="action", metavar="ACTION")
+    tally = actions.add_parser("tally", help="The table of a filled human sheet.",
+                               description="Read a filled sheet.csv (verdict: 1, 2 or tie) and its key; print the "
+                                           "table and write compare.csv and summary.json beside the key.")
+    tally.add_argument("sheet", metavar="SHEET.csv")
+    tally.add_argument("--key", metavar="FILE", help="The sheet's key (default: .sheet_key.json beside the sheet).")
+    tally.set_defaults(handler=_compare_tally)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from chowa.eval.compare import compare, format_table
+
+    missing = [f"--{name}" for name in ("a", "b", "prompts", "judge", "out") if getattr(args, name) is None]
+    if missing:
+        raise ChowaError(f"compare: {', '.join(missing)} required (or: chowa compare tally SHEET)")
+    result = compare(args.a, args.b, args.prompts, args.judge, args.out, _sampling(args), args.batch_size, args.seed)
+    if args.judge == "human":
+        print(f"wrote {result['sheet']}: fill its verdict column with 1, 2 or tie, then run: chowa compare tally "
+              f"{result['sheet']}")
+    else:
+        print(format_table(result))
+        print(f"wrote {args.out}/compare.csv and summary.json", file=sys.stderr)
+    return 0
+
+
+def _compare_tally(args: argparse.Namespace) -> int:
+    from chowa.eval.compare import format_table, tally
+
+    print(format_table(tally(args.sheet, args.key)))
+    return 0
+
+
 def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
     from chowa.eval.jglue.tasks import SUITES
 
@@ -149,7 +232,8 @@ def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
                     "a task whose files are absent is reported as missing and the averages say which tasks they "
                     "cover. Per-document outputs are written next to --out.")
     jglue.add_argument("--model", required=True, metavar="DIR", help="Causal-LM folder.")
-    jglue.add_argument("--data-dir", required=True, metavar="DIR", help="Data root (see above).")
+    jglue.add_argument("--data-dir", required=True, metavar="DIR",
+                       help="Data root (see above); builtin:jglue is chowa's own small invented set in that layout.")
     which = jglue.add_mutually_exclusive_group(required=True)
     which.add_argument("--tasks", metavar="LIST", help="Comma-separated task names, e.g. jcommonsenseqa-1.1-0.3:3.")
     which.add_argument("--suite", choices=list(SUITES), help="A model card's task list and prompt versions.")
@@ -215,7 +299,10 @@ def _add_template_commands(stages: argparse._SubParsersAction) -> None:
 
 def _add_data_commands(stages: argparse._SubParsersAction) -> None:
     from chowa.data.conversations import DATA_FORMATS, INSPECTORS
+    from chowa.data.preferences import inspect_preferences
     from chowa.formats import FORMATS
+
+    INSPECTORS.setdefault("preference", inspect_preferences)  # preferences.py builds on conversations.py
 
     data = stages.add_parser("data", help="Check how chowa reads your data before you train on it.",
                              description="Check how chowa reads your data before you train on it.")
@@ -374,6 +461,9 @@ def _model_info(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["reward", "score"]:
+        argv = [REWARD_SCORE, *argv[2:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
