@@ -144,3 +144,11 @@ def test_two_processes_match_one(tmp_path, tokenizer_dir, project_corpus):
     # gloo all-reduce sums in another order than one process's batch mean: agreement to float32 rounding
     for step in one:
         assert abs(one[step] - two[step]) <= 1e-4, (step, one[step], two[step])
+
+
+def test_no_heldout_split_trains_without_validation(tmp_path, tokenizer_dir, project_corpus):
+    out = tmp_path / "run"
+    pretrain(load_config(PretrainConfig, overrides=_overrides(out, tokenizer_dir, project_corpus, "train.steps=3",
+                                                              "data.val_fraction=0")))
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3] and not any("val_loss" in r for r in records)

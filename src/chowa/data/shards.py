@@ -40,6 +40,8 @@ class TokenCache:
     meta: dict
 
     def _tokens(self, split: str) -> np.ndarray:
+        if not self.meta[f"{split}_tokens"]:  # an empty split (val_fraction 0) cannot be memory-mapped
+            return np.zeros(0, dtype=self.meta["dtype"])
         return np.memmap(self.folder / f"{split}.bin", dtype=self.meta["dtype"], mode="r")
 
     def train_tokens(self) -> np.ndarray:
