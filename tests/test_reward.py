@@ -15,7 +15,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from chowa.config import load_config
 from chowa.formats import FORMATS, render_prompt, save_format
 from chowa.models.build import build_model
-from chowa.reward.score import load_reward_model, pad_rows, score_file
+from chowa.padding import pad_rows
+from chowa.reward.score import load_reward_model, score_file
 from chowa.reward.train import RewardConfig
 from chowa.reward.train import main as train_reward
 from chowa.tokenizer import load_tokenizer

@@ -12,8 +12,10 @@ Run as (from Python):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +70,21 @@ def load_config(
         raise ChowaError(_describe_omegaconf_error(exc, where)) from None
     _check_choices(obj)
     return obj
+
+
+def load_callable(spec: str, option_name: str) -> Callable:
+    """The function a config value names as `module:function` (a rule reward, a judge); errors name the option."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ChowaError(f"{option_name} {spec!r} must be of the form module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ChowaError(f"{option_name} {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ChowaError(f"{option_name} {spec!r}: module {module_name!r} has no function {function_name!r}")
+    return function
 
 
 def to_yaml(cfg: Any) -> str:

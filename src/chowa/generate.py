@@ -24,6 +24,7 @@ from transformers.generation.streamers import BaseStreamer
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
 from chowa.models.load import load_causal_lm
+from chowa.padding import pad_rows
 from chowa.tokenizer import load_tokenizer
 
 Message = dict[str, str]
@@ -79,7 +80,7 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
     torch.manual_seed(sampling.seed)
     for start in range(0, len(conversations), batch_size):
         prompts = [encode_prompt(c, chat.format, chat.tokenizer) for c in conversations[start:start + batch_size]]
-        input_ids, attention_mask = left_pad(prompts, _pad_id(chat.tokenizer), chat.model.device)
+        input_ids, attention_mask = pad_rows(prompts, _pad_id(chat.tokenizer), "left", chat.model.device)
         with torch.no_grad():
             output = chat.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                          tokenizer=chat.tokenizer, pad_token_id=_pad_id(chat.tokenizer), **options)
@@ -132,18 +133,6 @@ class _CleanStreamer(BaseStreamer):
         if visible.startswith(self.shown) and len(visible) > len(self.shown):
             self.on_text(visible[len(self.shown):])
             self.shown = visible
-
-
-def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """input_ids, attention_mask: (B, T), rows aligned to the right so generation continues each one."""
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            input_ids[i, width - len(row):] = torch.tensor(row)
-            attention_mask[i, width - len(row):] = 1
-    return input_ids.to(device), attention_mask.to(device)
 
 
 def _pad_id(tokenizer) -> int:

@@ -39,7 +39,6 @@ Run as:
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import os
@@ -50,7 +49,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from chowa.config import atomic_write_text
+from chowa.config import REQUIRED, atomic_write_text, load_callable, option
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, Message, render_prompt
 from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file
@@ -104,22 +103,8 @@ def _parse_judge(judge: str) -> tuple[str, object]:
             raise ChowaError(f"--judge {judge}: {target} is not a folder")
         return kind, target
     if kind in ("rule", "pair") and target:
-        return kind, _load_function(judge, target)
+        return kind, load_callable(target, f"--judge {kind}:")
     raise ChowaError(f"--judge {judge!r}: expected reward:DIR, rule:module:function, pair:module:function or human")
-
-
-def _load_function(judge: str, spec: str) -> Callable:
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise ChowaError(f"--judge {judge}: the function must be given as module:function")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ChowaError(f"--judge {judge}: cannot import module {module_name!r} ({exc})") from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise ChowaError(f"--judge {judge}: module {module_name!r} has no function {function_name!r}")
-    return function
 
 
 def _answer(folder: str | os.PathLike, items: list[tuple[dict, list[Message]]], sampling: Sampling,
@@ -316,3 +301,25 @@ def _read_sheet(path: Path) -> list[dict]:
     if absent:
         raise ChowaError(f"{path}: row 1: missing column(s) {', '.join(absent)}")
     return list(reader)
+
+
+@dataclass
+class CompareStageConfig:
+    """The pipeline's `compare` stage: PPO (A) against SFT (B) on held-out prompts, reward-model judge."""
+
+    out: str = option(REQUIRED, "Output folder: compare.csv, summary.json, table.md.")
+    a: str = option(REQUIRED, "Model A (its wins are counted).")
+    b: str = option(REQUIRED, "Model B.")
+    judge: str = option(REQUIRED, "reward:DIR | rule:module:function | pair:module:function | human.")
+    prompts: str = option("builtin:prompts/heldout.jsonl", "Prompt records.")
+    greedy: bool = option(False, "Greedy replies (default: sample with the formats' card settings and `seed`).")
+    max_new_tokens: int = option(48, "Longest reply.")
+    batch_size: int = option(16, "Prompts generated together.")
+    seed: int = option(0, "Sampling seed.")
+
+
+def main(cfg: CompareStageConfig) -> dict:
+    sampling = Sampling(do_sample=False if cfg.greedy else None, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    summary = compare(cfg.a, cfg.b, cfg.prompts, cfg.judge, cfg.out, sampling, cfg.batch_size, cfg.seed)
+    atomic_write_text(Path(cfg.out) / "table.md", format_table(summary) + "\n")
+    return summary

@@ -34,7 +34,7 @@ from chowa.errors import ChowaError
 from chowa.eval.models import HFCausalLM
 from chowa.formats import ChatFormat, detect_format, get_format, render_prompt
 from chowa.formats import chat_template as jinja_chat_template
-from chowa.generate import left_pad
+from chowa.padding import pad_rows
 
 try:
     import lm_eval.models  # noqa: F401  (built-in models first: lm-eval imports them only into an empty registry)
@@ -115,7 +115,7 @@ class ChowaLM(LM):
         max_context = max(1, self.lm.max_length - max_gen_toks)
         rows = [(self.lm.encode(c) or [self.lm.eos_token_id])[-max_context:] for c in contexts]
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.lm.eos_token_id
-        input_ids, attention_mask = left_pad(rows, pad_id, self.lm.device)
+        input_ids, attention_mask = pad_rows(rows, pad_id, "left", self.lm.device)
         stop_strings = [s for s in until if s != eos_text] or None
         output = self.lm.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                         max_new_tokens=max_gen_toks, stop_strings=stop_strings,

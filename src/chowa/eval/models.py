@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, GenerationConfig
 
 from chowa.errors import ChowaError
+from chowa.padding import pad_rows
 from chowa.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,7 @@ class HFCausalLM:
         return results
 
     def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(s) for s in sequences)
-        ids = [[self.eos_token_id] * (width - len(s)) + s for s in sequences]
-        mask = [[0] * (width - len(s)) + [1] * len(s) for s in sequences]
-        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+        return pad_rows(sequences, self.eos_token_id, "left", self.device)
 
     # --- greedy generation ---------------------------------------------------------------------------------
 

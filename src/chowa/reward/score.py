@@ -48,19 +48,8 @@ from chowa.data.text import read_file_text
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, Message, detect_format, render_training
 from chowa.models.load import has_weights
+from chowa.padding import pad_rows
 from chowa.tokenizer import load_tokenizer
-
-
-def pad_rows(rows: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
-    """Token id lists as one padded batch. Returns input_ids, attention_mask: (B, T)."""
-    width = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
-        input_ids[i, span] = torch.tensor(row, dtype=torch.long)
-        attention_mask[i, span] = 1
-    return input_ids, attention_mask
 
 
 def sequence_scores(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,

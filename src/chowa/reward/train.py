@@ -29,8 +29,9 @@ from chowa.data.preferences import PREFERENCE_FORMATS, read_preferences
 from chowa.errors import ChowaError
 from chowa.formats import FORMATS, ChatFormat, chat_template, detect_format, get_format, render_training, save_format
 from chowa.models.load import has_weights
+from chowa.padding import pad_rows
 from chowa.reward.losses import bradley_terry_loss
-from chowa.reward.score import pad_rows, sequence_scores
+from chowa.reward.score import sequence_scores
 from chowa.runtime import Runtime, RuntimeConfig
 from chowa.tokenizer import load_tokenizer
 from chowa.training.checkpoint import resolve_resume

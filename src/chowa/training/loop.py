@@ -62,7 +62,7 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig,
     if checkpoint is not None:
         start_step = load_checkpoint(runtime, checkpoint)["step"]
         runtime.print(f"{stage}: resuming from {checkpoint} (step {start_step})")
-    _trim_metrics(runtime, start_step)
+    trim_metrics(runtime, start_step)
     if checkpoint is None and evaluate is not None:  # where the held-out curve starts
         model.eval()
         runtime.log({"step": 0} | evaluate(model))
@@ -114,7 +114,7 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig,
     return accelerator.unwrap_model(model)
 
 
-def _trim_metrics(runtime: Runtime, start_step: int) -> None:
+def trim_metrics(runtime: Runtime, start_step: int) -> None:
     """Drop records past the checkpoint we resume from (a killed run logged steps it will now redo)."""
     path = runtime.metrics_path
     if not runtime.is_main or path is None or not path.exists():

@@ -1,0 +1,136 @@
+"""Reward sources for PPO: a reward-model folder, or a Python function for rule-based rewards.
+
+A reward model is a plain HF `AutoModelForSequenceClassification` folder (num_labels 1, `pad_token_id` set; what
+`chowa reward` writes) sharing the policy's tokenizer: it scores prompt ids + sampled response ids + EOS directly,
+with no re-tokenisation, reading `.logits[:, 0]` where the model's own pooling puts it.
+
+A rule is `module:function(samples: list[str], prompts: list[str], **meta) -> list[float]`, where `samples` are
+the cleaned replies (`chowa.formats.clean_reply`), `prompts` the rendered prompt texts, and `meta` holds
+`records` (the prompt records' raw fields: `family`, `answer`, `lang`, ...), `response_ids` (sampled ids,
+EOS included when emitted) and `tokenizer`. Built in: `chowa.ppo.rewards:checked_answer`.
+
+Run as (from Python):
+    source = load_reward_source(RewardConfig(function="chowa.ppo.rewards:checked_answer"), tokenizer, fmt, device)
+    scores = source.score(prompt_ids, response_ids, prompts)          # (B,) float tensor
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from chowa.config import load_callable, option
+from chowa.data.generate.answers import check_answer, is_checkable
+from chowa.errors import ChowaError
+from chowa.formats import ChatFormat, encode_prompt, render_training
+from chowa.padding import pad_rows
+from chowa.ppo.rollout import PromptRecord
+
+
+@dataclass
+class RewardConfig:
+    model: str = option("", "Reward-model folder (HF sequence classifier, same tokenizer as the policy).")
+    function: str = option("", "Rule-based reward `module:function(samples, prompts, **meta) -> list[float]`, e.g. "
+                               "`chowa.ppo.rewards:checked_answer`. Exactly one of `model` and `function`.")
+    reference_reply: bool = option(False, "Score minus the score of the prompt's reference reply (Alpaca `output` "
+                                          "or a final assistant message), as trlx's hh example.")
+    cliprange_reward: float = option(10.0, "Clip scores to ±this (0 = no clipping).")
+    scale: str = option("none", "Divide scores by the running std (`running`), the first rollout's std (`ref`), "
+                                "or not at all.", choices=("running", "ref", "none"))
+    missing_eos_penalty: float = option(0.0, "Subtract this from the score of a response that never ended.")
+    batch_size: int = option(16, "Sequences per reward-model forward pass.")
+
+
+def checked_answer(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
+    """1.0 when the reply gives the record's `answer` (`chowa.data.generate.answers.check_answer`), else 0.0.
+
+    Open-ended records (no canonical answer) score 0.0 for every reply, so they add no signal; no length or
+    format shaping is added, so the reward cannot be gamed by anything but the answer.
+    """
+    return [float(is_checkable(r) and check_answer(r, s)) for s, r in zip(samples, records, strict=True)]
+
+
+class RuleReward:
+    """Scores replies with a Python function (see the module docstring for its arguments)."""
+
+    def __init__(self, spec: str, tokenizer, fmt: ChatFormat):
+        self.spec, self.tokenizer, self.fmt = spec, tokenizer, fmt
+        self.function = load_callable(spec, "reward.function")
+
+    def __call__(self, samples: list[str], prompts: list[str], records: list[dict],
+                 response_ids: list[list[int]]) -> list[float]:
+        scores = self.function(samples, prompts, records=records, response_ids=response_ids,
+                               tokenizer=self.tokenizer)
+        if not hasattr(scores, "__len__") or len(scores) != len(samples):
+            raise ChowaError(f"reward.function {self.spec}: must return one float per sample ({len(samples)})")
+        return [float(s) for s in scores]
+
+
+class RewardModel:
+    """Scores prompt + response ids with a `chowa reward` model sharing the policy's tokenizer."""
+
+    def __init__(self, folder: str, tokenizer, device: torch.device, batch_size: int = 16):
+        from chowa.reward.score import load_reward_model
+
+        self.scorer = load_reward_model(folder, device)
+        self.scorer.model.requires_grad_(False)
+        if self.scorer.model.get_input_embeddings().num_embeddings < len(tokenizer):
+            raise ChowaError(f"reward.model: {folder} has fewer embeddings than the policy's tokenizer has tokens; "
+                             "PPO scores sampled ids directly, so both must share one tokenizer")
+        self.eos_id, self.batch_size = tokenizer.eos_token_id, batch_size
+
+    def __call__(self, sequences: list[list[int]]) -> list[float]:
+        """One score per id sequence (an EOS is appended where it is missing, as the model was trained)."""
+        sequences = [ids if ids and ids[-1] == self.eos_id else [*ids, self.eos_id] for ids in sequences]
+        scores: list[float] = []
+        for start in range(0, len(sequences), self.batch_size):
+            scores += self.scorer.score_ids(*pad_rows(sequences[start:start + self.batch_size],
+                                                      self.scorer.pad_id)).tolist()
+        return scores
+
+
+class RewardSource:
+    """What PPO asks for: raw scores (B,) for sampled responses, optionally minus the reference reply's score."""
+
+    def __init__(self, cfg: RewardConfig, tokenizer, fmt: ChatFormat, device: torch.device):
+        if bool(cfg.model) == bool(cfg.function):
+            raise ChowaError("config: set exactly one of reward.model (a reward-model folder) and reward.function "
+                             "(module:function)")
+        self.cfg, self.tokenizer, self.fmt = cfg, tokenizer, fmt
+        self.rule = RuleReward(cfg.function, tokenizer, fmt) if cfg.function else None
+        self.model = RewardModel(cfg.model, tokenizer, device, cfg.batch_size) if cfg.model else None
+        self._reference_scores: dict[str, float] = {}
+
+    def score(self, prompts: list[PromptRecord], prompt_ids: list[list[int]], response_ids: list[list[int]],
+              replies: list[str]) -> torch.Tensor:
+        """(B,) float scores. `replies` are the cleaned texts of `response_ids`."""
+        scores = self._score(prompts, prompt_ids, response_ids, replies)
+        if self.cfg.reference_reply:
+            scores = [s - r for s, r in zip(scores, self.reference_scores(prompts), strict=True)]
+        return torch.tensor(scores, dtype=torch.float32)
+
+    def reference_scores(self, prompts: list[PromptRecord]) -> list[float]:
+        """Scores of the prompts' reference replies, computed once per prompt."""
+        missing = [p for p in prompts if p.source not in self._reference_scores]
+        for p in missing:
+            if p.reference is None:
+                raise ChowaError(f"{p.source}: reward.reference_reply needs a reference reply (Alpaca `output` or "
+                                 "a final assistant message)")
+        if missing:
+            prompt_ids = [encode_prompt(p.messages, self.fmt, self.tokenizer) for p in missing]
+            reply_ids = []
+            for p, ids in zip(missing, prompt_ids, strict=True):
+                full = render_training([*p.messages, {"role": "assistant", "content": p.reference}], self.fmt,
+                                       self.tokenizer)[0]
+                reply_ids.append(full[len(ids):])
+            scores = self._score(missing, prompt_ids, reply_ids, [p.reference for p in missing])
+            self._reference_scores.update(zip([p.source for p in missing], scores, strict=True))
+        return [self._reference_scores[p.source] for p in prompts]
+
+    def _score(self, prompts: list[PromptRecord], prompt_ids: list[list[int]], response_ids: list[list[int]],
+               replies: list[str]) -> list[float]:
+        if self.model is not None:
+            return self.model([p + r for p, r in zip(prompt_ids, response_ids, strict=True)])
+        texts = [self.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompt_ids]
+        return self.rule(replies, texts, [p.record for p in prompts], response_ids)

@@ -1,0 +1,434 @@
+"""Reinforcement learning from a reward with PPO: the `ppo` stage (spec: specs/ppo.md).
+
+Each step samples `ppo.num_rollouts` responses to training prompts from the policy in its chat format, keeping the
+sampled ids (`chowa.ppo.rollout`); scores them with a reward model or a rule (`chowa.ppo.rewards`), clipped and
+optionally scaled; turns scores into per-token rewards with a KL penalty against the frozen reference (score at the
+last response token); computes GAE advantages; then runs `ppo.ppo_epochs` shuffled passes of clipped policy and
+value updates over minibatches (`chowa.ppo.losses`). The KL coefficient is fixed, or adaptive when `ppo.target`
+is set (trlx). Value and reference live in one of four layouts (`chowa.ppo.layouts`).
+
+Output folder: the policy as a plain HF causal-LM folder with its tokenizer and chat format, metrics.jsonl,
+ppo.png (reward, KL and length curves), ppo_losses.png (clip fraction, approx. KL, value loss, explained variance,
+entropy), samples.jsonl (sampled replies with their scores), config.yaml, and checkpoints/ (policy folder +
+accelerate state of policy, value and optimizer + KL coefficient and score scaler).
+Held-out prompts are answered greedily and scored before training (the SFT baseline) and every `train.eval_every`
+steps.
+
+Run as:
+    chowa ppo --config configs/tiny/ppo.yaml
+    accelerate launch --num_processes 2 -m chowa ppo --config configs/tiny/ppo.yaml runtime.cpu=true
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from chowa.config import REQUIRED, option, save_config
+from chowa.data.generate.answers import check_answer, is_checkable
+from chowa.data.order import SeededOrder
+from chowa.errors import ChowaError, TrainingInterrupted
+from chowa.formats import FORMATS, chat_template, detect_format, encode_prompt, get_format, save_format
+from chowa.models.load import load_causal_lm
+from chowa.padding import pad_rows
+from chowa.ppo import losses
+from chowa.ppo.layouts import LAYOUTS, PPOModel
+from chowa.ppo.rewards import RewardConfig, RewardSource
+from chowa.ppo.rollout import PromptRecord, Rollout, decode_replies, read_prompts, sample
+from chowa.runtime import Runtime, RuntimeConfig
+from chowa.tokenizer import load_tokenizer
+from chowa.training.checkpoint import StopSignal, load_checkpoint, resolve_resume, save_checkpoint, save_model_folder
+from chowa.training.loop import trim_metrics
+from chowa.training.optim import OptimConfig, build_optimizer, build_scheduler
+from chowa.training.plots import plot_metrics
+
+
+@dataclass
+class PromptDataConfig:
+    prompts: list[str] = option(REQUIRED, "Prompt files or globs (JSONL/JSON: OpenAI `messages` or Alpaca "
+                                          "`instruction`/`input`), e.g. `builtin:sft/train.jsonl`.")
+    heldout: list[str] = option([], "Held-out prompt files, answered greedily and scored at every evaluation.")
+    heldout_size: int = option(64, "Use at most this many held-out prompts (the first ones).")
+    max_prompt_length: int = option(256, "Keep only the last this-many prompt tokens.")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = option(64, "Longest response in tokens; one that runs out is scored as is.")
+    temperature: float = option(1.0, "Sampling temperature; log-probs are taken at the same temperature.")
+    stop: list[str] = option([], "Stop strings ending a response (cut before them, EOS appended); empty = the chat "
+                                 "format's own turn tags.")
+    eval_greedy: bool = option(True, "Answer held-out prompts greedily (else sampled with a fixed seed).")
+
+
+@dataclass
+class PPOMethodConfig:
+    layout: str = option("hydra", "Where value and reference live: separate (own critic, full reference copy), "
+                                  "shared (value head on the policy), hydra (frozen bottom shared with a reference "
+                                  "branch), reference-branch (value on a branch of the frozen bottom).",
+                         choices=LAYOUTS)
+    num_layers_unfrozen: int = option(2, "Top blocks that train (-1 = all); hydra layouts branch here.")
+    value_model: str = option("", "Folder to initialise the separate critic's trunk from (e.g. the reward model); "
+                                  "default: the policy.")
+    num_rollouts: int = option(64, "Samples collected per step on each process.")
+    chunk_size: int = option(16, "Prompts sampled together.")
+    ppo_epochs: int = option(4, "Passes over each step's samples.")
+    batch_size: int = option(16, "Samples per optimizer step.")
+    minibatch_size: int = option(0, "Samples per forward/backward (gradient accumulation); 0 = batch_size.")
+    init_kl_coef: float = option(0.05, "Initial KL penalty coefficient β.")
+    target: float | None = option(None, "Target KL for the adaptive controller; null = fixed β.")
+    horizon: int = option(10000, "Adaptive controller horizon.")
+    kl_estimator: str = option("k1", "Per-token KL penalty estimator.", choices=("k1", "k3"))
+    gamma: float = option(1.0, "Discount.")
+    lam: float = option(0.95, "GAE λ.")
+    cliprange: float = option(0.2, "Policy ratio clip ε.")
+    cliprange_value: float = option(0.2, "Value clip ε_v.")
+    vf_coef: float = option(1.0, "Value loss weight.")
+    whiten: str = option("masked", "Advantage whitening.", choices=("masked", "trlx", "none"))
+    whiten_scope: str = option("minibatch", "Whiten per minibatch (trlx) or over the whole rollout.",
+                               choices=("minibatch", "rollout"))
+    trlx_compat: bool = option(False, "trlx's GAE bootstrap and unmasked approx-KL.")
+
+
+@dataclass
+class PPOTrainConfig:
+    steps: int = option(100, "PPO steps (each: collect ppo.num_rollouts samples, then ppo.ppo_epochs passes).")
+    eval_every: int = option(10, "Score the held-out prompts every this many steps (0 = only at the end).")
+    save_every: int = option(50, "Save a resumable checkpoint every this many steps (0 = only at the end).")
+    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
+    resume: str = option("auto", "`auto`: continue from the latest checkpoint in `out`; `never`; or a folder.")
+    log_samples: int = option(4, "Sampled replies per step written to samples.jsonl.")
+
+
+@dataclass
+class PPOConfig:
+    out: str = option(REQUIRED, "Output folder: final policy (HF folder + chat format), checkpoints/, metrics.")
+    model: str = option(REQUIRED, "The SFT policy folder to start from; also the frozen reference.")
+    tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
+    format: str = option("", f"Chat format; default: the model folder's own. One of: {', '.join(FORMATS)}.")
+    data: PromptDataConfig = option(PromptDataConfig(), "Prompts to sample from.")
+    reward: RewardConfig = option(RewardConfig(), "Where scores come from, and how they are clipped and scaled.")
+    generation: GenerationConfig = option(GenerationConfig(), "Sampling.")
+    ppo: PPOMethodConfig = option(PPOMethodConfig(), "PPO (defaults: trlx's, specs/ppo.md §7).")
+    train: PPOTrainConfig = option(PPOTrainConfig(), "Steps, evaluation, checkpoints, resume.")
+    optim: OptimConfig = option(OptimConfig(lr=1e-5, min_lr=1e-5, warmup_steps=0, schedule="constant",
+                                            betas=[0.9, 0.95], weight_decay=1e-6), "AdamW (trlx defaults).")
+    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed.")
+
+
+@dataclass
+class Experience:
+    """One sampled response and what PPO needs of it; all (T,) over its own response tokens."""
+
+    prompt: torch.Tensor
+    response: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class PPORun:
+    """Everything a PPO run holds between steps (models, reward, controller, scaler), and its two phases."""
+
+    def __init__(self, cfg: PPOConfig, runtime: Runtime):
+        self.cfg, self.runtime = cfg, runtime
+        self.tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.fmt = get_format(cfg.format) if cfg.format else detect_format(cfg.model)
+        self.tokenizer.chat_template = chat_template(self.fmt)
+        self.stop = tuple(cfg.generation.stop) or self.fmt.stop
+        self.prompts = read_prompts(cfg.data.prompts)
+        self.heldout = read_prompts(cfg.data.heldout)[:cfg.data.heldout_size] if cfg.data.heldout else []
+        self.order = SeededOrder(len(self.prompts), seed=cfg.runtime.seed)
+        self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
+        value_model = load_causal_lm(cfg.ppo.value_model) if cfg.ppo.value_model else None
+        if value_model is not None and cfg.ppo.layout != "separate":
+            raise ChowaError("config: ppo.value_model is only used by layout 'separate'")
+        self.model = PPOModel(load_causal_lm(cfg.model), cfg.ppo.layout, cfg.ppo.num_layers_unfrozen, value_model)
+        self.kl = losses.make_kl_controller(cfg.ppo.init_kl_coef, cfg.ppo.target, cfg.ppo.horizon)
+        self.scaler = losses.ScoreScaler(cfg.reward.scale)
+
+    @property
+    def unwrapped(self) -> PPOModel:
+        return self.runtime.accelerator.unwrap_model(self.model)
+
+    def prompt_ids(self, prompts: list[PromptRecord]) -> list[list[int]]:
+        return [encode_prompt(p.messages, self.fmt, self.tokenizer)[-self.cfg.data.max_prompt_length:]
+                for p in prompts]
+
+    def forward(self, prompts: torch.Tensor, prompt_mask: torch.Tensor, responses: torch.Tensor,
+                response_mask: torch.Tensor, with_reference: bool) -> tuple[torch.Tensor, ...]:
+        """Policy log-probs, values and logits (and reference log-probs) at the response positions, all (B, T)
+        but logits (B, T, V). Prompts are left-padded, responses right-padded."""
+        out = self.model(torch.cat([prompts, responses], 1), torch.cat([prompt_mask, response_mask], 1),
+                         with_reference=with_reference)
+        start, end = prompts.shape[1] - 1, prompts.shape[1] - 1 + responses.shape[1]  # position t predicts t + 1
+        temperature = self.cfg.generation.temperature
+        logits = out.logits[:, start:end]
+        logprobs = losses.logprobs_from_logits(logits, responses, temperature)
+        ref = (losses.logprobs_from_logits(out.ref_logits[:, start:end], responses, temperature)
+               if with_reference else None)
+        return logprobs, out.values[:, start:end], logits, ref
+
+    # --- phase 1: experience -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def collect(self, step: int) -> tuple[list[Experience], dict, list[dict]]:
+        """Sample, score and turn into advantages this process's share of the step's rollouts."""
+        cfg, runtime = self.cfg, self.runtime
+        per_process = cfg.ppo.num_rollouts
+        first = (step * runtime.num_processes + runtime.process_index) * per_process
+        experiences, stats, logged = [], [], []
+        self.model.eval()
+        for start in range(0, per_process, cfg.ppo.chunk_size):
+            count = min(cfg.ppo.chunk_size, per_process - start)
+            prompts = [self.prompts[self.order[first + start + i]] for i in range(count)]
+            prompt_ids = self.prompt_ids(prompts)
+            rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt, cfg.generation.max_new_tokens,
+                             cfg.generation.temperature, stop=self.stop)
+            logprobs, values, logits, ref_logprobs = self.forward(rollout.queries, rollout.query_mask,
+                                                                  rollout.responses, rollout.response_mask, True)
+            mask = rollout.response_mask.to(logprobs.dtype)
+            replies = decode_replies(rollout, self.tokenizer, self.fmt)
+            raw = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies).to(runtime.device)
+            scores = losses.missing_eos_penalty(raw, rollout.has_eos, cfg.reward.missing_eos_penalty)
+            scores = self.scaler(losses.clip_scores(scores, cfg.reward.cliprange_reward))
+            rewards = losses.rollout_rewards(logprobs, ref_logprobs, mask, scores, self.kl.value,
+                                             cfg.ppo.kl_estimator)
+            advantages, returns = losses.gae_advantages_and_returns(rewards, values, mask, cfg.ppo.gamma,
+                                                                    cfg.ppo.lam, cfg.ppo.trlx_compat)
+            entropy = losses.entropy_from_logits(logits / cfg.generation.temperature)
+            stats.append({"score_mean": raw.mean(), "score_sq": (raw**2).mean(),
+                          "kl": losses.kl_statistic(logprobs, ref_logprobs, mask),
+                          # Σ_t (lp − ref): the unbiased estimate of KL(π ‖ ref) per sample; the controller's k3
+                          # statistic above is trlx's exp(l) − 1 − l, heavy-tailed where π ≫ ref
+                          "kl_k1": (losses.kl_penalty(logprobs, ref_logprobs, "k1") * mask).sum(-1).mean(),
+                          "entropy": losses.masked_mean(entropy, mask),
+                          "explained_variance": losses.explained_variance(values, returns, mask),
+                          "response_length": mask.sum(1).mean(), "ended": rollout.has_eos.float().mean()})
+            experiences += _split(rollout, logprobs, values, advantages, returns)
+            logged += [{"step": step + 1, "split": "train", "prompt": p.messages[-1]["content"], "reply": r,
+                        "score": round(s, 4)} for p, r, s in zip(prompts, replies, raw.tolist(), strict=True)]
+        if cfg.ppo.whiten_scope == "rollout":
+            _whiten_rollout(experiences, cfg.ppo.whiten)
+        summary = {key: torch.stack([s[key] for s in stats]).mean() for key in stats[0]}
+        return experiences, summary, logged[:cfg.train.log_samples]
+
+    # --- phase 2: optimisation ---------------------------------------------------------------------------------
+
+    def update(self, experiences: list[Experience], step: int, optimizer, scheduler, mean_kl: float) -> dict:
+        """`ppo.ppo_epochs` shuffled passes in batches of `ppo.batch_size`, one optimizer step per batch."""
+        cfg, accelerator = self.cfg, self.runtime.accelerator
+        batch_size = cfg.ppo.batch_size
+        micro_size = cfg.ppo.minibatch_size or batch_size
+        shuffle = torch.Generator().manual_seed(cfg.runtime.seed * 100003 + step)  # a pure function of the step
+        totals: dict[str, list[torch.Tensor]] = {}
+        self.model.train()
+        for _ in range(cfg.ppo.ppo_epochs):
+            order = torch.randperm(len(experiences), generator=shuffle).tolist()
+            for first in range(0, len(order), batch_size):
+                batch = [experiences[i] for i in order[first:first + batch_size]]
+                for micro in range(0, len(batch), micro_size):
+                    part = batch[micro:micro + micro_size]
+                    out = self.loss(part)
+                    accelerator.backward(out.loss * len(part) / len(batch))
+                    for key in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approx_kl"):
+                        totals.setdefault(key, []).append(getattr(out, key).detach())
+                if cfg.optim.grad_clip > 0:
+                    accelerator.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            self.kl.update(mean_kl, n_steps=batch_size)  # after each epoch, as trlx's post_backward_callback
+        return {key: torch.stack(values).mean() for key, values in totals.items()}
+
+    def loss(self, part: list[Experience]) -> losses.PPOLoss:
+        pad = self.tokenizer.pad_token_id
+        prompts, prompt_mask = pad_rows([e.prompt.tolist() for e in part], pad, "left", self.runtime.device)
+        responses, response_mask = pad_rows([e.response.tolist() for e in part], pad, "right", self.runtime.device,
+                                             min_width=1)
+        old_logprobs, old_values, advantages, returns = (
+            _pad_stack([getattr(e, name) for e in part], responses.shape[1]).to(self.runtime.device)
+            for name in ("logprobs", "values", "advantages", "returns"))
+        logprobs, values, _, _ = self.forward(prompts, prompt_mask, responses, response_mask, False)
+        mask = response_mask.to(logprobs.dtype)
+        if self.cfg.ppo.whiten_scope == "minibatch":
+            advantages = losses.whiten(advantages, mask, self.cfg.ppo.whiten)
+        ppo = self.cfg.ppo
+        return losses.ppo_loss(logprobs, old_logprobs, values, old_values, advantages, returns, mask,
+                               ppo.cliprange, ppo.cliprange_value, ppo.vf_coef, ppo.trlx_compat)
+
+    # --- held-out evaluation -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> tuple[dict, list[dict]]:
+        """Mean score (and checked-answer accuracy where records have answers) on the held-out prompts."""
+        cfg, runtime = self.cfg, self.runtime
+        mine = self.heldout[runtime.process_index::runtime.num_processes]
+        totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
+        logged = []
+        devices = [runtime.device] if runtime.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the training RNG stream is left untouched
+            torch.manual_seed(cfg.runtime.seed + 7919)
+            for start in range(0, len(mine), cfg.ppo.chunk_size):
+                prompts = mine[start:start + cfg.ppo.chunk_size]
+                prompt_ids = self.prompt_ids(prompts)
+                rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
+                                 cfg.generation.max_new_tokens, cfg.generation.temperature,
+                                 greedy=cfg.generation.eval_greedy, stop=self.stop)
+                replies = decode_replies(rollout, self.tokenizer, self.fmt)
+                scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
+                checks = [float(check_answer(p.record, r)) for p, r in zip(prompts, replies, strict=True)
+                          if is_checkable(p.record)]
+                totals += torch.tensor([scores.sum().item(), rollout.response_mask.sum().item(), sum(checks),
+                                        len(checks), len(prompts)], device=runtime.device)
+                logged += [{"step": step, "split": "heldout", "prompt": p.messages[-1]["content"], "reply": r,
+                            "score": round(s, 4)} for p, r, s in zip(prompts, replies, scores.tolist(), strict=True)]
+        totals = runtime.accelerator.reduce(totals, reduction="sum")
+        count = totals[4].clamp(min=1)
+        metrics = {"heldout_score": (totals[0] / count).item(), "heldout_length": (totals[1] / count).item()}
+        if totals[3] > 0:
+            metrics["heldout_accuracy"] = (totals[2] / totals[3]).item()
+        return metrics, logged[:cfg.train.log_samples]
+
+    def state(self) -> dict:
+        """What accelerate's save_state does not hold: the KL coefficient and the score scaler."""
+        moments = self.scaler.moments
+        return {"kl_coef": self.kl.value, "scaler": {"mean": moments.mean, "var": moments.var, "std": moments.std,
+                                                     "count": moments.count, "ref_std": self.scaler.ref_std}}
+
+    def load_state(self, state: dict) -> None:
+        self.kl.value = state["kl_coef"]
+        scaler = dict(state["scaler"])
+        self.scaler.ref_std = scaler.pop("ref_std")
+        vars(self.scaler.moments).update(scaler)
+
+
+def _split(rollout: Rollout, *per_token: torch.Tensor) -> list[Experience]:
+    """Padded (B, T) chunk tensors -> one Experience per sample, without padding (kept on the CPU)."""
+    rows = []
+    for i in range(rollout.responses.shape[0]):
+        keep_prompt, keep = rollout.query_mask[i].bool(), rollout.response_mask[i].bool()
+        rows.append(Experience(rollout.queries[i][keep_prompt].cpu(), rollout.responses[i][keep].cpu(),
+                               *(t[i][keep].float().cpu() for t in per_token)))
+    return rows
+
+
+def _pad_stack(rows: list[torch.Tensor], width: int) -> torch.Tensor:
+    """(T_i,) rows -> (B, width), right-padded with zeros."""
+    out = torch.zeros((len(rows), width))
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
+
+def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
+    """Whiten advantages once over every response token of the rollout (`whiten_scope: rollout`)."""
+    flat = torch.cat([e.advantages for e in experiences]).unsqueeze(0)
+    whitened = losses.whiten(flat, torch.ones_like(flat), mode)[0]
+    for e, part in zip(experiences, whitened.split([len(e.advantages) for e in experiences]), strict=True):
+        e.advantages = part
+
+
+def main(cfg: PPOConfig) -> Path:
+    out = Path(cfg.out)
+    runtime = Runtime(cfg.runtime, out_dir=out)
+    if runtime.is_main:
+        save_config(cfg, out)
+    run = PPORun(cfg, runtime)
+    accelerator = runtime.accelerator
+    batches = -(-cfg.ppo.num_rollouts // cfg.ppo.batch_size)
+    optimizer = build_optimizer(run.model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps * cfg.ppo.ppo_epochs * batches)
+    run.model, optimizer = accelerator.prepare(run.model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    # Each process samples with its own random stream (the same seed everywhere would correlate their rollouts);
+    # a resumed run restores every process's stream from the checkpoint.
+    torch.manual_seed(cfg.runtime.seed * 1009 + runtime.process_index)
+    start_step, checkpoint = 0, resolve_resume(cfg.train.resume, out)
+    if checkpoint is not None:
+        trainer_state = load_checkpoint(runtime, checkpoint)
+        start_step = trainer_state["step"]
+        run.load_state(trainer_state)
+        runtime.print(f"ppo: resuming from {checkpoint} (step {start_step})")
+    trim_metrics(runtime, start_step)
+    _trim_samples(runtime, out / "samples.jsonl", start_step)
+    runtime.print(f"ppo: {len(run.prompts):,} prompts, {len(run.heldout):,} held out, layout {cfg.ppo.layout}, "
+                  f"format {run.fmt.name}")
+    if run.heldout and checkpoint is None:  # the SFT baseline of the held-out curve
+        metrics, logged = run.evaluate(0)
+        runtime.log({"step": 0} | metrics)
+        _log_samples(runtime, out, logged)
+    progress = tqdm(total=cfg.train.steps, initial=start_step, desc="ppo", disable=not runtime.is_main, unit="step")
+    with StopSignal() as stop:
+        for step in range(start_step, cfg.train.steps):
+            started = time.perf_counter()
+            experiences, rollout_stats, logged = run.collect(step)
+            kl_coef = run.kl.value  # the β these rewards used
+            rollout_stats = {k: v.item() for k, v in _reduce(accelerator, rollout_stats).items()}
+            train_stats = {k: v.item() for k, v in _reduce(accelerator, run.update(
+                experiences, step, optimizer, scheduler, rollout_stats["kl"])).items()}
+            score_sq = rollout_stats.pop("score_sq")
+            record = {"step": step + 1, **rollout_stats,
+                      "score_std": max(0.0, score_sq - rollout_stats["score_mean"] ** 2) ** 0.5,
+                      **train_stats, "kl_coef": kl_coef, "lr": scheduler.get_last_lr()[0],
+                      "seconds": round(time.perf_counter() - started, 3)}
+            done = step + 1 == cfg.train.steps
+            if run.heldout and (done or (cfg.train.eval_every and (step + 1) % cfg.train.eval_every == 0)):
+                metrics, heldout_logged = run.evaluate(step + 1)
+                record |= metrics
+                logged += heldout_logged
+            runtime.log(record)
+            _log_samples(runtime, out, logged)
+            progress.update(1)
+            progress.set_postfix(score=f"{record['score_mean']:.3f}", kl=f"{record['kl']:.3f}")
+            interrupted = stop.any_rank(runtime)
+            if done or interrupted or (cfg.train.save_every and (step + 1) % cfg.train.save_every == 0):
+                save_checkpoint(runtime, out, step + 1, run.unwrapped.policy, run.tokenizer,
+                                {"stage": "ppo", **run.state()}, keep=cfg.train.keep_checkpoints)
+            if interrupted:
+                progress.close()
+                raise TrainingInterrupted(f"ppo: stopped by {stop.requested or 'a signal'} after step {step + 1}; "
+                                          "run the same command again (train.resume=auto) to continue.")
+    progress.close()
+    save_model_folder(runtime, run.unwrapped.policy, run.tokenizer, out)
+    if runtime.is_main:
+        save_format(out, run.fmt)
+        title = f"ppo ({cfg.ppo.layout})"
+        plot_metrics(runtime.metrics_path, out / "ppo.png", [("score_mean", "heldout_score", "heldout_accuracy"),
+                                                             ("kl", "kl_k1"), ("response_length",)], title)
+        plot_metrics(runtime.metrics_path, out / "ppo_losses.png",
+                     [("pg_clipfrac", "approx_kl"), ("vf_loss",), ("explained_variance",), ("entropy",)], title)
+    runtime.wait()
+    return out
+
+
+def _reduce(accelerator, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean of each scalar over processes."""
+    if not stats:
+        return {}
+    keys = list(stats)
+    stacked = torch.stack([stats[k].float().to(accelerator.device) for k in keys])
+    return dict(zip(keys, accelerator.reduce(stacked, reduction="mean"), strict=True))
+
+
+def _log_samples(runtime: Runtime, out: Path, rows: list[dict]) -> None:
+    if runtime.is_main and rows:
+        with (out / "samples.jsonl").open("a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def _trim_samples(runtime: Runtime, path: Path, start_step: int) -> None:
+    """Drop samples logged past the checkpoint a run resumes from (they will be sampled again)."""
+    if not runtime.is_main or not path.exists():
+        return
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [r for r in rows if r["step"] <= start_step] if start_step else []
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")

@@ -1,0 +1,181 @@
+"""The PPO stage on a tiny GPT-NeoX: reward rises with bounded KL, responses keep the sampled ids, resume is exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, GPTNeoXConfig, GPTNeoXForSequenceClassification
+
+from chowa.config import load_callable, load_config
+from chowa.errors import ChowaError
+from chowa.formats import encode_prompt, get_format, save_format
+from chowa.models.build import build_model
+from chowa.ppo.rewards import RewardModel, checked_answer
+from chowa.ppo.rollout import end_response, read_prompts, sample
+from chowa.ppo.train import PPOConfig
+from chowa.ppo.train import main as ppo
+from chowa.tokenizer import load_tokenizer
+from chowa.tokenizer.train import TokenizerTrainConfig
+from chowa.tokenizer.train import main as train_tokenizer
+from chowa.training.checkpoint import checkpoint_dirs
+from chowa.training.plots import read_metrics
+
+# Easy to learn from a random model: the share of response tokens (EOS aside) with an id below 100.
+RULES = '''
+def low_ids(samples, prompts, response_ids, tokenizer, **meta):
+    eos = tokenizer.eos_token_id
+    kept = [[i for i in ids if i != eos] for ids in response_ids]
+    return [sum(i < 100 for i in ids) / len(ids) if ids else 0.0 for ids in kept]
+'''
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory, project_corpus) -> Path:
+    """A random tiny GPT-NeoX (hidden 32, 2 layers) with a 420-piece tokenizer, in chat format `rinna`."""
+    root = tmp_path_factory.mktemp("ppo")
+    cfg = load_config(TokenizerTrainConfig, overrides=[f"out={root / 'tok'}", "vocab_size=420"],
+                      flags={"input": [str(p) for p in project_corpus]})
+    tokenizer = load_tokenizer(train_tokenizer(cfg))
+    model = build_model("tiny", tokenizer=tokenizer, seed=0, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    model.save_pretrained(root / "sft")
+    tokenizer.save_pretrained(root / "sft")
+    save_format(root / "sft", "rinna")
+    return root / "sft"
+
+
+@pytest.fixture()
+def rules(tmp_path, monkeypatch) -> str:
+    (tmp_path / "ppo_test_rules.py").write_text(RULES, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "ppo_test_rules:low_ids"
+
+
+def _config(out: Path, policy_dir: Path, reward: str, *extra: str) -> PPOConfig:
+    return load_config(PPOConfig, overrides=[
+        f"out={out}", f"model={policy_dir}", "data.prompts=[builtin:sft/train.jsonl]",
+        "data.heldout=[builtin:sft/heldout.jsonl]", "data.heldout_size=16", f"reward.function={reward}",
+        "generation.max_new_tokens=8", "ppo.num_rollouts=32", "ppo.chunk_size=16", "ppo.batch_size=8",
+        "ppo.ppo_epochs=4", "ppo.num_layers_unfrozen=1", "optim.lr=1e-2", "runtime.cpu=true", *extra])
+
+
+@pytest.mark.parametrize("layout", ["hydra", "separate"])
+def test_rule_reward_rises_with_finite_kl(tmp_path, policy_dir, rules, layout):
+    out = ppo(_config(tmp_path / layout, policy_dir, rules, f"ppo.layout={layout}", "train.steps=12",
+                      "train.eval_every=12"))
+    records = read_metrics(out / "metrics.jsonl")
+    steps = [r for r in records if r["step"] > 0]
+    first, last = (sum(r["score_mean"] for r in part) / 3 for part in (steps[:3], steps[-3:]))
+    assert last > first + 0.08, [r["score_mean"] for r in steps]
+    baseline, final = records[0]["heldout_score"], records[-1]["heldout_score"]
+    assert final > baseline, (baseline, final)
+    assert all(0 <= r["kl"] < 50 and r["kl"] == r["kl"] for r in steps)  # k3 statistic: finite, non-negative
+    for key in ("entropy", "pg_clipfrac", "approx_kl", "vf_loss", "explained_variance", "response_length",
+                "score_std", "kl_coef"):
+        assert key in steps[-1]
+    assert (out / "ppo.png").stat().st_size > 1000
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {"train", "heldout"} <= {s["split"] for s in samples}
+    reloaded = AutoModelForCausalLM.from_pretrained(str(out))  # a plain causal-LM folder with its chat format
+    assert reloaded.config.hidden_size == 32 and (out / "chat_format.json").is_file()
+
+
+def test_resume_continues_exactly(tmp_path, policy_dir, rules):
+    common = ["data.heldout=[]", "ppo.num_rollouts=16", "ppo.ppo_epochs=2", "train.save_every=2",
+              "train.keep_checkpoints=0", "reward.scale=running", "ppo.target=1.0", "ppo.horizon=100"]
+    ppo(_config(tmp_path / "straight", policy_dir, rules, *common, "train.steps=4"))
+    ppo(_config(tmp_path / "resumed", policy_dir, rules, *common, "train.steps=2"))
+    assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000002"]
+    ppo(_config(tmp_path / "resumed", policy_dir, rules, *common, "train.steps=4"))
+
+    def logged(run: str) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(tmp_path / run / "metrics.jsonl")]
+
+    assert logged("resumed") == logged("straight")
+    assert logged("straight")[-1]["kl_coef"] != 0.05  # the adaptive controller moved, and was restored
+
+
+def test_responses_keep_sampled_ids_and_mask_after_the_end(policy_dir):
+    tokenizer, fmt = load_tokenizer(policy_dir), get_format("rinna")
+    eos = tokenizer.eos_token_id
+    assert end_response([7, 8, eos, 9, eos], tokenizer, eos, fmt.stop) == ([7, 8, eos], True)
+    assert end_response([7, 8, 9], tokenizer, eos, fmt.stop) == ([7, 8, 9], False)
+    # a stop string ends the response before its first token; the EOS id is appended
+    before = tokenizer.encode("今日は雨", add_special_tokens=False)
+    kept, ended = end_response(before + tokenizer.encode("ユーザー: 次", add_special_tokens=False), tokenizer, eos,
+                               fmt.stop)
+    assert ended and kept == before + [eos]
+
+    model = AutoModelForCausalLM.from_pretrained(str(policy_dir))
+    with torch.no_grad():  # make EOS likely (a few % a token) so some rows end early
+        model.gpt_neox.final_layer_norm.bias.fill_(1.0)
+        model.get_output_embeddings().weight[eos] = 0.06
+    prompts = read_prompts(["builtin:sft/heldout.jsonl"])[:6]
+    prompt_ids = [encode_prompt(p.messages, fmt, tokenizer) for p in prompts]
+    torch.manual_seed(3)
+    rollout = sample(model, prompt_ids, tokenizer, fmt, max_new_tokens=40, stop=())
+    torch.manual_seed(3)
+    queries = rollout.queries
+    generated = model.generate(input_ids=queries, attention_mask=rollout.query_mask, max_new_tokens=40,
+                               do_sample=True, top_k=0, top_p=1.0, temperature=1.0, eos_token_id=eos,
+                               pad_token_id=tokenizer.pad_token_id)[:, queries.shape[1]:]
+    for row, ids, mask, ended in zip(generated.tolist(), rollout.response_ids(), rollout.response_mask,
+                                     rollout.has_eos, strict=True):
+        assert ids == row[:len(ids)]  # the very ids sampled, no decode/encode round trip
+        assert mask[:len(ids)].all() and not mask[len(ids):].any()
+        assert bool(ended) == (eos in row) and (ids[-1] == eos) == bool(ended)
+    assert rollout.has_eos.any() and not rollout.has_eos.all()
+
+
+def test_reward_model_scores_prompt_plus_response_ids(tmp_path, policy_dir):
+    torch.manual_seed(1)
+    tokenizer = load_tokenizer(policy_dir)
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+                           eos_token_id=tokenizer.eos_token_id)
+    rm = GPTNeoXForSequenceClassification(config).eval()
+    rm.save_pretrained(tmp_path / "rm")
+    tokenizer.save_pretrained(tmp_path / "rm")  # a reward folder as `chowa reward` writes it
+    save_format(tmp_path / "rm", "rinna")
+    scorer = RewardModel(str(tmp_path / "rm"), tokenizer, torch.device("cpu"))
+    sequences = [[5, 6, 7], [8, 9, 10, 11, 12, tokenizer.eos_token_id]]
+    scores = scorer(sequences)  # batched with right padding; an EOS is appended to the first
+    with torch.no_grad():
+        alone = [rm(torch.tensor([ids])).logits[0, 0].item() for ids in ([5, 6, 7, tokenizer.eos_token_id],
+                                                                           sequences[1])]
+    assert scores == pytest.approx(alone, abs=1e-5)
+    # the stage with a reward model, shaped against the reference replies and scaled by the running std
+    out = ppo(_config(tmp_path / "run", policy_dir, "''", f"reward.model={tmp_path / 'rm'}",
+                      "reward.reference_reply=true", "reward.scale=running", "ppo.num_rollouts=16", "train.steps=2",
+                      "data.heldout_size=4"))
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1, 2] and all(abs(r["score_mean"]) < 10 for r in records[1:])
+
+
+def test_callable_errors_name_the_missing_part():
+    with pytest.raises(ChowaError, match="no_such_module_xyz"):
+        load_callable("no_such_module_xyz:score", "reward.function")
+    with pytest.raises(ChowaError, match="'no_such_function'"):
+        load_callable("chowa.ppo.rewards:no_such_function", "reward.function")
+    with pytest.raises(ChowaError, match="module:function"):
+        load_callable("chowa.ppo.rewards", "reward.function")
+    assert load_callable("chowa.ppo.rewards:checked_answer", "reward.function") is checked_answer
+
+
+def test_checked_answer_and_prompt_records(tmp_path):
+    records = [{"family": "arithmetic", "answer": "3", "lang": "en"}] * 2 + [{"family": "open"}]
+    assert checked_answer(["The answer is 3.", "It is 4.", "anything"], ["p"] * 3, records=records) == [1.0, 0.0, 0.0]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "こんにちは"},
+                                             {"role": "assistant", "content": "どうも"}]}, ensure_ascii=False)
+                    + "\n" + json.dumps({"instruction": "Add.", "input": "1 + 2", "answer": "3"}) + "\n"
+                    + json.dumps({"text": "no prompt here"}) + "\n", encoding="utf-8")
+    with pytest.raises(ChowaError, match=r"prompts.jsonl:3"):
+        read_prompts([str(path)])
+    path.write_text("\n".join(path.read_text(encoding="utf-8").splitlines()[:2]), encoding="utf-8")
+    first, second = read_prompts([str(path)])
+    assert first.reference == "どうも" and first.messages == [{"role": "user", "content": "こんにちは"}]
+    assert second.messages == [{"role": "user", "content": "Add.", "input": "1 + 2"}] and second.record["answer"] == "3"
