@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                "Train a reward model on preference pairs (Bradley-Terry, scalar head on the SFT model). "
                "Score records with: chowa reward score --model DIR --input FILE.jsonl")
     _add_reward_score_command(stages)
+    _add_stage(stages, "ppo", "chowa.ppo.train", "PPOConfig",
+               "PPO from a reward model or a rule, with the trlx math and separate/shared/hydra/reference-branch "
+               "value and reference layouts.")
+    _add_pipeline_command(stages)
     _add_generation_commands(stages)
     _add_eval_commands(stages)
     _add_compare_commands(stages)
@@ -63,6 +67,37 @@ def _add_stage(stages: argparse._SubParsersAction, name: str, module_name: str, 
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, schema)
     parser.set_defaults(handler=_run_stage(schema, module_name))
+
+
+def _add_pipeline_command(stages: argparse._SubParsersAction) -> None:
+    from chowa.pipeline import STAGES, PipelineConfig
+
+    pipeline = stages.add_parser(
+        "pipeline", help="tokenizer → pretrain → sft → reward → ppo → eval → compare as one resumable job + report.",
+        description="Run every stage as one resumable job and write OUT/report.md and report.html. A finished "
+                    "stage is not redone, an interrupted one resumes, a changed config for a stage reruns it and "
+                    "what follows. Each YAML section takes the keys of that stage's own config.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pipeline.add_argument("--config", default="configs/tiny/pipeline.yaml", metavar="FILE.yaml",
+                          help="Pipeline recipe (default: configs/tiny/pipeline.yaml, the laptop-CPU demo).")
+    pipeline.add_argument("--out", default=None, metavar="DIR", help="Output folder (default: the recipe's `out`).")
+    pipeline.add_argument("--from", dest="from_stage", default=None, choices=list(STAGES),
+                          help="Rerun this stage and every later one even if finished.")
+    pipeline.add_argument("--until", default=None, choices=list(STAGES), help="Stop after this stage.")
+    pipeline.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                          help="Set any key, e.g. ppo.train.steps=10 or sft.format=rinna-nl.")
+    rows = describe_fields(PipelineConfig)
+    pipeline.epilog = "config keys:\n" + "\n".join(f"  {key}\n      {text}" for key, _, _, text in rows)
+    pipeline.set_defaults(handler=_pipeline)
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from chowa.pipeline import PipelineConfig
+    from chowa.pipeline import main as run_pipeline
+
+    flags = {k: v for k, v in {"out": args.out, "from_stage": args.from_stage, "until": args.until}.items() if v}
+    run_pipeline(load_config(PipelineConfig, args.config, args.overrides, flags=flags))
+    return 0
 
 
 def _add_reward_score_command(stages: argparse._SubParsersAction) -> None:

@@ -1,0 +1,156 @@
+"""The main job: tokenizer → pretrain → sft → reward → ppo → eval → compare as one resumable run, then a report.
+
+Each stage runs in `OUT/<stage>/` with its own config: the pipeline YAML holds one section per stage (the same
+keys as that stage's own YAML; `${out}` is the pipeline's output folder) and the pipeline fills in the paths
+that join the stages. `OUT/pipeline_state.json` records a fingerprint of every stage's resolved config chained
+with the stages before it:
+
+- a finished stage whose fingerprint is unchanged is not redone;
+- an interrupted stage is run again and resumes from its own checkpoints;
+- a stage whose config (or an earlier stage's) changed is rerun from scratch, and so is every stage after it.
+
+At the end `OUT/report.md` and `OUT/report.html` (self-contained) describe the run (see `chowa.report`).
+
+Run as:
+    chowa pipeline --config configs/tiny/pipeline.yaml --out runs/demo
+    chowa pipeline --config configs/tiny/pipeline.yaml --out runs/demo --from sft --until ppo
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chowa.config import atomic_write_text, load_config, option, save_config, to_yaml
+from chowa.errors import ChowaError
+
+STATE_FILE = "pipeline_state.json"
+
+
+@dataclass
+class PipelineConfig:
+    out: str = option("runs/pipeline", "Output folder: one subfolder per stage, pipeline_state.json, report.md/html.")
+    tokenizer: dict[str, Any] = option({}, "`chowa tokenizer train` keys (out is set by the pipeline).")
+    pretrain: dict[str, Any] = option({}, "`chowa pretrain` keys (out, tokenizer are set by the pipeline).")
+    sft: dict[str, Any] = option({}, "`chowa sft` keys (out, model are set by the pipeline).")
+    reward: dict[str, Any] = option({}, "`chowa reward` keys (out, model are set by the pipeline).")
+    ppo: dict[str, Any] = option({}, "`chowa ppo` keys (out, model are set by the pipeline; use "
+                                     "reward.model=${out}/reward for the pipeline's reward model).")
+    eval: dict[str, Any] = option({}, "Held-out and JGLUE evaluation keys (see chowa.eval.heldout.EvalStageConfig).")
+    compare: dict[str, Any] = option({}, "PPO vs SFT comparison keys (see chowa.eval.compare.CompareStageConfig).")
+    from_stage: str = option("", "Rerun from this stage on, even if finished (CLI: --from).")
+    until: str = option("", "Stop after this stage (CLI: --until).")
+
+
+# stage name -> (module, config class, the keys the pipeline sets from its output folder)
+STAGES: dict[str, tuple[str, str, Any]] = {
+    "tokenizer": ("chowa.tokenizer.train", "TokenizerTrainConfig", lambda out: {"out": out / "tokenizer"}),
+    "pretrain": ("chowa.pretrain", "PretrainConfig", lambda out: {"out": out / "pretrain",
+                                                                   "tokenizer": out / "tokenizer"}),
+    "sft": ("chowa.sft", "SFTConfig", lambda out: {"out": out / "sft", "model": out / "pretrain"}),
+    "reward": ("chowa.reward.train", "RewardConfig", lambda out: {"out": out / "reward", "model": out / "sft"}),
+    "ppo": ("chowa.ppo.train", "PPOConfig", lambda out: {"out": out / "ppo", "model": out / "sft"}),
+    "eval": ("chowa.eval.heldout", "EvalStageConfig", lambda out: {
+        "out": out / "eval", "reward_model": out / "reward",
+        "models": {"pretrained": out / "pretrain", "sft": out / "sft", "ppo": out / "ppo"}}),
+    "compare": ("chowa.eval.compare", "CompareStageConfig", lambda out: {
+        "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": f"reward:{out / 'reward'}"}),
+}
+
+
+def resolve_stage_configs(cfg: PipelineConfig) -> dict[str, Any]:
+    """Every stage's validated config, before any work (a bad key anywhere stops the run, naming it)."""
+    out = Path(cfg.out)
+    configs = {}
+    for name, (module, schema, paths) in STAGES.items():
+        injected = _as_strings(paths(out))
+        if name == "eval" and getattr(cfg, "sft").get("format"):
+            injected["format"] = cfg.sft["format"]  # the pretrained model has no chat format of its own
+        try:
+            schema_class = getattr(importlib.import_module(module), schema)
+            configs[name] = load_config(schema_class, flags=_merge(getattr(cfg, name), injected))
+        except ChowaError as exc:
+            raise ChowaError(f"pipeline section {name!r}: {exc}") from None
+    return configs
+
+
+def fingerprints(configs: dict[str, Any]) -> dict[str, str]:
+    """Per stage, a hash of its resolved config chained with the previous stage's hash."""
+    chained, previous = {}, ""
+    for name, stage_cfg in configs.items():
+        previous = hashlib.sha256((previous + to_yaml(stage_cfg)).encode()).hexdigest()[:16]
+        chained[name] = previous
+    return chained
+
+
+def main(cfg: PipelineConfig) -> Path:
+    for key in ("from_stage", "until"):
+        if getattr(cfg, key) and getattr(cfg, key) not in STAGES:
+            raise ChowaError(f"pipeline: --{key.removesuffix('_stage')} {getattr(cfg, key)!r} is not one of: "
+                             f"{', '.join(STAGES)}")
+    out = Path(cfg.out)
+    configs = resolve_stage_configs(cfg)
+    hashes = fingerprints(configs)
+    state = _read_state(out)
+    save_config(cfg, out, "pipeline.yaml")
+    rerun = False
+    for name, (module, _, _) in STAGES.items():
+        record = state.get(name, {})
+        changed = record.get("fingerprint") not in (None, hashes[name])
+        rerun = rerun or name == cfg.from_stage or changed
+        if record.get("done") and not rerun:
+            print(f"pipeline: {name}: done in an earlier run ({record['seconds']:.0f} s), skipped", flush=True)
+        else:
+            if changed or record.get("done"):
+                shutil.rmtree(out / name, ignore_errors=True)  # results of another config: start clean
+            state[name] = {"fingerprint": hashes[name], "done": False}
+            _write_state(out, state)
+            print(f"pipeline: {name}: running", flush=True)
+            started = time.perf_counter()
+            importlib.import_module(module).main(configs[name])
+            state[name] = {"fingerprint": hashes[name], "done": True,
+                           "seconds": round(time.perf_counter() - started, 2),
+                           "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+            _write_state(out, state)
+            rerun = True  # every later stage sees new inputs
+        if name == cfg.until:
+            break
+    if all(state.get(name, {}).get("done") for name in STAGES):
+        from chowa.report import write_report
+
+        report = write_report(out)
+        print(report.summary)
+    return out
+
+
+def _merge(section: dict, injected: dict) -> dict:
+    merged = dict(section)
+    for key, value in injected.items():
+        merged[key] = _merge(merged.get(key) or {}, value) if isinstance(value, dict) else value
+    return merged
+
+
+def _as_strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _as_strings(v) for k, v in value.items()}
+    return str(value) if isinstance(value, Path) else value
+
+
+def _read_state(out: Path) -> dict:
+    path = out / STATE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}  # a torn state file: every stage is checked again (finished ones resume from checkpoints)
+
+
+def _write_state(out: Path, state: dict) -> None:
+    atomic_write_text(out / STATE_FILE, json.dumps(state, indent=2) + "\n")
