@@ -17,12 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/chowa tokenizer train --config configs/tiny/tokenizer.yaml out=$(RUN)/tokenizer
-	$(BIN)/chowa pretrain --config configs/tiny/pretrain.yaml out=$(RUN)/pretrain tokenizer=$(RUN)/tokenizer
-	$(BIN)/chowa sft --config configs/tiny/sft.yaml out=$(RUN)/sft model=$(RUN)/pretrain
-	$(BIN)/chowa generate --model $(RUN)/sft --input builtin:sft/heldout.jsonl --greedy --max-new-tokens 24 \
-		--out $(RUN)/sft/heldout_replies.jsonl
-	head -n 5 $(RUN)/sft/heldout_replies.jsonl
+	$(BIN)/chowa pipeline --config configs/tiny/pipeline.yaml --out $(RUN)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
