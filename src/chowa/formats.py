@@ -320,6 +320,11 @@ def save_format(folder: str | os.PathLike, fmt: str | ChatFormat) -> Path:
     return path
 
 
+def resolve_format(name: str, model_dir: str | os.PathLike) -> ChatFormat:
+    """A stage's chat format: the one its config names, else the model folder's own (`detect_format`)."""
+    return get_format(name) if name else detect_format(model_dir)
+
+
 def detect_format(model_dir: str | os.PathLike) -> ChatFormat:
     """The chat format of a model folder: its `chat_format.json`, else a chowa chat_template it carries, else
     rinna's layout (spiece.model + T5Tokenizer: `rinna-nl` if the vocabulary holds `<NL>`, else `rinna`)."""

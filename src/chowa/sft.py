@@ -25,7 +25,7 @@ from chowa.config import REQUIRED, option, save_config
 from chowa.data.conversations import DATA_FORMATS, DataSource, mix_sources
 from chowa.data.order import SeededOrder
 from chowa.errors import ChowaError
-from chowa.formats import FORMATS, chat_template, detect_format, get_format, render_training, save_format
+from chowa.formats import FORMATS, chat_template, render_training, resolve_format, save_format
 from chowa.models.load import load_causal_lm
 from chowa.runtime import Runtime, RuntimeConfig
 from chowa.tokenizer import load_tokenizer
@@ -85,7 +85,7 @@ def main(cfg: SFTConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
-    fmt = get_format(cfg.format) if cfg.format else detect_format(cfg.tokenizer or cfg.model)
+    fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
     tokenizer.chat_template = chat_template(fmt)  # saved with every checkpoint, so apply_chat_template matches
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

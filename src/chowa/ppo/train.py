@@ -33,7 +33,7 @@ from chowa.config import REQUIRED, option, save_config
 from chowa.data.generate.answers import check_answer, is_checkable
 from chowa.data.order import SeededOrder
 from chowa.errors import ChowaError, TrainingInterrupted
-from chowa.formats import FORMATS, chat_template, detect_format, encode_prompt, get_format, save_format
+from chowa.formats import FORMATS, chat_template, encode_prompt, resolve_format, save_format
 from chowa.models.load import load_causal_lm
 from chowa.padding import pad_rows
 from chowa.ppo import losses
@@ -141,7 +141,7 @@ class PPORun:
         self.tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.fmt = get_format(cfg.format) if cfg.format else detect_format(cfg.model)
+        self.fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
         self.tokenizer.chat_template = chat_template(self.fmt)
         self.stop = tuple(cfg.generation.stop) or self.fmt.stop
         self.prompts = read_prompts(cfg.data.prompts)

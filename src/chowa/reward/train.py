@@ -27,7 +27,7 @@ from chowa.config import REQUIRED, option, save_config
 from chowa.data.order import SeededOrder
 from chowa.data.preferences import PREFERENCE_FORMATS, read_preferences
 from chowa.errors import ChowaError
-from chowa.formats import FORMATS, ChatFormat, chat_template, detect_format, get_format, render_training, save_format
+from chowa.formats import FORMATS, ChatFormat, chat_template, render_training, resolve_format, save_format
 from chowa.models.load import has_weights
 from chowa.padding import pad_rows
 from chowa.reward.losses import bradley_terry_loss
@@ -87,7 +87,7 @@ def main(cfg: RewardConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
-    fmt = get_format(cfg.format) if cfg.format else detect_format(cfg.tokenizer or cfg.model)
+    fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
     tokenizer.chat_template = chat_template(fmt)
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         # The score is read at the last id that is not the pad id; an EOS pad would hide the final EOS.
