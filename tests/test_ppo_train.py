@@ -10,11 +10,12 @@ import torch
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, GPTNeoXForSequenceClassification
 
 from chowa.config import load_callable, load_config
+from chowa.data.prompts import read_prompts
 from chowa.errors import ChowaError
 from chowa.formats import encode_prompt, get_format, save_format
 from chowa.models.build import build_model
 from chowa.ppo.rewards import RewardModel, checked_answer
-from chowa.ppo.rollout import end_response, read_prompts, sample
+from chowa.ppo.rollout import end_response, sample
 from chowa.ppo.train import PPOConfig
 from chowa.ppo.train import main as ppo
 from chowa.tokenizer import load_tokenizer

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from chowa.errors import ChowaError
+from chowa.data.prompts import read_prompts
 from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
 from chowa.models.load import load_causal_lm
 from chowa.padding import pad_rows
@@ -139,43 +139,9 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def prompt_messages(record: dict, where: str) -> list[Message]:
-    """The conversation to answer from a prompt record: `messages` (a trailing assistant turn is dropped),
-    Alpaca `instruction` (+ `input`), or `prompt` text."""
-    if isinstance(record.get("messages"), list):
-        messages = [m for m in record["messages"] if isinstance(m, dict)]
-        while messages and messages[-1].get("role") == "assistant":
-            messages.pop()
-        if messages and messages[-1].get("role") == "user":
-            return messages
-        raise ChowaError(f"{where}: field 'messages' must end with a user message")
-    if isinstance(record.get("instruction"), str):
-        message = {"role": "user", "content": record["instruction"]}
-        if record.get("input"):
-            message["input"] = record["input"]
-        return [message]
-    if isinstance(record.get("prompt"), str):
-        return [{"role": "user", "content": record["prompt"]}]
-    raise ChowaError(f"{where}: expected a field 'messages', 'instruction' or 'prompt'")
-
-
 def read_prompt_file(path: str | os.PathLike) -> list[tuple[dict, list[Message]]]:
-    """(record, conversation) for each line of a JSONL prompt file."""
-    from chowa.data.text import expand_inputs, read_file_text
-
-    items = []
-    for file in expand_inputs([str(path)]):
-        for number, line in enumerate(read_file_text(file).splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ChowaError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ChowaError(f"{file}:{number}: expected a JSON object")
-            items.append((record, prompt_messages(record, f"{file}:{number}")))
-    return items
+    """(record, conversation to answer) for each record of a prompt file (see `chowa.data.prompts`)."""
+    return [(prompt.record, prompt.messages) for prompt in read_prompts([str(path)])]
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:

@@ -27,6 +27,7 @@ from chowa.data.order import SeededOrder
 from chowa.errors import ChowaError
 from chowa.formats import FORMATS, chat_template, render_training, resolve_format, save_format
 from chowa.models.load import load_causal_lm
+from chowa.padding import pad_rows
 from chowa.runtime import Runtime, RuntimeConfig
 from chowa.tokenizer import load_tokenizer
 from chowa.training.loop import TrainConfig, fit
@@ -160,15 +161,9 @@ def pack_examples(examples: list[Example], max_length: int) -> list[Example]:
 
 def collate(rows: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch. input_ids, attention_mask, labels: (B, T)."""
-    width = max(len(row.input_ids) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, :len(row.input_ids)] = torch.tensor(row.input_ids)
-        labels[i, :len(row.labels)] = torch.tensor(row.labels)
-        attention[i, :len(row.input_ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    input_ids, attention_mask = pad_rows([row.input_ids for row in rows], pad_id)
+    labels, _ = pad_rows([row.labels for row in rows], IGNORE)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def masked_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:

@@ -22,10 +22,10 @@ import torch
 
 from chowa.config import load_callable, option
 from chowa.data.generate.answers import check_answer, is_checkable
+from chowa.data.prompts import PromptRecord
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, encode_prompt, render_training
 from chowa.padding import pad_rows
-from chowa.ppo.rollout import PromptRecord
 
 
 @dataclass

@@ -5,82 +5,23 @@ it ends at the first EOS (kept, and trained), or at the first stop string of the
 token that starts it, with the EOS id appended, so the policy learns to end its turn there — or after
 `max_new_tokens` with no EOS. Everything after the end is padding under a 0 mask.
 
-Prompt files are JSONL (or a .json array) of OpenAI `{"messages": [...]}` records, whose last message is the
-user's (a final assistant message is kept as the reference reply), or Alpaca `{"instruction", "input", "output"}`
-records; every other field (`family`, `answer`, `lang`) is passed to rule-based rewards as the record.
+Prompt files are read by `chowa.data.prompts`; each record's extra fields (`family`, `answer`,
+`lang`) are passed to rule-based rewards.
 
 Run as (from Python):
-    prompts = read_prompts(["builtin:sft/heldout.jsonl"])
+    prompts = chowa.data.prompts.read_prompts(["builtin:sft/heldout.jsonl"])
     rollout = sample(policy, [encode_prompt(p.messages, fmt, tok) for p in prompts[:8]], tok, fmt, 64)
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
-from chowa.data.text import expand_inputs, read_file_text
-from chowa.errors import ChowaError
-from chowa.formats import ChatFormat, Message, clean_reply, conversation_problem
+from chowa.formats import ChatFormat, clean_reply
 from chowa.padding import pad_rows
-
-
-@dataclass(frozen=True)
-class PromptRecord:
-    source: str
-    """"file:line"."""
-    messages: list[Message]
-    """The conversation so far, ending with the user's message."""
-    reference: str | None
-    """A reference reply (Alpaca `output`, or a final assistant message), for reward shaping."""
-    record: dict = field(default_factory=dict)
-    """The raw record (`family`, `answer`, `lang`, ...), for rule-based rewards."""
-
-
-def read_prompts(patterns: list[str]) -> list[PromptRecord]:
-    """Every record of the files or globs; a malformed one raises ChowaError naming file and line."""
-    prompts = []
-    for path in expand_inputs(patterns):
-        text = read_file_text(path).replace("\r\n", "\n")
-        if path.name.removesuffix(".gz").endswith(".json"):
-            try:
-                rows = list(enumerate(json.loads(text), start=1))
-            except json.JSONDecodeError as exc:
-                raise ChowaError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        else:
-            rows = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
-        for line, row in rows:
-            prompts.append(_prompt_record(row, f"{path}:{line}"))
-    if not prompts:
-        raise ChowaError(f"prompts: no records in {', '.join(patterns)}")
-    return prompts
-
-
-def _prompt_record(row: str | dict, source: str) -> PromptRecord:
-    try:
-        record = json.loads(row) if isinstance(row, str) else row
-    except json.JSONDecodeError as exc:
-        raise ChowaError(f"{source}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise ChowaError(f"{source}: expected a JSON object with `messages` or `instruction`")
-    if "messages" in record:
-        messages, reference = list(record["messages"]), None
-        if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
-            reference = messages.pop()["content"]
-    elif isinstance(record.get("instruction"), str):
-        messages = [{"role": "user", "content": record["instruction"]}]
-        if record.get("input"):
-            messages[0]["input"] = str(record["input"])
-        reference = record.get("output") if isinstance(record.get("output"), str) else None
-    else:
-        raise ChowaError(f"{source}: a prompt record needs `messages` (OpenAI style) or `instruction` (Alpaca)")
-    problem = conversation_problem(messages, ends_with="user")
-    if problem:
-        raise ChowaError(f"{source}: messages[{problem[0]}]: {problem[1]}")
-    return PromptRecord(source, messages, reference, record)
 
 
 @dataclass

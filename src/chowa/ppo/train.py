@@ -32,6 +32,7 @@ from tqdm import tqdm
 from chowa.config import REQUIRED, option, save_config
 from chowa.data.generate.answers import check_answer, is_checkable
 from chowa.data.order import SeededOrder
+from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.errors import ChowaError, TrainingInterrupted
 from chowa.formats import FORMATS, chat_template, encode_prompt, resolve_format, save_format
 from chowa.models.load import load_causal_lm
@@ -39,7 +40,7 @@ from chowa.padding import pad_rows
 from chowa.ppo import losses
 from chowa.ppo.layouts import LAYOUTS, PPOModel
 from chowa.ppo.rewards import RewardConfig, RewardSource
-from chowa.ppo.rollout import PromptRecord, Rollout, decode_replies, read_prompts, sample
+from chowa.ppo.rollout import Rollout, decode_replies, sample
 from chowa.runtime import Runtime, RuntimeConfig
 from chowa.tokenizer import load_tokenizer
 from chowa.training.checkpoint import StopSignal, load_checkpoint, resolve_resume, save_checkpoint, save_model_folder
