@@ -360,7 +360,7 @@ def main(cfg: PPOConfig) -> Path:
         run.load_state(trainer_state)
         runtime.print(f"ppo: resuming from {checkpoint} (step {start_step})")
     trim_metrics(runtime, start_step)
-    _trim_samples(runtime, out / "samples.jsonl", start_step)
+    trim_metrics(runtime, start_step, out / "samples.jsonl")
     runtime.print(f"ppo: {len(run.prompts):,} prompts, {len(run.heldout):,} held out, layout {cfg.ppo.layout}, "
                   f"format {run.fmt.name}")
     if run.heldout and checkpoint is None:  # the SFT baseline of the held-out curve
@@ -426,10 +426,3 @@ def _log_samples(runtime: Runtime, out: Path, rows: list[dict]) -> None:
             handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-def _trim_samples(runtime: Runtime, path: Path, start_step: int) -> None:
-    """Drop samples logged past the checkpoint a run resumes from (they will be sampled again)."""
-    if not runtime.is_main or not path.exists():
-        return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [r for r in rows if r["step"] <= start_step] if start_step else []
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")

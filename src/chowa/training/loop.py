@@ -114,9 +114,10 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig,
     return accelerator.unwrap_model(model)
 
 
-def trim_metrics(runtime: Runtime, start_step: int) -> None:
-    """Drop records past the checkpoint we resume from (a killed run logged steps it will now redo)."""
-    path = runtime.metrics_path
+def trim_metrics(runtime: Runtime, start_step: int, path: Path | None = None) -> None:
+    """Drop the records of a JSONL log (default: metrics.jsonl) past the checkpoint we resume from (a killed run
+    logged steps it will now redo); a torn last line is dropped too, and the rewrite is atomic."""
+    path = path or runtime.metrics_path
     if not runtime.is_main or path is None or not path.exists():
         return
     kept = [r for r in read_metrics(path) if r.get("step", 0) <= start_step] if start_step else []
