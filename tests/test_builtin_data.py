@@ -16,7 +16,7 @@ from chowa.data.text import BUILTIN_DIR, read_documents
 from chowa.errors import ChowaError
 
 FAMILIES = {"arithmetic", "arithmetic_words", "number_words", "counting", "weekday", "date", "romaji", "kana",
-            "unit", "translate", "open"}
+            "unit", "translate", "repeat", "list_item", "open"}
 
 
 def _load(name: str) -> list[dict]:
@@ -40,7 +40,7 @@ def test_regenerating_gives_the_shipped_bytes(tmp_path):
     assert written == shipped
     for relative in written:
         assert (tmp_path / relative).read_bytes() == (BUILTIN_DIR / relative).read_bytes(), relative
-    assert sum((BUILTIN_DIR / r).stat().st_size for r in shipped) < 2_000_000
+    assert sum((BUILTIN_DIR / r).stat().st_size for r in shipped) < 3_000_000
 
 
 def test_corpus_is_bilingual_and_reads_through_read_documents():
@@ -85,6 +85,8 @@ def _wrong_answer(record: dict, others: list[str]) -> str:
         return (datetime.date.fromisoformat(answer) + datetime.timedelta(days=1)).isoformat()
     if answer.isdigit():
         return str(int(answer) + 1)
+    if record["family"] == "list_item":
+        return record["distractors"][0]
     # Another answer of the same family that does not merely contain this one ("はし" contains "は").
     return next(other for other in others if answer not in other)
 
@@ -133,9 +135,41 @@ def test_world_spellings():
     ({"family": "translate", "answer": "dog", "lang": "ja"}, "hotdog", False),
     ({"family": "number_words", "answer": "四十", "lang": "ja"}, "四十二", False),
     ({"family": "romaji", "answer": "neko", "lang": "en"}, "neko " + "inu " * 20, False),
+    ({"family": "list_item", "answer": "cat", "lang": "en", "distractors": ["dog", "bird"]}, "Cat.", True),
+    ({"family": "list_item", "answer": "cat", "lang": "en", "distractors": ["dog", "bird"]}, "cat, dog", False),
+    ({"family": "list_item", "answer": "猫", "lang": "ja", "distractors": ["犬"]}, "「猫」です。", True),
+    ({"family": "list_item", "answer": "猫", "lang": "ja", "distractors": ["犬"]}, "猫と犬", False),
 ])
 def test_check_answer_cases(record, reply, expected):
     assert check_answer(record, reply) is expected
+
+
+def test_list_items_are_distinct_and_the_answer_sits_first_or_last(train, heldout):
+    records = [r for r in train + heldout if r["family"] == "list_item"]
+    assert records
+    for record in records:
+        items = record["input"].split(", " if record["lang"] == "en" else "、")
+        assert len(set(items)) == len(items) and set(record["distractors"]) == set(items) - {record["answer"]}
+        first = "first" in record["instruction"] or "最初" in record["instruction"]
+        assert record["answer"] == (items[0] if first else items[-1]), record
+
+
+def test_sft_value_answers_mix_styles_and_preferences_prefer_one(train):
+    from chowa.data.generate.answers import preferred_style
+
+    shares = {}
+    for lang in ("en", "ja"):
+        styles = [preferred_style(r, r["output"]) for r in train if r["lang"] == lang and is_checkable(r)]
+        styles = [s for s in styles if s is not None]
+        shares[lang] = sum(styles) / len(styles)
+    # 3/4 of English value answers in English; 1/4 of Japanese ones in polite Japanese (drawn, so roughly).
+    assert 0.65 < shares["en"] < 0.85 and 0.15 < shares["ja"] < 0.35, shares
+    pairs = [json.loads(line) for line in (BUILTIN_DIR / "preference" / "train.jsonl").read_text("utf-8").splitlines()]
+    for pair in pairs:
+        chosen, rejected = preferred_style(pair, pair["chosen"]), preferred_style(pair, pair["rejected"])
+        if pair["kind"] in ("polite", "language") and chosen is not None:
+            assert chosen and not rejected, pair
+        assert check_answer(pair, pair["chosen"]), pair
 
 
 def test_open_records_have_no_answer_to_check():

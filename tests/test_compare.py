@@ -165,3 +165,31 @@ def test_bad_judge_is_named_before_generation(models, prompts_file, tmp_path):
                            (f"reward:{tmp_path / 'absent'}", "is not a folder"), ("rule:json", "module:function")]:
         with pytest.raises(ChowaError, match=message):
             compare(*models, prompts_file, judge, tmp_path / "out", GREEDY)
+
+
+def test_eval_heldout_command_checks_every_reply_and_prints_the_table(models, tmp_path, capsys):
+    from chowa.cli import main as cli_main
+    from chowa.data.generate.answers import check_answer, preferred_style
+
+    a, b = models
+    code = cli_main(["eval", "heldout", "--model", f"first={a}", "--model", f"second={b}", "--limit", "24",
+                     "--max-new-tokens", "6", "--out", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "heldout.json").read_text(encoding="utf-8"))
+    table = capsys.readouterr().out
+    for name in ("first", "second"):
+        replies = [json.loads(line) for line in (tmp_path / f"replies_{name}.jsonl").read_text("utf-8").splitlines()]
+        assert len(replies) == 24 == results["prompts"]
+        hits = [check_answer(r, r["reply"]) for r in replies]
+        styles = [s for s in (preferred_style(r, r["reply"]) for r in replies) if s is not None]
+        model = results["models"][name]
+        assert model["accuracy"] == round(sum(hits) / len(hits), 4)
+        assert model["preferred_style"] == (round(sum(styles) / len(styles), 4) if styles else None)
+        assert f"| {name} | {100 * model['accuracy']:.1f}% |" in table
+    assert cli_main(["eval", "heldout", "--model", str(a)]) == 2  # NAME=DIR is required
+
+
+def test_a_folder_without_tokenizer_files_is_named(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ChowaError, match="no tokenizer files"):
+        load_tokenizer(tmp_path)

@@ -14,7 +14,7 @@ from chowa.data.prompts import read_prompts
 from chowa.errors import ChowaError
 from chowa.formats import encode_prompt, get_format, save_format
 from chowa.models.build import build_model
-from chowa.ppo.rewards import RewardModel, checked_answer
+from chowa.ppo.rewards import RewardModel, checked_answer, preferred_reply
 from chowa.ppo.rollout import end_response, sample
 from chowa.ppo.train import PPOConfig
 from chowa.ppo.train import main as ppo
@@ -164,6 +164,27 @@ def test_callable_errors_name_the_missing_part():
     with pytest.raises(ChowaError, match="module:function"):
         load_callable("chowa.ppo.rewards", "reward.function")
     assert load_callable("chowa.ppo.rewards:checked_answer", "reward.function") is checked_answer
+
+
+def test_preferred_reply_adds_the_preferred_style_to_the_right_answer():
+    ja = {"family": "arithmetic", "answer": "7", "lang": "ja"}
+    en = {"family": "weekday", "answer": "Friday", "lang": "en"}
+    text = {"family": "romaji", "answer": "neko", "lang": "ja"}
+    replies = [(ja, "答えは7です。", 2.0), (ja, "答えは7だ。", 1.0), (ja, "The answer is 7.", 1.0),
+               (ja, "8です。", 1.0), (ja, "8だよ。", 0.0), (en, "The answer is Friday.", 2.0),
+               (en, "答えは金曜日です。", 1.0), (en, "Monday.", 1.0), (text, "neko", 1.0), (text, "inu", 0.0),
+               ({"family": "open"}, "はい。", 0.0)]
+    scores = preferred_reply([r for _, r, _ in replies], [""] * len(replies), records=[r for r, _, _ in replies])
+    assert scores == [expected for _, _, expected in replies]
+
+
+def test_sampled_heldout_scores_are_logged_beside_greedy_ones(tmp_path, policy_dir, rules):
+    out = ppo(_config(tmp_path / "run", policy_dir, rules, "train.steps=1", "generation.eval_samples=2"))
+    first, last = read_metrics(out / "metrics.jsonl")
+    for record in (first, last):
+        assert {"heldout_score", "heldout_score_sampled", "heldout_length_sampled"} <= set(record)
+        assert 0.0 <= record["heldout_score_sampled"] <= 1.0
+    assert first["heldout_score_sampled"] != first["heldout_score"]  # sampled replies differ from greedy ones
 
 
 def test_checked_answer_and_prompt_records(tmp_path):

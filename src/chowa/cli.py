@@ -17,6 +17,7 @@ import json
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
 from chowa import __version__
 from chowa.config import describe_fields, load_config
@@ -294,6 +295,48 @@ def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
     prompts.add_argument("--model", default=None, metavar="DIR", help="Model whose tokenizer trims prompts.")
     prompts.add_argument("--out", default=None, metavar="FILE.jsonl", help="Output file (default: stdout).")
     prompts.set_defaults(handler=_eval_prompts)
+    heldout = actions.add_parser(
+        "heldout", help="Checked-answer accuracy, preferred style and reward of models on held-out prompts.",
+        description="Answer every prompt of a JSONL file with each model (greedy unless --sampled) and report, per "
+                    "model: checked-answer accuracy overall and per family (records with `family`/`answer`), the "
+                    "share of number/weekday/date answers in the preferred style (the asker's language, polite if "
+                    "Japanese), and with --reward-model the mean reward-model score. This is the pipeline's eval "
+                    "table, for any set of models (e.g. SFT and two PPO runs).")
+    heldout.add_argument("--model", action="append", required=True, metavar="NAME=DIR",
+                         help="A model to evaluate (repeatable), e.g. --model sft=runs/demo/sft.")
+    heldout.add_argument("--prompts", default="builtin:prompts/heldout.jsonl", metavar="FILE.jsonl",
+                         help="Prompt records (default: builtin:prompts/heldout.jsonl).")
+    heldout.add_argument("--reward-model", metavar="DIR", help="Reward-model folder scoring every reply.")
+    heldout.add_argument("--format", help="Chat format for every model (default: each folder's own).")
+    heldout.add_argument("--limit", type=int, default=0, help="Use only the first N prompts (default: all).")
+    heldout.add_argument("--batch-size", type=int, default=32, help="Prompts generated together (default: 32).")
+    heldout.add_argument("--sampled", action="store_true",
+                         help="Sample replies (the sampling options below, else the format's defaults) instead "
+                              "of greedy decoding.")
+    heldout.add_argument("--out", metavar="DIR", help="Write heldout.json and replies_<name>.jsonl here.")
+    _add_sampling_group(heldout)
+    heldout.set_defaults(handler=_eval_heldout)
+
+
+def _eval_heldout(args: argparse.Namespace) -> int:
+    from chowa.config import atomic_write_text
+    from chowa.eval.heldout import heldout_eval, results_table
+
+    models = {}
+    for spec in args.model:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise ChowaError(f"--model {spec!r}: expected NAME=DIR, e.g. sft=runs/demo/sft")
+        models[name] = folder
+    sampling = _sampling(args)
+    sampling.do_sample = args.sampled and not args.greedy
+    sampling.max_new_tokens = sampling.max_new_tokens or 32
+    results = heldout_eval(models, args.prompts, reward_model=args.reward_model, format_name=args.format,
+                           sampling=sampling, batch_size=args.batch_size, limit=args.limit, out_dir=args.out)
+    if args.out:
+        atomic_write_text(Path(args.out) / "heldout.json", json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    print(results_table(results))
+    return 0
 
 
 def _eval_jglue(args: argparse.Namespace) -> int:

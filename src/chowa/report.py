@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chowa.config import atomic_write_text
+from chowa.eval.heldout import number, percent
 from chowa.training.plots import read_metrics
 
 Block = tuple  # ("h2", text) | ("p", text) | ("table", headers, rows) | ("img", path, caption) | ("pre", text)
@@ -54,11 +55,14 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
     if models:
         blocks += [("h2", "Held-out checked answers and reward"),
                    ("p", f"{heldout.get('prompts')} held-out prompts ({heldout.get('checkable')} with a checkable "
-                         "answer), greedy replies, scored by the pipeline's reward model."),
-                   ("table", ["model", "checked-answer accuracy", "mean reward"],
-                    [[name, _pct(m.get("accuracy")), _num(m.get("mean_reward"))] for name, m in models.items()])]
+                         "answer), greedy replies, scored by the pipeline's reward model. Preferred style: the share "
+                         "of number/weekday/date answers given in the asker's language, politely if Japanese (what "
+                         "the built-in preference pairs prefer)."),
+                   ("table", ["model", "checked-answer accuracy", "preferred style", "mean reward"],
+                    [[name, percent(m.get("accuracy")), percent(m.get("preferred_style")), number(m.get("mean_reward"))]
+                     for name, m in models.items()])]
         families = sorted({f for m in models.values() for f in m.get("by_family", {})})
-        blocks.append(("table", ["family", *models], [[f, *(_pct(m["by_family"].get(f)) for m in models.values())]
+        blocks.append(("table", ["family", *models], [[f, *(percent(m["by_family"].get(f)) for m in models.values())]
                                                        for f in families]))
     if compare:
         blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("pre", _compare_table(compare))]
@@ -90,17 +94,17 @@ def _training_section(out: Path) -> list[Block]:
     reward = [r for r in _evals(out / "reward") if "val_accuracy" in r]
     if reward:
         kinds = {k.removeprefix("val_accuracy_"): v for k, v in reward[-1].items() if k.startswith("val_accuracy_")}
-        detail = ", ".join(f"{kind} {_pct(value)}" for kind, value in sorted(kinds.items()))
-        blocks.append(("p", f"Reward model: held-out pairwise accuracy {_pct(reward[0]['val_accuracy'])} → "
-                            f"{_pct(reward[-1]['val_accuracy'])} ({detail})."))
+        detail = ", ".join(f"{kind} {percent(value)}" for kind, value in sorted(kinds.items()))
+        blocks.append(("p", f"Reward model: held-out pairwise accuracy {percent(reward[0]['val_accuracy'])} → "
+                            f"{percent(reward[-1]['val_accuracy'])} ({detail})."))
         blocks.append(("img", out / "reward" / "loss.png", "reward model"))
     ppo = [r for r in read_metrics(out / "ppo" / "metrics.jsonl") if "heldout_score" in r] \
         if (out / "ppo" / "metrics.jsonl").exists() else []
     if ppo:
         last_kl = next((r["kl"] for r in reversed(read_metrics(out / "ppo" / "metrics.jsonl")) if "kl" in r), None)
         blocks.append(("p", f"PPO: held-out score {ppo[0]['heldout_score']:.3f} → {ppo[-1]['heldout_score']:.3f}"
-                            + (f", accuracy {_pct(ppo[0].get('heldout_accuracy'))} → "
-                               f"{_pct(ppo[-1].get('heldout_accuracy'))}" if "heldout_accuracy" in ppo[0] else "")
+                            + (f", accuracy {percent(ppo[0].get('heldout_accuracy'))} → "
+                               f"{percent(ppo[-1].get('heldout_accuracy'))}" if "heldout_accuracy" in ppo[0] else "")
                             + (f"; KL to the SFT policy at the end {last_kl:.3f}." if last_kl is not None else ".")))
         blocks.append(("img", out / "ppo" / "ppo.png", "PPO reward and KL"))
     return blocks
@@ -124,7 +128,8 @@ def _samples_section(models: dict) -> list[Block]:
 def _summary(models: dict, compare: dict, total: float) -> str:
     lines = [f"pipeline finished in {total / 60:.1f} min"]
     for name, m in models.items():
-        lines.append(f"  {name:<10} accuracy {_pct(m.get('accuracy')):>7}   mean reward {_num(m.get('mean_reward'))}")
+        lines.append(f"  {name:<10} accuracy {percent(m.get('accuracy')):>7}   preferred style "
+                     f"{percent(m.get('preferred_style')):>7}   mean reward {number(m.get('mean_reward'))}")
     if compare:
         lines.append(_compare_table(compare).splitlines()[-1])
     return "\n".join(lines)
@@ -143,14 +148,6 @@ def _evals(stage_dir: Path) -> list[dict]:
 
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _pct(value) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value) -> str:
-    return "—" if value is None else f"{value:.3f}"
 
 
 def _avg(value) -> str:

@@ -1,8 +1,9 @@
 """Held-out checked-answer accuracy and mean reward of several chat models on the same prompts.
 
 Each model answers every prompt of a JSONL file (greedy by default, batched); replies to prompts that carry an
-answer (`family`/`answer`, see `chowa.data.generate.answers`) are checked, and with a reward model every
-reply is scored. This is how the pipeline compares the pretrained, SFT and PPO models.
+answer (`family`/`answer`, see `chowa.data.generate.answers`) are checked for the answer and, for value answers,
+for the style the built-in preferences prefer; with a reward model every reply is scored. This is how the
+pipeline compares the pretrained, SFT and PPO models, and what `chowa eval heldout` prints.
 
 Run as (from Python):
     results = heldout_eval({"sft": "runs/demo/sft", "ppo": "runs/demo/ppo"}, "builtin:prompts/heldout.jsonl",
@@ -18,14 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chowa.config import REQUIRED, atomic_write_text, option
-from chowa.data.generate.answers import check_answer, is_checkable
+from chowa.data.generate.answers import check_answer, is_checkable, preferred_style
 from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file, write_jsonl
 
 
 def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_model: str | os.PathLike | None = None,
                  format_name: str | None = None, sampling: Sampling | None = None, batch_size: int = 16,
                  limit: int = 0, out_dir: str | os.PathLike | None = None) -> dict:
-    """{"prompts", "checkable", "models": {name: {"accuracy", "by_family", "mean_reward", "samples"}}}."""
+    """{"prompts", "checkable", "models": {name: {"accuracy", "preferred_style", "by_family", "mean_reward",
+    "samples"}}}; `preferred_style` is the share of value answers in the asker's language, polite if Japanese."""
     sampling = sampling or Sampling(do_sample=False, max_new_tokens=48)
     items = read_prompt_file(prompts)
     items = items[:limit] if limit else items
@@ -57,6 +59,29 @@ def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_mode
     return results
 
 
+def results_table(results: dict) -> str:
+    """A Markdown table of `heldout_eval` results: one row per model, then accuracy per family."""
+    models = results["models"]
+    rows = ["| model | accuracy | preferred style | mean reward |", "|---|---|---|---|"]
+    rows += [f"| {name} | {percent(m['accuracy'])} | {percent(m['preferred_style'])} | {number(m.get('mean_reward'))} |"
+             for name, m in models.items()]
+    families = sorted({family for m in models.values() for family in m["by_family"]})
+    rows += ["", "| family | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    rows += [f"| {family} | " + " | ".join(percent(m["by_family"].get(family)) for m in models.values()) + " |"
+             for family in families]
+    return "\n".join(rows)
+
+
+def percent(value: float | None) -> str:
+    """A share as "12.5%", or "—" when there is none."""
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def number(value: float | None) -> str:
+    """A score to three decimals, or "—"."""
+    return "—" if value is None else f"{value:.3f}"
+
+
 def _sample_indices(records: list[dict], count: int = 6) -> list[int]:
     """The first prompt of each family (then the next ones), so the report's samples show several tasks."""
     firsts: dict = {}
@@ -67,14 +92,24 @@ def _sample_indices(records: list[dict], count: int = 6) -> list[int]:
 
 
 def _accuracy(records: list[dict]) -> dict:
+    """Checked-answer accuracy (overall and per family), and the share of value answers in the preferred style."""
     hits: dict[str, list[bool]] = defaultdict(list)
+    styles: list[bool] = []
     for record in records:
         if is_checkable(record):
             hits[record["family"]].append(check_answer(record, record["reply"]))
             record["correct"] = hits[record["family"]][-1]
+            style = preferred_style(record, record["reply"])
+            if style is not None:
+                record["preferred_style"] = style
+                styles.append(style)
     every = [hit for family in hits.values() for hit in family]
-    return {"accuracy": round(sum(every) / len(every), 4) if every else None,
+    return {"accuracy": _share(every), "preferred_style": _share(styles),
             "by_family": {family: round(sum(h) / len(h), 4) for family, h in sorted(hits.items())}}
+
+
+def _share(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
 
 
 @dataclass

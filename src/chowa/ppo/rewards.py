@@ -7,7 +7,8 @@ with no re-tokenisation, reading `.logits[:, 0]` where the model's own pooling p
 A rule is `module:function(samples: list[str], prompts: list[str], **meta) -> list[float]`, where `samples` are
 the cleaned replies (`chowa.formats.clean_reply`), `prompts` the rendered prompt texts, and `meta` holds
 `records` (the prompt records' raw fields: `family`, `answer`, `lang`, ...), `response_ids` (sampled ids,
-EOS included when emitted) and `tokenizer`. Built in: `chowa.ppo.rewards:checked_answer`.
+EOS included when emitted) and `tokenizer`. Built in: `chowa.ppo.rewards:checked_answer` (the right answer) and
+`chowa.ppo.rewards:preferred_reply` (the right answer, plus the style the preference data prefers).
 
 Run as (from Python):
     source = load_reward_source(RewardConfig(function="chowa.ppo.rewards:checked_answer"), tokenizer, fmt, device)
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from chowa.config import load_callable, option
-from chowa.data.generate.answers import check_answer, is_checkable
+from chowa.data.generate.answers import check_answer, is_checkable, preferred_style
 from chowa.data.prompts import PromptRecord
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, encode_prompt, render_training
@@ -49,6 +50,19 @@ def checked_answer(samples: list[str], prompts: list[str], records: list[dict], 
     format shaping is added, so the reward cannot be gamed by anything but the answer.
     """
     return [float(is_checkable(r) and check_answer(r, s)) for s, r in zip(samples, records, strict=True)]
+
+
+def preferred_reply(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
+    """The rule form of the built-in preference data: 1.0 for the right answer (`checked_answer`) plus, for value
+    answers (numbers, weekdays, dates), 1.0 when the reply is in the asker's language and, if that is Japanese,
+    polite (`chowa.data.generate.answers.preferred_style`). Open-ended records score 0.0.
+    """
+    scores = []
+    for sample, record in zip(samples, records, strict=True):
+        checkable = is_checkable(record)
+        scores.append(float(checkable and check_answer(record, sample)) + float(bool(
+            checkable and preferred_style(record, sample))))
+    return scores
 
 
 class RuleReward:

@@ -53,7 +53,8 @@ from chowa.training.plots import plot_metrics
 class PromptDataConfig:
     prompts: list[str] = option(REQUIRED, "Prompt files or globs (JSONL/JSON: OpenAI `messages` or Alpaca "
                                           "`instruction`/`input`), e.g. `builtin:sft/train.jsonl`.")
-    heldout: list[str] = option([], "Held-out prompt files, answered greedily and scored at every evaluation.")
+    heldout: list[str] = option([], "Held-out prompt files, answered and scored at every evaluation (see "
+                                    "generation.eval_greedy and eval_samples).")
     heldout_size: int = option(64, "Use at most this many held-out prompts (the first ones).")
     max_prompt_length: int = option(256, "Keep only the last this-many prompt tokens.")
 
@@ -65,6 +66,9 @@ class GenerationConfig:
     stop: list[str] = option([], "Stop strings ending a response (cut before them, EOS appended); empty = the chat "
                                  "format's own turn tags.")
     eval_greedy: bool = option(True, "Answer held-out prompts greedily (else sampled with a fixed seed).")
+    eval_samples: int = option(0, "Also answer each held-out prompt with this many sampled replies (fixed seed) and "
+                                  "log their mean as heldout_score_sampled / heldout_accuracy_sampled: the policy's "
+                                  "expected reward, what trlx's evaluation reports (it samples with gen_kwargs).")
 
 
 @dataclass
@@ -120,6 +124,12 @@ class PPOConfig:
     optim: OptimConfig = option(OptimConfig(lr=1e-5, min_lr=1e-5, warmup_steps=0, schedule="constant",
                                             betas=[0.9, 0.95], weight_decay=1e-6), "AdamW (trlx defaults).")
     runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed.")
+
+
+# ppo.png's panels. The k3 statistic (`kl`, what the adaptive controller reads) is heavy-tailed when sampled from the
+# policy, so it gets its own panel and does not flatten the k1 estimate of the KL to the SFT policy.
+PPO_CURVES = [("score_mean", "heldout_score", "heldout_score_sampled"),
+              ("heldout_accuracy", "heldout_accuracy_sampled"), ("kl_k1",), ("kl",), ("response_length",)]
 
 
 @dataclass
@@ -270,34 +280,43 @@ class PPORun:
 
     @torch.no_grad()
     def evaluate(self, step: int) -> tuple[dict, list[dict]]:
-        """Mean score (and checked-answer accuracy where records have answers) on the held-out prompts."""
+        """Mean score (and checked-answer accuracy where records have answers) on the held-out prompts: one reply
+        each (greedy unless `generation.eval_greedy` is off), plus `generation.eval_samples` sampled ones."""
+        cfg, runtime = self.cfg, self.runtime
+        devices = [runtime.device] if runtime.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the training RNG stream is left untouched
+            torch.manual_seed(cfg.runtime.seed + 7919)
+            metrics, logged = self._score_heldout(step, cfg.generation.eval_greedy, 1, "")
+            if cfg.generation.eval_samples:
+                sampled, _ = self._score_heldout(step, False, cfg.generation.eval_samples, "_sampled")
+                metrics |= sampled
+        return metrics, logged[:cfg.train.log_samples]
+
+    def _score_heldout(self, step: int, greedy: bool, repeats: int, suffix: str) -> tuple[dict, list[dict]]:
         cfg, runtime = self.cfg, self.runtime
         mine = self.heldout[runtime.process_index::runtime.num_processes]
         totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
         logged = []
-        devices = [runtime.device] if runtime.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # the training RNG stream is left untouched
-            torch.manual_seed(cfg.runtime.seed + 7919)
-            for start in range(0, len(mine), cfg.ppo.chunk_size):
-                prompts = mine[start:start + cfg.ppo.chunk_size]
-                prompt_ids = self.prompt_ids(prompts)
-                rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
-                                 cfg.generation.max_new_tokens, cfg.generation.temperature,
-                                 greedy=cfg.generation.eval_greedy, stop=self.stop)
-                replies = decode_replies(rollout, self.tokenizer, self.fmt)
-                scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
-                checks = [float(check_answer(p.record, r)) for p, r in zip(prompts, replies, strict=True)
-                          if is_checkable(p.record)]
-                totals += torch.tensor([scores.sum().item(), rollout.response_mask.sum().item(), sum(checks),
-                                        len(checks), len(prompts)], device=runtime.device)
-                logged += [{"step": step, "split": "heldout", "prompt": p.messages[-1]["content"], "reply": r,
-                            "score": round(s, 4)} for p, r, s in zip(prompts, replies, scores.tolist(), strict=True)]
+        for start in [s for _ in range(repeats) for s in range(0, len(mine), cfg.ppo.chunk_size)]:
+            prompts = mine[start:start + cfg.ppo.chunk_size]
+            prompt_ids = self.prompt_ids(prompts)
+            rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
+                             cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy, stop=self.stop)
+            replies = decode_replies(rollout, self.tokenizer, self.fmt)
+            scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
+            checks = [float(check_answer(p.record, r)) for p, r in zip(prompts, replies, strict=True)
+                      if is_checkable(p.record)]
+            totals += torch.tensor([scores.sum().item(), rollout.response_mask.sum().item(), sum(checks),
+                                    len(checks), len(prompts)], device=runtime.device)
+            logged += [{"step": step, "split": "heldout", "prompt": p.messages[-1]["content"], "reply": r,
+                        "score": round(s, 4)} for p, r, s in zip(prompts, replies, scores.tolist(), strict=True)]
         totals = runtime.accelerator.reduce(totals, reduction="sum")
         count = totals[4].clamp(min=1)
-        metrics = {"heldout_score": (totals[0] / count).item(), "heldout_length": (totals[1] / count).item()}
+        metrics = {f"heldout_score{suffix}": (totals[0] / count).item(),
+                   f"heldout_length{suffix}": (totals[1] / count).item()}
         if totals[3] > 0:
-            metrics["heldout_accuracy"] = (totals[2] / totals[3]).item()
-        return metrics, logged[:cfg.train.log_samples]
+            metrics[f"heldout_accuracy{suffix}"] = (totals[2] / totals[3]).item()
+        return metrics, logged
 
     def state(self) -> dict:
         """What accelerate's save_state does not hold: the KL coefficient and the score scaler."""
@@ -403,8 +422,7 @@ def main(cfg: PPOConfig) -> Path:
     if runtime.is_main:
         save_format(out, run.fmt)
         title = f"ppo ({cfg.ppo.layout})"
-        plot_metrics(runtime.metrics_path, out / "ppo.png", [("score_mean", "heldout_score", "heldout_accuracy"),
-                                                             ("kl", "kl_k1"), ("response_length",)], title)
+        plot_metrics(runtime.metrics_path, out / "ppo.png", PPO_CURVES, title)
         plot_metrics(runtime.metrics_path, out / "ppo_losses.png",
                      [("pg_clipfrac", "approx_kl"), ("vf_loss",), ("explained_variance",), ("entropy",)], title)
     runtime.wait()

@@ -44,6 +44,10 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
         return SentencePieceTokenizer(str(model_file), **_special_tokens_of(folder, config), **extra)
     if not any(folder.iterdir()):
         raise ChowaError(f"tokenizer: {folder} is empty")
+    if not (folder / "tokenizer_config.json").is_file() and not (folder / "tokenizer.json").is_file():
+        raise ChowaError(f"tokenizer: {folder} has no tokenizer files (tokenizer.json, tokenizer_config.json or a "
+                         "SentencePiece model); is it a finished model folder? (A run still in progress has only "
+                         "checkpoints/ there.)")
     return AutoTokenizer.from_pretrained(str(folder))
 
 

@@ -3,11 +3,16 @@
 One module owns both sides so the SFT targets and the rule-based reward (PPO, held-out accuracy) cannot drift:
 
 - value answers (numbers, weekdays, dates): English "The answer is 7." and Japanese "答えは7です。";
-- text answers (translations, romaji, kana, number words): the answer alone, e.g. "neko" or "犬".
+- text answers (translations, romaji, kana, number words, ...): the answer alone, e.g. "neko" or "犬".
+
+Value answers also have a style, which the preference data and the `preferred_reply` PPO reward judge: the
+preferred reply is in the asker's language, and polite (です/ます) when that is Japanese (`preferred_style`). The SFT
+data mixes styles, as crowd-written instruction data does (`styled_output`), so alignment has something to fix.
 
 `check_answer` is forgiving about form (full-width digits, spaces, case, quotes, trailing punctuation) and strict
 about content: the *first* number, weekday or date in a reply must be the answer, so listing every candidate
-earns nothing, and a text answer must appear in a reply that is not much longer than it.
+earns nothing, and a text answer must appear in a reply that is not much longer than it and names none of the
+record's `distractors` (the other items of a list question).
 
 Run as (from Python):
     from chowa.data.generate.answers import check_answer
@@ -17,13 +22,20 @@ Run as (from Python):
 from __future__ import annotations
 
 import datetime
+import random
 import re
 import unicodedata
 
 from chowa.data.generate.world import MONTHS_EN, WEEKDAYS_EN, WEEKDAYS_JA
 from chowa.errors import ChowaError
 
-TEXT_FAMILIES = frozenset({"translate", "romaji", "kana", "number_words"})
+TEXT_FAMILIES = frozenset({"translate", "romaji", "kana", "number_words", "repeat", "list_item"})
+POLITE_VALUE = ("答えは{}です。", "{}です。", "答えは{}になります。", "{}だと思います。")
+CURT_VALUE = ("答えは{}だ。", "{}だよ。", "{}。", "答えは{}。簡単だろ。", "{}に決まってる。")
+# How the SFT data's value answers are written: in the other language 1 time in 4; Japanese ones curt 2 times in 3
+# of the rest. So a Japanese question gets the preferred reply 1 time in 4 (curt is the most common style there, so
+# even greedy decoding has something to gain from alignment), an English one 3 times in 4.
+OTHER_LANGUAGE_SHARE, CURT_SHARE = 0.25, 2 / 3
 # A text answer may sit in a short sentence ("犬です。", 'It is "neko".') but not in an essay that lists guesses.
 TEXT_SLACK = 24
 
@@ -43,6 +55,48 @@ def format_output(family: str, answer: str, lang: str) -> str:
     if family in TEXT_FAMILIES:
         return answer
     return f"The answer is {answer}." if lang == "en" else f"答えは{answer}です。"
+
+
+def answer_in(record: dict, lang: str) -> str:
+    """The record's answer as written in `lang` (weekday names translate; numbers and ISO dates read the same)."""
+    answer = record["answer"]
+    if record["family"] == "weekday" and lang != record["lang"]:
+        names, other = (WEEKDAYS_EN, WEEKDAYS_JA) if lang == "ja" else (WEEKDAYS_JA, WEEKDAYS_EN)
+        return other[names.index(answer)]
+    return answer
+
+
+def styled_output(record: dict, rng: random.Random) -> str:
+    """An SFT target in a drawn style: text answers stay bare; value answers follow the shares above."""
+    family, lang = record["family"], record["lang"]
+    if family in TEXT_FAMILIES:
+        return format_output(family, record["answer"], lang)
+    if rng.random() < OTHER_LANGUAGE_SHARE:
+        other = "ja" if lang == "en" else "en"
+        return format_output(family, answer_in(record, other), other)
+    if lang == "ja" and rng.random() < CURT_SHARE:
+        return rng.choice(CURT_VALUE).format(record["answer"])
+    return format_output(family, record["answer"], lang)
+
+
+_JAPANESE = re.compile("[ぁ-ゖァ-ヺー一-龯々]")
+_POLITE_END = re.compile(r"(です|ます|ました|でした|ません|ください|でしょう)[。.!！?？\s]*$")
+
+
+def is_polite(reply: str) -> bool:
+    """Whether a Japanese reply ends in the です/ます form."""
+    return _POLITE_END.search(reply.strip()) is not None
+
+
+def preferred_style(record: dict, reply: str) -> bool | None:
+    """For value answers: is the reply in the asker's language, and polite if Japanese? None for text answers,
+    whose form the task fixes (romaji is Latin whoever asks)."""
+    if record.get("family") in TEXT_FAMILIES or not is_checkable(record):
+        return None
+    japanese = _JAPANESE.search(reply) is not None
+    if record["lang"] == "en":
+        return not japanese
+    return japanese and is_polite(reply)
 
 
 def normalize(text: str) -> str:
@@ -70,6 +124,8 @@ def check_answer(record: dict, reply: str) -> bool:
     if re.fullmatch(r"-?\d+", answer):
         found = _NUMBER.search(reply)
         return found is not None and int(found.group()) == int(answer)
+    if any(_mentions(reply, normalize(d)) for d in record.get("distractors", ())):
+        return False
     return _has_text(reply, answer)
 
 
@@ -101,8 +157,11 @@ def _has_text(reply: str, answer: str) -> bool:
     answer, reply = answer.strip(_EDGE_PUNCT), reply.strip(_EDGE_PUNCT)
     if not answer or len(reply) > len(answer) + TEXT_SLACK:
         return False
-    if reply == answer:
-        return True
+    return reply == answer or _mentions(reply, answer)
+
+
+def _mentions(reply: str, answer: str) -> bool:
+    """Whether `answer` stands in `reply` as a whole word (Latin), whole number (kanji digits) or substring."""
     if answer.isascii():
         # Latin answers must stand as whole words: "neko" is not inside "nekomata", nor "forty" in "forty-two".
         return re.search(rf"(?<![a-z'-]){re.escape(answer)}(?![a-z'-])", reply) is not None

@@ -3,14 +3,18 @@
 Three kinds, each judged by a rule, so a reward model's held-out accuracy measures something checkable:
 
 - `correct`: the right answer against a wrong one in the same form ("答えは56です。" vs "答えは57です。"); wrong
-  answers are near misses (±1-3, ±10, a day off) or another question's answer of the same family, and
-  `check_answer` accepts the chosen reply and rejects the rejected one.
+  answers are near misses (±1-3, ±10, a day off), another item of the same list (list_item) or another question's
+  answer of the same family, and `check_answer` accepts the chosen reply and rejects the rejected one.
 - `polite`: a Japanese question answered politely (です/ます) against curtly (plain form: だ, だよ, a bare word); both
   carry the right answer.
 - `language`: the right answer in the asker's language against the same answer in the other language.
 
-Records are `{"messages": [user message], "chosen", "rejected", "kind", "family", "lang", "answer"}` (the
-conversation form of `chowa.data.preferences`; `family`/`answer`/`lang` let `check_answer` verify either reply).
+The chosen reply is always the canonical form (`answers.format_output`), whichever style the SFT record's own
+`output` was drawn in; `chowa.ppo.rewards:preferred_reply` is the same three preferences as a rule.
+
+Records are `{"messages": [user message], "chosen", "rejected", "kind", "family", "lang", "answer"}`, plus
+`distractors` for list_item (the conversation form of `chowa.data.preferences`; the checker fields let
+`check_answer` verify either reply).
 Pairs built from SFT held-out records are held out, so no held-out pair asks about a fact any training record does.
 
 Run as (from Python):
@@ -24,14 +28,18 @@ import datetime
 import json
 import random
 
-from chowa.data.generate.answers import TEXT_FAMILIES, check_answer, format_output, is_checkable
+from chowa.data.generate.answers import (
+    CURT_VALUE,
+    POLITE_VALUE,
+    TEXT_FAMILIES,
+    answer_in,
+    check_answer,
+    format_output,
+    is_checkable,
+)
 from chowa.data.generate.sft import build_records
 from chowa.data.generate.world import WEEKDAYS_EN, WEEKDAYS_JA
 
-# Families whose answer reads the same in both languages (digits, ISO dates) or maps one to one (weekdays).
-LANGUAGE_FAMILIES = ("arithmetic", "arithmetic_words", "counting", "weekday", "date", "unit")
-POLITE_VALUE = ("答えは{}です。", "{}です。", "答えは{}になります。", "{}だと思います。")
-CURT_VALUE = ("答えは{}だ。", "{}だよ。", "{}。", "答えは{}。簡単だろ。", "{}に決まってる。")
 POLITE_TEXT = ("「{}」です。", "{}です。", "「{}」になります。")
 CURT_TEXT = ("「{}」だ。", "{}だよ。", "{}。", "「{}」。")
 
@@ -46,7 +54,15 @@ def messages_of(record: dict) -> list[dict]:
 
 def _pair(record: dict, kind: str, chosen: str, rejected: str) -> dict:
     return {"messages": messages_of(record), "chosen": chosen, "rejected": rejected, "kind": kind,
-            "family": record["family"], "lang": record["lang"], "answer": record["answer"]}
+            **checker_fields(record)}
+
+
+def checker_fields(record: dict) -> dict:
+    """What `check_answer` reads from a record: family, answer, lang, and distractors where the family has them."""
+    fields = {"family": record["family"], "answer": record["answer"], "lang": record["lang"]}
+    if "distractors" in record:
+        fields["distractors"] = record["distractors"]
+    return fields
 
 
 def _wrong_answer(record: dict, group_answers: list[str], rng: random.Random) -> str | None:
@@ -58,6 +74,8 @@ def _wrong_answer(record: dict, group_answers: list[str], rng: random.Random) ->
     elif family == "weekday":
         names = WEEKDAYS_EN if record["lang"] == "en" else WEEKDAYS_JA
         wrong = names[(names.index(answer) + rng.randint(1, 6)) % 7]
+    elif family == "list_item":  # another item of the same list: only its position makes it wrong
+        wrong = rng.choice(record["distractors"])
     elif answer.lstrip("-").isdigit() and rng.random() < 0.7:
         delta = rng.choice([1, 2, 3, 10]) * rng.choice([-1, 1])
         wrong = str(int(answer) + delta if int(answer) + delta >= 0 else int(answer) + abs(delta))
@@ -76,7 +94,7 @@ def _correct_pairs(records: list[dict], rng: random.Random) -> list[dict]:
             wrong = _wrong_answer(record, groups[(record["family"], record["lang"])], rng)
             if wrong is not None:
                 rejected = format_output(record["family"], wrong, record["lang"])
-                pairs.append(_pair(record, "correct", record["output"], rejected))
+                pairs.append(_pair(record, "correct", _preferred(record), rejected))
                 break
     return pairs
 
@@ -94,14 +112,16 @@ def _polite_pairs(records: list[dict], rng: random.Random) -> list[dict]:
 
 def _language_pairs(records: list[dict]) -> list[dict]:
     pairs = []
-    for record in (r for r in records if r["family"] in LANGUAGE_FAMILIES):
+    for record in (r for r in records if r["family"] not in TEXT_FAMILIES):
         other = "ja" if record["lang"] == "en" else "en"
-        answer = record["answer"]
-        if record["family"] == "weekday":
-            names, other_names = (WEEKDAYS_EN, WEEKDAYS_JA) if other == "ja" else (WEEKDAYS_JA, WEEKDAYS_EN)
-            answer = other_names[names.index(answer)]
-        pairs.append(_pair(record, "language", record["output"], format_output(record["family"], answer, other)))
+        rejected = format_output(record["family"], answer_in(record, other), other)
+        pairs.append(_pair(record, "language", _preferred(record), rejected))
     return pairs
+
+
+def _preferred(record: dict) -> str:
+    """The reply the preferences favour: the SFT data's canonical form, whatever style its `output` was drawn in."""
+    return format_output(record["family"], record["answer"], record["lang"])
 
 
 def build_pairs() -> tuple[list[dict], list[dict]]:

@@ -1,8 +1,9 @@
 """The built-in prompts for the `ppo` stage: questions with a verifier, so a rule-based reward can score replies.
 
-Records are `{"messages": [user message], "family", "answer", "lang"}`: `check_answer(record, reply)` judges a
-reply. Training prompts are the checkable SFT training questions; held-out prompts are the checkable SFT held-out
-questions, whose facts no training record asks about, so a policy's held-out accuracy measures generalisation.
+Records are `{"messages": [user message], "family", "answer", "lang"}` (plus `distractors` for list_item):
+`check_answer(record, reply)` judges a reply. Training prompts are the checkable SFT training questions; held-out
+prompts are the checkable SFT held-out questions, whose facts no training record asks about, so a policy's held-out
+accuracy measures generalisation.
 
 Run as (from Python):
     from chowa.data.generate.prompts import build_prompts
@@ -14,14 +15,13 @@ from __future__ import annotations
 import json
 
 from chowa.data.generate.answers import is_checkable
-from chowa.data.generate.preferences import messages_of
+from chowa.data.generate.preferences import checker_fields, messages_of
 from chowa.data.generate.sft import build_records
 
 
 def prompt_record(record: dict) -> dict:
     """An SFT record as a PPO prompt: the question and what `check_answer` needs, without the reference output."""
-    return {"messages": messages_of(record), "family": record["family"], "answer": record["answer"],
-            "lang": record["lang"]}
+    return {"messages": messages_of(record), **checker_fields(record)}
 
 
 def build_prompts() -> dict[str, str]:

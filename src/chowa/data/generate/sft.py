@@ -1,10 +1,16 @@
 """The built-in instruction data (Alpaca JSONL) for SFT, with a held-out split for accuracy and PPO prompts.
 
 Families with checkable answers: arithmetic (digits), arithmetic_words (operands in words), number_words (digits to
-words and back), counting, weekday, date, romaji, kana, unit, translate; plus hand-written `open` ones. Records are
+words and back), counting, weekday, date, romaji, kana, unit, translate, repeat (say a word back) and list_item (the
+first or last item of a list; its record also names the other items as `distractors`, which a right reply must not
+give); plus hand-written `open` ones. Repeat and list_item need reading, not knowledge: they are what a model of
+the tiny preset can learn on a CPU, so a reward model and PPO have a checkable signal to work with. Records are
 `{"instruction", "input", "output", "family", "answer", "lang"}` (open ones have no `answer`); `lang` is the
-language of the question and of the reply. Outputs follow `answers.format_output`: "The answer is 7." /
-"答えは7です。" for numbers, weekdays and ISO dates (YYYY-MM-DD in both languages), the bare answer for text families.
+language of the question. Outputs follow `answers.format_output` ("The answer is 7." / "答えは7です。" for numbers,
+weekdays and ISO dates, YYYY-MM-DD in both languages; the bare answer for text families), except that value answers
+are drawn in mixed styles (`answers.styled_output`): a quarter in the other language, two thirds of the remaining
+Japanese ones curt (答えは7だ。). Every output still gives the right answer; which style is preferred is the preference
+data's business.
 
 Held-out records ask about facts (a sum, a date, a word) that no training record asks about in any phrasing.
 
@@ -20,13 +26,15 @@ import json
 import random
 from collections.abc import Callable, Iterator
 
-from chowa.data.generate.answers import format_output
+from chowa.data.generate.answers import format_output, styled_output
 from chowa.data.generate.corpus import EN_OPS, JA_OPS, arithmetic_fact, random_date, translation_pairs
 from chowa.data.generate.glossary import GLOSSARY, SENTENCE_NOUNS
 from chowa.data.generate.open_ended import OPEN_ENDED
 from chowa.data.generate.world import KANA_TABLE, UNITS, date_text, en_number, en_quantity, ja_number, romaji, weekday
 
 TRAIN_PER_GROUP, HELDOUT_PER_GROUP = 50, 10  # per (family, lang)
+# Reading families need many varied examples, or a tiny model memorises answers instead of learning to copy.
+TRAIN_PER_FAMILY = {"repeat": 100, "list_item": 100}
 OPEN_HELDOUT_PER_LANG = 5
 Keyed = Iterator[tuple[object, dict]]
 
@@ -185,24 +193,61 @@ def _translate(rng: random.Random, lang: str) -> Keyed:
             yield (en, ja), _record("translate", lang, "次の文を英語に訳してください。", en, ja)
 
 
+def _repeat(rng: random.Random, lang: str) -> Keyed:
+    # Mostly made-up words (2-4 random syllables), so the only way to answer is to copy: a glossary word could be
+    # answered from memory.
+    syllables = [kana for kana, _ in KANA_TABLE if len(kana) == 1]
+    while True:
+        if rng.random() < 0.25:
+            word = rng.choice(GLOSSARY)
+            text = word.en if lang == "en" else word.ja
+        else:
+            kana = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+            text = romaji(kana) if lang == "en" else kana
+        style = rng.randrange(2)
+        if lang == "en":
+            instruction = [f'Repeat this word: "{text}"', f'Say "{text}" back to me.'][style]
+        else:
+            instruction = [f"「{text}」と繰り返してください。", f"「{text}」をそのまま書いて。"][style]
+        yield text, _record("repeat", lang, instruction, text)
+
+
+def _list_item(rng: random.Random, lang: str) -> Keyed:
+    while True:
+        names = [w.en if lang == "en" else w.ja for w in rng.sample(SENTENCE_NOUNS, rng.randint(3, 6))]
+        if any(a in b for a in names for b in names if a is not b):  # distinct, and none inside another (鳥, 鳥かご)
+            continue
+        first = rng.random() < 0.5
+        if lang == "en":
+            instruction = f"What is the {'first' if first else 'last'} item in this list?"
+        else:
+            instruction = f"このリストの{'最初' if first else '最後'}の項目は何ですか。"
+        answer = names[0] if first else names[-1]
+        record = _record("list_item", lang, instruction, answer, (", " if lang == "en" else "、").join(names))
+        record["distractors"] = [name for name in names if name != answer]
+        yield (tuple(names), first), record
+
+
 FAMILIES: dict[str, Callable[[random.Random, str], Keyed]] = {
     "arithmetic": _arithmetic, "arithmetic_words": _arithmetic_words, "number_words": _number_words,
     "counting": _counting, "weekday": _weekday, "date": _date, "romaji": _romaji, "kana": _kana, "unit": _unit,
-    "translate": _translate,
+    "translate": _translate, "repeat": _repeat, "list_item": _list_item,
 }
 
 
 def _group(family: str, lang: str, seen_prompts: set[tuple[str, str]]) -> list[dict]:
     """HELDOUT + TRAIN records of one family and language, each about a different fact and prompt."""
     rng, seen_keys, records = random.Random(f"sft-{family}-{lang}"), set(), []
+    style_rng = random.Random(f"sft-style-{family}-{lang}")
     for key, record in FAMILIES[family](rng, lang):
         prompt = (record["instruction"], record["input"])
         if key in seen_keys or prompt in seen_prompts:
             continue
         seen_keys.add(key)
         seen_prompts.add(prompt)
+        record["output"] = styled_output(record, style_rng)
         records.append(record)
-        if len(records) == HELDOUT_PER_GROUP + TRAIN_PER_GROUP:
+        if len(records) == HELDOUT_PER_GROUP + TRAIN_PER_FAMILY.get(family, TRAIN_PER_GROUP):
             return records
     raise AssertionError("unreachable: the generators are endless")
 
