@@ -23,6 +23,7 @@ from chowa.tokenizer.train import TokenizerTrainConfig
 from chowa.tokenizer.train import main as train_tokenizer
 from chowa.training.checkpoint import checkpoint_dirs
 from chowa.training.plots import read_metrics
+from conftest import launch_two_processes
 
 # Easy to learn from a random model: the share of response tokens (EOS aside) with an id below 100.
 RULES = '''
@@ -55,12 +56,15 @@ def rules(tmp_path, monkeypatch) -> str:
     return "ppo_test_rules:low_ids"
 
 
+def _overrides(out: Path, policy_dir: Path, reward: str, *extra: str) -> list[str]:
+    return [f"out={out}", f"model={policy_dir}", "data.prompts=[builtin:sft/train.jsonl]",
+            "data.heldout=[builtin:sft/heldout.jsonl]", "data.heldout_size=16", f"reward.function={reward}",
+            "generation.max_new_tokens=8", "ppo.num_rollouts=32", "ppo.chunk_size=16", "ppo.batch_size=8",
+            "ppo.ppo_epochs=4", "ppo.num_layers_unfrozen=1", "optim.lr=1e-2", "runtime.cpu=true", *extra]
+
+
 def _config(out: Path, policy_dir: Path, reward: str, *extra: str) -> PPOConfig:
-    return load_config(PPOConfig, overrides=[
-        f"out={out}", f"model={policy_dir}", "data.prompts=[builtin:sft/train.jsonl]",
-        "data.heldout=[builtin:sft/heldout.jsonl]", "data.heldout_size=16", f"reward.function={reward}",
-        "generation.max_new_tokens=8", "ppo.num_rollouts=32", "ppo.chunk_size=16", "ppo.batch_size=8",
-        "ppo.ppo_epochs=4", "ppo.num_layers_unfrozen=1", "optim.lr=1e-2", "runtime.cpu=true", *extra])
+    return load_config(PPOConfig, overrides=_overrides(out, policy_dir, reward, *extra))
 
 
 @pytest.mark.parametrize("layout", ["hydra", "separate"])
@@ -164,6 +168,18 @@ def test_callable_errors_name_the_missing_part():
     with pytest.raises(ChowaError, match="module:function"):
         load_callable("chowa.ppo.rewards", "reward.function")
     assert load_callable("chowa.ppo.rewards:checked_answer", "reward.function") is checked_answer
+
+
+@pytest.mark.dist
+def test_two_process_ppo(tmp_path, policy_dir):
+    """Each process samples its own rollouts; held-out scores are gathered from both; rank 0 writes the folder."""
+    out = tmp_path / "dist"
+    result = launch_two_processes("ppo", _overrides(out, policy_dir, "chowa.ppo.rewards:preferred_reply",
+                                                    "train.steps=2", "train.eval_every=1"))
+    assert result.stdout.count(f"wrote {out}") == 2
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1, 2] and all("heldout_score" in r for r in records)
+    assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
 
 
 def test_preferred_reply_adds_the_preferred_style_to_the_right_answer():

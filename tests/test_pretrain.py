@@ -19,6 +19,7 @@ from chowa.pretrain import PretrainConfig
 from chowa.pretrain import main as pretrain
 from chowa.training.checkpoint import checkpoint_dirs
 from chowa.training.plots import read_metrics
+from conftest import launch_two_processes
 
 TINY = ["model_config.hidden_size=32", "model_config.num_hidden_layers=2", "model_config.num_attention_heads=2",
         "model_config.intermediate_size=64"]
@@ -122,22 +123,14 @@ def test_bad_corpus_and_preset_are_named(tmp_path, tokenizer_dir, project_corpus
 
 @pytest.mark.dist
 def test_two_processes_match_one(tmp_path, tokenizer_dir, project_corpus):
-    """Two processes on the CPU (gloo) with the same global batch give the same loss curve as one.
-
-    accelerate 1.x's `launch --cpu` starts a single process unless given an MPI hostfile, so CPU multi-process
-    runs go through `--multi_gpu` (torchrun) with `runtime.cpu=true`, which selects gloo.
-    """
+    """Two processes on the CPU (gloo) with the same global batch give the same loss curve as one."""
     steps = ["train.steps=8", "train.save_every=0", "train.eval_every=0"]
     single = tmp_path / "single"
     subprocess.run(_command(_overrides(single, tokenizer_dir, project_corpus, *steps)), env=_env(), check=True,
                    capture_output=True)
     double = tmp_path / "double"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-              "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-              "-m", "chowa", "pretrain", *_overrides(double, tokenizer_dir, project_corpus, *steps,
-                                                      "train.batch_size=2")]
-    result = subprocess.run(launch, env=_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = launch_two_processes("pretrain", _overrides(double, tokenizer_dir, project_corpus, *steps,
+                                                         "train.batch_size=2"))
     assert result.stdout.count(f"wrote {double}") == 2  # really two processes
     one, two = _losses(single), _losses(double)
     assert sorted(two) == list(range(1, 9))

@@ -23,6 +23,7 @@ from chowa.tokenizer import load_tokenizer
 from chowa.tokenizer.train import TokenizerTrainConfig
 from chowa.tokenizer.train import main as train_tokenizer
 from chowa.training.plots import read_metrics
+from conftest import launch_two_processes
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 QUESTIONS = {"en": ["What did you do today?", "Tell me about the weather.", "What do you like?",
@@ -91,6 +92,20 @@ def test_training_lifts_heldout_accuracy_and_writes_a_reward_folder(reward_dir):
     assert config["architectures"][0].endswith("ForSequenceClassification") and len(config["id2label"]) == 1
     assert json.loads((reward_dir / "chat_format.json").read_text()) == {"format": "rinna"}
     assert (reward_dir / "checkpoints").is_dir() and (reward_dir / "loss.png").is_file()
+
+
+@pytest.mark.dist
+def test_two_process_reward_training(tmp_path, base_dir):
+    train = _write(tmp_path / "train.jsonl", _language_pairs(slice(0, 4), slice(0, 6)))
+    heldout = _write(tmp_path / "heldout.jsonl", _language_pairs(slice(4, 6), slice(6, 8)))
+    out = tmp_path / "dist"
+    result = launch_two_processes("reward", [f"out={out}", f"model={base_dir}", f"data.train=[{train}]",
+                                             f"data.heldout=[{heldout}]", "train.steps=4", "train.batch_size=8",
+                                             "train.eval_every=2"])
+    assert result.stdout.count(f"wrote {out}") == 2
+    records = [r for r in read_metrics(out / "metrics.jsonl") if "val_accuracy" in r]
+    assert [r["step"] for r in records] == [0, 2, 4]
+    assert AutoModelForSequenceClassification.from_pretrained(str(out)).config.num_labels == 1
 
 
 def test_plain_transformers_gives_identical_scores(reward_dir):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from chowa.formats import render_prompt
 from chowa.sft import IGNORE, SFTConfig, collate, pack_examples
 from chowa.sft import main as sft
 from chowa.training.plots import read_metrics
+from conftest import launch_two_processes
 
 _WORDS = ["猫", "犬", "鳥", "魚", "山", "川", "rain", "snow", "tea", "book"]
 
@@ -102,13 +100,8 @@ def test_two_process_sft(tmp_path, tiny_model_dir):
     train = _alpaca(tmp_path / "train.jsonl", range(0, 40))
     heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1008))
     out = tmp_path / "dist"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-              "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-              "-m", "chowa", "sft", *_overrides(out, tiny_model_dir, train, heldout, "train.steps=4",
-                                                "train.batch_size=4")]
-    result = subprocess.run(launch, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = launch_two_processes("sft", _overrides(out, tiny_model_dir, train, heldout, "train.steps=4",
+                                                    "train.batch_size=4"))
     assert result.stdout.count(f"wrote {out}") == 2
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2, 3, 4] and records[-1]["tokens"] > 0

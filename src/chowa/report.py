@@ -98,14 +98,19 @@ def _training_section(out: Path) -> list[Block]:
         blocks.append(("p", f"Reward model: held-out pairwise accuracy {percent(reward[0]['val_accuracy'])} → "
                             f"{percent(reward[-1]['val_accuracy'])} ({detail})."))
         blocks.append(("img", out / "reward" / "loss.png", "reward model"))
-    ppo = [r for r in read_metrics(out / "ppo" / "metrics.jsonl") if "heldout_score" in r] \
-        if (out / "ppo" / "metrics.jsonl").exists() else []
-    if ppo:
-        last_kl = next((r["kl"] for r in reversed(read_metrics(out / "ppo" / "metrics.jsonl")) if "kl" in r), None)
-        blocks.append(("p", f"PPO: held-out score {ppo[0]['heldout_score']:.3f} → {ppo[-1]['heldout_score']:.3f}"
-                            + (f", accuracy {percent(ppo[0].get('heldout_accuracy'))} → "
-                               f"{percent(ppo[-1].get('heldout_accuracy'))}" if "heldout_accuracy" in ppo[0] else "")
-                            + (f"; KL to the SFT policy at the end {last_kl:.3f}." if last_kl is not None else ".")))
+    metrics = read_metrics(out / "ppo" / "metrics.jsonl") if (out / "ppo" / "metrics.jsonl").exists() else []
+    evals = [r for r in metrics if "heldout_score" in r]
+    if evals:
+        first, last = evals[0], evals[-1]
+        parts = [f"PPO: held-out score {first['heldout_score']:.3f} → {last['heldout_score']:.3f}"]
+        if "heldout_score_sampled" in first:
+            parts.append(f" (sampled replies {first['heldout_score_sampled']:.3f} → "
+                         f"{last['heldout_score_sampled']:.3f})")
+        if "heldout_accuracy" in first:
+            parts.append(f", accuracy {percent(first['heldout_accuracy'])} → {percent(last['heldout_accuracy'])}")
+        kl = [r["kl_k1"] for r in metrics if "kl_k1" in r]
+        parts.append(f"; KL (k1, nats per reply) to the SFT policy at the end {kl[-1]:.3f}." if kl else ".")
+        blocks.append(("p", "".join(parts)))
         blocks.append(("img", out / "ppo" / "ppo.png", "PPO reward and KL"))
     return blocks
 
