@@ -17,8 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def launch_two_processes(stage: str, overrides: list[str], env: dict[str, str] | None = None,
-                         ) -> subprocess.CompletedProcess:
+def launch_two_processes(stage: str, overrides: list[str]) -> subprocess.CompletedProcess:
     """`chowa STAGE` under `accelerate launch` with two CPU processes (gloo).
 
     accelerate 1.x's `launch --cpu` starts a single process unless given an MPI hostfile, so CPU multi-process runs
@@ -27,8 +26,7 @@ def launch_two_processes(stage: str, overrides: list[str], env: dict[str, str] |
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
                "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
                "-m", "chowa", stage, *overrides, "runtime.cpu=true"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           **(env or {})}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from chowa.data.generate import write_all
-from chowa.data.generate.answers import check_answer, format_output, is_checkable
+from chowa.data.generate.answers import check_answer, format_output, is_checkable, preferred_style
 from chowa.data.generate.world import en_number, ja_number, romaji
 from chowa.data.text import BUILTIN_DIR, read_documents
 from chowa.errors import ChowaError
@@ -139,9 +139,32 @@ def test_world_spellings():
     ({"family": "list_item", "answer": "cat", "lang": "en", "distractors": ["dog", "bird"]}, "cat, dog", False),
     ({"family": "list_item", "answer": "猫", "lang": "ja", "distractors": ["犬"]}, "「猫」です。", True),
     ({"family": "list_item", "answer": "猫", "lang": "ja", "distractors": ["犬"]}, "猫と犬", False),
+    ({"family": "kana", "answer": "は", "lang": "en"}, "答えは7です。", False),  # one kana: alone or quoted only
+    ({"family": "kana", "answer": "は", "lang": "ja"}, "「は」です。", True),
+    ({"family": "kana", "answer": "は", "lang": "en"}, "は", True),
+    ({"family": "translate", "answer": "犬", "lang": "ja"}, "犬です。", True),  # one kanji is a word
 ])
 def test_check_answer_cases(record, reply, expected):
     assert check_answer(record, reply) is expected
+
+
+@pytest.mark.parametrize(("record", "reply", "expected"), [
+    ({"family": "arithmetic", "answer": "7", "lang": "ja"}, "答えは8です。", True),  # style, right or wrong
+    ({"family": "arithmetic", "answer": "7", "lang": "ja"}, "答えは7ですね。", True),
+    ({"family": "arithmetic", "answer": "7", "lang": "ja"}, "答えは7だ。", False),
+    ({"family": "arithmetic", "answer": "7", "lang": "ja"}, "The answer is 7.", False),
+    ({"family": "arithmetic", "answer": "7", "lang": "ja"}, "わかりません。", False),  # polite, but no value
+    ({"family": "arithmetic", "answer": "7", "lang": "en"}, "", False),
+    ({"family": "arithmetic", "answer": "7", "lang": "en"}, "I do not know.", False),
+    ({"family": "weekday", "answer": "金曜日", "lang": "ja"}, "答えは答えは1です。", False),
+    ({"family": "date", "answer": "2024-05-13", "lang": "en"}, "The answer is 2020-0-0-0.", False),
+    ({"family": "date", "answer": "2024-05-13", "lang": "en"}, "The answer is 2024-05-14.", True),
+    ({"family": "romaji", "answer": "neko", "lang": "ja"}, "neko", None),  # the task fixes a text answer's form
+    ({"family": "qa", "answer": "Tokyo", "lang": "ja"}, "Tokyo", None),  # not a value family
+    ({"family": "arithmetic", "answer": "7"}, "7", None),  # no language to prefer
+])
+def test_preferred_style_cases(record, reply, expected):
+    assert preferred_style(record, reply) is expected
 
 
 def test_list_items_are_distinct_and_the_answer_sits_first_or_last(train, heldout):
@@ -155,8 +178,6 @@ def test_list_items_are_distinct_and_the_answer_sits_first_or_last(train, heldou
 
 
 def test_sft_value_answers_mix_styles_and_preferences_prefer_one(train):
-    from chowa.data.generate.answers import preferred_style
-
     shares = {}
     for lang in ("en", "ja"):
         styles = [preferred_style(r, r["output"]) for r in train if r["lang"] == lang and is_checkable(r)]

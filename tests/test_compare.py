@@ -1,4 +1,5 @@
-"""`chowa compare`: judges decide each pair as documented, orders that disagree tie, the human sheet round-trips."""
+"""`chowa compare`: judges decide each pair as documented, orders that disagree tie, the human sheet round-trips;
+`chowa eval heldout` checks every reply of several models."""
 
 from __future__ import annotations
 
@@ -187,9 +188,6 @@ def test_eval_heldout_command_checks_every_reply_and_prints_the_table(models, tm
         assert model["preferred_style"] == (round(sum(styles) / len(styles), 4) if styles else None)
         assert f"| {name} | {100 * model['accuracy']:.1f}% |" in table
     assert cli_main(["eval", "heldout", "--model", str(a)]) == 2  # NAME=DIR is required
+    assert cli_main(["eval", "heldout", "--model", f"x={a}", "--temperature", "0.7"]) == 2  # needs --sampled
+    assert "for sampled replies only" in capsys.readouterr().err
 
-
-def test_a_folder_without_tokenizer_files_is_named(tmp_path):
-    (tmp_path / "checkpoints").mkdir()
-    with pytest.raises(ChowaError, match="no tokenizer files"):
-        load_tokenizer(tmp_path)

@@ -172,13 +172,17 @@ def test_callable_errors_name_the_missing_part():
 
 @pytest.mark.dist
 def test_two_process_ppo(tmp_path, policy_dir):
-    """Each process samples its own rollouts; held-out scores are gathered from both; rank 0 writes the folder."""
+    """Each process samples its own rollouts; held-out prompts are split between the processes and their scores
+    gathered, so the SFT baseline (step 0, greedy) equals one process's; rank 0 writes the folder."""
+    overrides = ["chowa.ppo.rewards:preferred_reply", "train.steps=2", "train.eval_every=1"]
+    single = read_metrics(ppo(_config(tmp_path / "single", policy_dir, *overrides)) / "metrics.jsonl")
     out = tmp_path / "dist"
-    result = launch_two_processes("ppo", _overrides(out, policy_dir, "chowa.ppo.rewards:preferred_reply",
-                                                    "train.steps=2", "train.eval_every=1"))
+    result = launch_two_processes("ppo", _overrides(out, policy_dir, *overrides))
     assert result.stdout.count(f"wrote {out}") == 2
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2] and all("heldout_score" in r for r in records)
+    for key in ("heldout_score", "heldout_length", "heldout_accuracy"):
+        assert records[0][key] == pytest.approx(single[0][key], abs=1e-6), key
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
 
 
@@ -195,12 +199,16 @@ def test_preferred_reply_adds_the_preferred_style_to_the_right_answer():
 
 
 def test_sampled_heldout_scores_are_logged_beside_greedy_ones(tmp_path, policy_dir, rules):
+    plain = read_metrics(ppo(_config(tmp_path / "plain", policy_dir, rules, "train.steps=1")) / "metrics.jsonl")
     out = ppo(_config(tmp_path / "run", policy_dir, rules, "train.steps=1", "generation.eval_samples=2"))
     first, last = read_metrics(out / "metrics.jsonl")
     for record in (first, last):
         assert {"heldout_score", "heldout_score_sampled", "heldout_length_sampled"} <= set(record)
-        assert 0.0 <= record["heldout_score_sampled"] <= 1.0
     assert first["heldout_score_sampled"] != first["heldout_score"]  # sampled replies differ from greedy ones
+    # Evaluation draws from its own random stream: training is the same with or without the sampled replies.
+    assert last["score_mean"] == plain[-1]["score_mean"] and last["heldout_score"] == plain[-1]["heldout_score"]
+    with pytest.raises(ChowaError, match="eval_samples"):
+        ppo(_config(tmp_path / "bad", policy_dir, rules, "generation.eval_samples=-1"))
 
 
 def test_checked_answer_and_prompt_records(tmp_path):

@@ -120,3 +120,9 @@ def test_real_japanese_and_english_text_8k_vocab(tmp_path, shared_data):
 def test_missing_input_file_is_named(tmp_path):
     with pytest.raises(ChowaError, match="no such file: .*nope.txt"):
         _train([tmp_path / "nope.txt"], tmp_path / "tok")
+
+
+def test_a_folder_without_tokenizer_files_is_named(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ChowaError, match="no tokenizer files"):
+        load_tokenizer(tmp_path)

@@ -256,6 +256,7 @@ def _compare_tally(args: argparse.Namespace) -> int:
 
 def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
     from chowa.eval.jglue.tasks import SUITES
+    from chowa.formats import FORMATS
 
     evaluate = stages.add_parser("eval", help="Evaluate a model: the JGLUE suites as the model cards ran them.",
                                  description="Evaluate a model: the JGLUE suites exactly as the rinna and weblab "
@@ -301,18 +302,20 @@ def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
                     "model: checked-answer accuracy overall and per family (records with `family`/`answer`), the "
                     "share of number/weekday/date answers in the preferred style (the asker's language, polite if "
                     "Japanese), and with --reward-model the mean reward-model score. This is the pipeline's eval "
-                    "table, for any set of models (e.g. SFT and two PPO runs).")
+                    "table, for any set of models (e.g. SFT and two PPO runs). Replies are at most 32 tokens unless "
+                    "--max-new-tokens says otherwise.")
     heldout.add_argument("--model", action="append", required=True, metavar="NAME=DIR",
                          help="A model to evaluate (repeatable), e.g. --model sft=runs/demo/sft.")
     heldout.add_argument("--prompts", default="builtin:prompts/heldout.jsonl", metavar="FILE.jsonl",
                          help="Prompt records (default: builtin:prompts/heldout.jsonl).")
     heldout.add_argument("--reward-model", metavar="DIR", help="Reward-model folder scoring every reply.")
-    heldout.add_argument("--format", help="Chat format for every model (default: each folder's own).")
+    heldout.add_argument("--format", choices=list(FORMATS),
+                         help="Chat format for every model (default: each folder's own).")
     heldout.add_argument("--limit", type=int, default=0, help="Use only the first N prompts (default: all).")
     heldout.add_argument("--batch-size", type=int, default=32, help="Prompts generated together (default: 32).")
     heldout.add_argument("--sampled", action="store_true",
-                         help="Sample replies (the sampling options below, else the format's defaults) instead "
-                              "of greedy decoding.")
+                         help="Sample replies (--temperature/--top-p/--top-k below, else the format's defaults) "
+                              "instead of greedy decoding.")
     heldout.add_argument("--out", metavar="DIR", help="Write heldout.json and replies_<name>.jsonl here.")
     _add_sampling_group(heldout)
     heldout.set_defaults(handler=_eval_heldout)
@@ -327,10 +330,19 @@ def _eval_heldout(args: argparse.Namespace) -> int:
         name, sep, folder = spec.partition("=")
         if not sep or not name or not folder:
             raise ChowaError(f"--model {spec!r}: expected NAME=DIR, e.g. sft=runs/demo/sft")
+        if name in models:
+            raise ChowaError(f"--model {spec!r}: the name {name!r} is given twice")
         models[name] = folder
+    if args.sampled and args.greedy:
+        raise ChowaError("--sampled and --greedy contradict each other (greedy is the default)")
+    given = [flag for flag, value in (("--temperature", args.temperature), ("--top-p", args.top_p),
+                                      ("--top-k", args.top_k)) if value is not None]
+    if given and not args.sampled:
+        raise ChowaError(f"{', '.join(given)}: for sampled replies only; add --sampled")
     sampling = _sampling(args)
-    sampling.do_sample = args.sampled and not args.greedy
-    sampling.max_new_tokens = sampling.max_new_tokens or 32
+    sampling.do_sample = args.sampled
+    if sampling.max_new_tokens is None:
+        sampling.max_new_tokens = 32
     results = heldout_eval(models, args.prompts, reward_model=args.reward_model, format_name=args.format,
                            sampling=sampling, batch_size=args.batch_size, limit=args.limit, out_dir=args.out)
     if args.out:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chowa.config import atomic_write_text
-from chowa.eval.heldout import number, percent
 from chowa.training.plots import read_metrics
 
 Block = tuple  # ("h2", text) | ("p", text) | ("table", headers, rows) | ("img", path, caption) | ("pre", text)
@@ -58,12 +57,7 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
                          "answer), greedy replies, scored by the pipeline's reward model. Preferred style: the share "
                          "of number/weekday/date answers given in the asker's language, politely if Japanese (what "
                          "the built-in preference pairs prefer)."),
-                   ("table", ["model", "checked-answer accuracy", "preferred style", "mean reward"],
-                    [[name, percent(m.get("accuracy")), percent(m.get("preferred_style")), number(m.get("mean_reward"))]
-                     for name, m in models.items()])]
-        families = sorted({f for m in models.values() for f in m.get("by_family", {})})
-        blocks.append(("table", ["family", *models], [[f, *(percent(m["by_family"].get(f)) for m in models.values())]
-                                                       for f in families]))
+                   *heldout_tables(models)]
     if compare:
         blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("pre", _compare_table(compare))]
     jglue = heldout.get("jglue", {})
@@ -76,6 +70,22 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
                                                     for name, entry in jglue.items()])]
     blocks += _samples_section(models)
     return blocks, _summary(models, compare, total)
+
+
+def heldout_tables(models: dict[str, dict]) -> list[Block]:
+    """The held-out table blocks of `chowa.eval.heldout` results: one row per model, then accuracy per family."""
+    families = sorted({family for m in models.values() for family in m.get("by_family", {})})
+    return [("table", ["model", "checked-answer accuracy", "preferred style", "mean reward"],
+             [[name, percent(m.get("accuracy")), percent(m.get("preferred_style")), number(m.get("mean_reward"))]
+              for name, m in models.items()]),
+            ("table", ["family", *models], [[family, *(percent(m["by_family"].get(family)) for m in models.values())]
+                                            for family in families])]
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table."""
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+                      *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)])
 
 
 def _training_section(out: Path) -> list[Block]:
@@ -155,6 +165,16 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def percent(value: float | None) -> str:
+    """A share as "12.5%", or "—" when there is none."""
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def number(value: float | None) -> str:
+    """A score to three decimals, or "—"."""
+    return "—" if value is None else f"{value:.3f}"
+
+
 def _avg(value) -> str:
     if isinstance(value, dict):
         value = value.get("value")
@@ -173,9 +193,7 @@ def _markdown(blocks: list[Block], out: Path) -> str:
         elif kind == "img" and rest[0].is_file():
             parts.append(f"![{rest[1]}]({rest[0].relative_to(out)})")
         elif kind == "table":
-            headers, rows = rest
-            parts.append("\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
-                                    *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]))
+            parts.append(markdown_table(*rest))
     return "\n\n".join(parts) + "\n"
 
 

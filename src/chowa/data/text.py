@@ -12,10 +12,14 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from chowa.errors import ChowaError
+
+# Kana (with ー), CJK ideographs (Ext-A and the main block, 々) and half-width katakana: "is this Japanese text".
+JAPANESE = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 
 ENCODINGS = ("utf-8", "shift_jis", "auto")
 # Shift_JIS as found in the wild (Aozora Bunko, Windows files) is Microsoft's superset, cp932.

@@ -21,6 +21,7 @@ from pathlib import Path
 from chowa.config import REQUIRED, atomic_write_text, option
 from chowa.data.generate.answers import check_answer, is_checkable, preferred_style
 from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file, write_jsonl
+from chowa.report import heldout_tables, markdown_table
 
 
 def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_model: str | os.PathLike | None = None,
@@ -60,26 +61,8 @@ def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_mode
 
 
 def results_table(results: dict) -> str:
-    """A Markdown table of `heldout_eval` results: one row per model, then accuracy per family."""
-    models = results["models"]
-    rows = ["| model | accuracy | preferred style | mean reward |", "|---|---|---|---|"]
-    rows += [f"| {name} | {percent(m['accuracy'])} | {percent(m['preferred_style'])} | {number(m.get('mean_reward'))} |"
-             for name, m in models.items()]
-    families = sorted({family for m in models.values() for family in m["by_family"]})
-    rows += ["", "| family | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    rows += [f"| {family} | " + " | ".join(percent(m["by_family"].get(family)) for m in models.values()) + " |"
-             for family in families]
-    return "\n".join(rows)
-
-
-def percent(value: float | None) -> str:
-    """A share as "12.5%", or "—" when there is none."""
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
-def number(value: float | None) -> str:
-    """A score to three decimals, or "—"."""
-    return "—" if value is None else f"{value:.3f}"
+    """The Markdown tables of `heldout_eval` results, as the pipeline report shows them."""
+    return "\n\n".join(markdown_table(*rest) for _, *rest in heldout_tables(results["models"]))
 
 
 def _sample_indices(records: list[dict], count: int = 6) -> list[int]:
@@ -105,7 +88,7 @@ def _accuracy(records: list[dict]) -> dict:
                 styles.append(style)
     every = [hit for family in hits.values() for hit in family]
     return {"accuracy": _share(every), "preferred_style": _share(styles),
-            "by_family": {family: round(sum(h) / len(h), 4) for family, h in sorted(hits.items())}}
+            "by_family": {family: _share(h) for family, h in sorted(hits.items())}}
 
 
 def _share(flags: list[bool]) -> float | None:

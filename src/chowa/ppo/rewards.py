@@ -53,16 +53,12 @@ def checked_answer(samples: list[str], prompts: list[str], records: list[dict], 
 
 
 def preferred_reply(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
-    """The rule form of the built-in preference data: 1.0 for the right answer (`checked_answer`) plus, for value
-    answers (numbers, weekdays, dates), 1.0 when the reply is in the asker's language and, if that is Japanese,
-    polite (`chowa.data.generate.answers.preferred_style`). Open-ended records score 0.0.
+    """The rule form of the built-in preference data: `checked_answer` (1.0 for the right answer) plus 1.0 when a
+    number, weekday or date answer is in the asker's language and, if that is Japanese, polite
+    (`chowa.data.generate.answers.preferred_style`). Open-ended records score 0.0.
     """
-    scores = []
-    for sample, record in zip(samples, records, strict=True):
-        checkable = is_checkable(record)
-        scores.append(float(checkable and check_answer(record, sample)) + float(bool(
-            checkable and preferred_style(record, sample))))
-    return scores
+    return [correct + float(bool(preferred_style(r, s)))
+            for correct, s, r in zip(checked_answer(samples, prompts, records), samples, records, strict=True)]
 
 
 class RuleReward:

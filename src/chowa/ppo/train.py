@@ -148,6 +148,8 @@ class PPORun:
     """Everything a PPO run holds between steps (models, reward, controller, scaler), and its two phases."""
 
     def __init__(self, cfg: PPOConfig, runtime: Runtime):
+        if cfg.generation.eval_samples < 0:
+            raise ChowaError(f"config: generation.eval_samples must be 0 or more, got {cfg.generation.eval_samples}")
         self.cfg, self.runtime = cfg, runtime
         self.tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
         if self.tokenizer.pad_token_id is None:
@@ -286,13 +288,14 @@ class PPORun:
         devices = [runtime.device] if runtime.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # the training RNG stream is left untouched
             torch.manual_seed(cfg.runtime.seed + 7919)
-            metrics, logged = self._score_heldout(step, cfg.generation.eval_greedy, 1, "")
+            metrics, logged = self._score_heldout(step, cfg.generation.eval_greedy, 1)
             if cfg.generation.eval_samples:
-                sampled, _ = self._score_heldout(step, False, cfg.generation.eval_samples, "_sampled")
-                metrics |= sampled
+                sampled, _ = self._score_heldout(step, False, cfg.generation.eval_samples)
+                metrics |= {f"{key}_sampled": value for key, value in sampled.items()}
         return metrics, logged[:cfg.train.log_samples]
 
-    def _score_heldout(self, step: int, greedy: bool, repeats: int, suffix: str) -> tuple[dict, list[dict]]:
+    def _score_heldout(self, step: int, greedy: bool, repeats: int) -> tuple[dict, list[dict]]:
+        """heldout_score / _length / _accuracy over `repeats` replies to every held-out prompt, and the replies."""
         cfg, runtime = self.cfg, self.runtime
         mine = self.heldout[runtime.process_index::runtime.num_processes]
         totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
@@ -312,10 +315,9 @@ class PPORun:
                         "score": round(s, 4)} for p, r, s in zip(prompts, replies, scores.tolist(), strict=True)]
         totals = runtime.accelerator.reduce(totals, reduction="sum")
         count = totals[4].clamp(min=1)
-        metrics = {f"heldout_score{suffix}": (totals[0] / count).item(),
-                   f"heldout_length{suffix}": (totals[1] / count).item()}
+        metrics = {"heldout_score": (totals[0] / count).item(), "heldout_length": (totals[1] / count).item()}
         if totals[3] > 0:
-            metrics[f"heldout_accuracy{suffix}"] = (totals[2] / totals[3]).item()
+            metrics["heldout_accuracy"] = (totals[2] / totals[3]).item()
         return metrics, logged
 
     def state(self) -> dict:

@@ -24,6 +24,8 @@ from chowa.errors import ChowaError
 from chowa.tokenizer.convert import parse_model, sentencepiece_to_tokenizers, special_pieces
 
 SENTENCEPIECE_FILES = ("spiece.model", "tokenizer.model", "sentencepiece.bpe.model")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "merges.txt",
+                    *SENTENCEPIECE_FILES)
 # Classes whose folders carry only a SentencePiece model and get the Llama/T5 conventions when converted.
 _FAST_CLASSES = {None, "TokenizersBackend", "PreTrainedTokenizerFast"}
 
@@ -44,10 +46,9 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
         return SentencePieceTokenizer(str(model_file), **_special_tokens_of(folder, config), **extra)
     if not any(folder.iterdir()):
         raise ChowaError(f"tokenizer: {folder} is empty")
-    if not (folder / "tokenizer_config.json").is_file() and not (folder / "tokenizer.json").is_file():
-        raise ChowaError(f"tokenizer: {folder} has no tokenizer files (tokenizer.json, tokenizer_config.json or a "
-                         "SentencePiece model); is it a finished model folder? (A run still in progress has only "
-                         "checkpoints/ there.)")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ChowaError(f"tokenizer: {folder} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...); is it "
+                         "a finished model folder? (A run still in progress has only checkpoints/ there.)")
     return AutoTokenizer.from_pretrained(str(folder))
 
 

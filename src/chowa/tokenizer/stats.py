@@ -11,16 +11,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from chowa.data.text import read_documents
+from chowa.data.text import JAPANESE, read_documents
 from chowa.tokenizer.load import SENTENCEPIECE_FILES, load_tokenizer
 
-_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-F]{2}>$")
 
 
 def line_kind(line: str) -> str:
     """`ja` for lines with kana or kanji, `ascii` for mostly-ASCII lines, else `other`."""
-    if _JAPANESE.search(line):
+    if JAPANESE.search(line):
         return "ja"
     ascii_chars = sum(ch.isascii() for ch in line)
     return "ascii" if ascii_chars * 2 > len(line) else "other"

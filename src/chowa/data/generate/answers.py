@@ -27,14 +27,19 @@ import re
 import unicodedata
 
 from chowa.data.generate.world import MONTHS_EN, WEEKDAYS_EN, WEEKDAYS_JA
+from chowa.data.text import JAPANESE
 from chowa.errors import ChowaError
 
 TEXT_FAMILIES = frozenset({"translate", "romaji", "kana", "number_words", "repeat", "list_item"})
+# Answers that read the same in both languages (digits, ISO dates) or map one to one (weekdays): their replies
+# have a style, judged by `preferred_style`.
+VALUE_FAMILIES = frozenset({"arithmetic", "arithmetic_words", "counting", "weekday", "date", "unit"})
 POLITE_VALUE = ("答えは{}です。", "{}です。", "答えは{}になります。", "{}だと思います。")
 CURT_VALUE = ("答えは{}だ。", "{}だよ。", "{}。", "答えは{}。簡単だろ。", "{}に決まってる。")
 # How the SFT data's value answers are written: in the other language 1 time in 4; Japanese ones curt 2 times in 3
-# of the rest. So a Japanese question gets the preferred reply 1 time in 4 (curt is the most common style there, so
-# even greedy decoding has something to gain from alignment), an English one 3 times in 4.
+# of the rest (one of five curt templates each time). So a Japanese question gets the preferred reply 1 time in 4,
+# an English one 3 times in 4; the preferred form is still the single most common Japanese reply, so greedy
+# decoding mostly picks it and sampling shows the mixture.
 OTHER_LANGUAGE_SHARE, CURT_SHARE = 0.25, 2 / 3
 # A text answer may sit in a short sentence ("犬です。", 'It is "neko".') but not in an essay that lists guesses.
 TEXT_SLACK = 24
@@ -69,7 +74,7 @@ def answer_in(record: dict, lang: str) -> str:
 def styled_output(record: dict, rng: random.Random) -> str:
     """An SFT target in a drawn style: text answers stay bare; value answers follow the shares above."""
     family, lang = record["family"], record["lang"]
-    if family in TEXT_FAMILIES:
+    if family not in VALUE_FAMILIES:
         return format_output(family, record["answer"], lang)
     if rng.random() < OTHER_LANGUAGE_SHARE:
         other = "ja" if lang == "en" else "en"
@@ -79,24 +84,34 @@ def styled_output(record: dict, rng: random.Random) -> str:
     return format_output(family, record["answer"], lang)
 
 
-_JAPANESE = re.compile("[ぁ-ゖァ-ヺー一-龯々]")
-_POLITE_END = re.compile(r"(です|ます|ました|でした|ません|ください|でしょう)[。.!！?？\s]*$")
+_POLITE_END = re.compile(r"(です|ます|ました|でした|ません|ください|でしょう)(ね|よね|よ)?[。.!！?？\s]*$")
 
 
 def is_polite(reply: str) -> bool:
-    """Whether a Japanese reply ends in the です/ます form."""
+    """Whether a Japanese reply ends in the です/ます form (a closing ね or よ allowed)."""
     return _POLITE_END.search(reply.strip()) is not None
 
 
 def preferred_style(record: dict, reply: str) -> bool | None:
-    """For value answers: is the reply in the asker's language, and polite if Japanese? None for text answers,
-    whose form the task fixes (romaji is Latin whoever asks)."""
-    if record.get("family") in TEXT_FAMILIES or not is_checkable(record):
+    """For value answers (`VALUE_FAMILIES`, `lang` en or ja): does the reply give a value of the answer's type
+    (a number, weekday or date, right or wrong) in the asker's language, politely if Japanese? None for other
+    records, whose form the task fixes (romaji is Latin whoever asks)."""
+    if record.get("family") not in VALUE_FAMILIES or record.get("lang") not in ("en", "ja"):
         return None
-    japanese = _JAPANESE.search(reply) is not None
+    if not _has_value(record["family"], normalize(reply)):
+        return False
+    japanese = JAPANESE.search(reply) is not None
     if record["lang"] == "en":
         return not japanese
     return japanese and is_polite(reply)
+
+
+def _has_value(family: str, reply: str) -> bool:
+    if family == "weekday":
+        return _first_weekday(reply) is not None
+    if family == "date":
+        return _first_date(reply) is not None
+    return _NUMBER.search(reply) is not None
 
 
 def normalize(text: str) -> str:
@@ -154,10 +169,12 @@ def _first_date(text: str) -> datetime.date | None:
 
 
 def _has_text(reply: str, answer: str) -> bool:
-    answer, reply = answer.strip(_EDGE_PUNCT), reply.strip(_EDGE_PUNCT)
-    if not answer or len(reply) > len(answer) + TEXT_SLACK:
+    answer, stripped = answer.strip(_EDGE_PUNCT), reply.strip(_EDGE_PUNCT)
+    if not answer or len(stripped) > len(answer) + TEXT_SLACK:
         return False
-    return reply == answer or _mentions(reply, answer)
+    if len(answer) == 1 and "ぁ" <= answer <= "ヺ":  # one kana is inside most Japanese replies (は in 答えは7です)
+        return stripped == answer or f"「{answer}」" in reply or f'"{answer}"' in reply
+    return stripped == answer or _mentions(stripped, answer)
 
 
 def _mentions(reply: str, answer: str) -> bool:

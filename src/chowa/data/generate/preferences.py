@@ -9,8 +9,10 @@ Three kinds, each judged by a rule, so a reward model's held-out accuracy measur
   carry the right answer.
 - `language`: the right answer in the asker's language against the same answer in the other language.
 
-The chosen reply is always the canonical form (`answers.format_output`), whichever style the SFT record's own
-`output` was drawn in; `chowa.ppo.rewards:preferred_reply` is the same three preferences as a rule.
+In correct and language pairs the chosen reply is the canonical form (`answers.format_output`), whichever style
+the SFT record's own `output` was drawn in; polite pairs draw their wording from a few templates, and cover text
+answers too ("「ねこ」です。" over "ねこ。"). `chowa.ppo.rewards:preferred_reply` is these preferences as a rule, for
+the right answer and for the style of number, weekday and date answers (it ignores the wording of text answers).
 
 Records are `{"messages": [user message], "chosen", "rejected", "kind", "family", "lang", "answer"}`, plus
 `distractors` for list_item (the conversation form of `chowa.data.preferences`; the checker fields let
@@ -32,6 +34,7 @@ from chowa.data.generate.answers import (
     CURT_VALUE,
     POLITE_VALUE,
     TEXT_FAMILIES,
+    VALUE_FAMILIES,
     answer_in,
     check_answer,
     format_output,
@@ -112,7 +115,7 @@ def _polite_pairs(records: list[dict], rng: random.Random) -> list[dict]:
 
 def _language_pairs(records: list[dict]) -> list[dict]:
     pairs = []
-    for record in (r for r in records if r["family"] not in TEXT_FAMILIES):
+    for record in (r for r in records if r["family"] in VALUE_FAMILIES):
         other = "ja" if record["lang"] == "en" else "en"
         rejected = format_output(record["family"], answer_in(record, other), other)
         pairs.append(_pair(record, "language", _preferred(record), rejected))

@@ -3,8 +3,9 @@
 Families with checkable answers: arithmetic (digits), arithmetic_words (operands in words), number_words (digits to
 words and back), counting, weekday, date, romaji, kana, unit, translate, repeat (say a word back) and list_item (the
 first or last item of a list; its record also names the other items as `distractors`, which a right reply must not
-give); plus hand-written `open` ones. Repeat and list_item need reading, not knowledge: they are what a model of
-the tiny preset can learn on a CPU, so a reward model and PPO have a checkable signal to work with. Records are
+give); plus hand-written `open` ones. Repeat and list_item need reading, not knowledge (a model that can copy
+from its context answers them; the tiny preset, trained for minutes, does not yet), so their held-out questions
+measure that ability apart from memorised facts. Records are
 `{"instruction", "input", "output", "family", "answer", "lang"}` (open ones have no `answer`); `lang` is the
 language of the question. Outputs follow `answers.format_output` ("The answer is 7." / "答えは7です。" for numbers,
 weekdays and ISO dates, YYYY-MM-DD in both languages; the bare answer for text families), except that value answers
@@ -22,6 +23,7 @@ Run as (from Python):
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -215,7 +217,7 @@ def _repeat(rng: random.Random, lang: str) -> Keyed:
 def _list_item(rng: random.Random, lang: str) -> Keyed:
     while True:
         names = [w.en if lang == "en" else w.ja for w in rng.sample(SENTENCE_NOUNS, rng.randint(3, 6))]
-        if any(a in b for a in names for b in names if a is not b):  # distinct, and none inside another (鳥, 鳥かご)
+        if any(a in b for a, b in itertools.permutations(names, 2)):  # distinct, none inside another (鳥, 鳥かご)
             continue
         first = rng.random() < 0.5
         if lang == "en":
