@@ -54,8 +54,8 @@ def checked_answer(samples: list[str], prompts: list[str], records: list[dict], 
 
 def preferred_reply(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
     """The rule form of the built-in preference data: `checked_answer` (1.0 for the right answer) plus 1.0 when a
-    number, weekday or date answer is in the asker's language and, if that is Japanese, polite
-    (`chowa.data.generate.answers.preferred_style`). Open-ended records score 0.0.
+    reply to a number, weekday or date question gives such a value in the asker's language and, if that is
+    Japanese, politely (`chowa.data.generate.answers.preferred_style`). Open-ended records score 0.0.
     """
     return [correct + float(bool(preferred_style(r, s)))
             for correct, s, r in zip(checked_answer(samples, prompts, records), samples, records, strict=True)]
