@@ -17,7 +17,6 @@ import json
 import sys
 import typing
 from collections.abc import Callable
-from pathlib import Path
 
 from chowa import __version__
 from chowa.config import describe_fields, load_config
@@ -322,8 +321,7 @@ def _add_eval_commands(stages: argparse._SubParsersAction) -> None:
 
 
 def _eval_heldout(args: argparse.Namespace) -> int:
-    from chowa.config import atomic_write_text
-    from chowa.eval.heldout import heldout_eval, results_table
+    from chowa.eval.heldout import heldout_eval, results_table, write_results
 
     models = {}
     for spec in args.model:
@@ -346,7 +344,7 @@ def _eval_heldout(args: argparse.Namespace) -> int:
     results = heldout_eval(models, args.prompts, reward_model=args.reward_model, format_name=args.format,
                            sampling=sampling, batch_size=args.batch_size, limit=args.limit, out_dir=args.out)
     if args.out:
-        atomic_write_text(Path(args.out) / "heldout.json", json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+        write_results(args.out, results)
     print(results_table(results))
     return 0
 

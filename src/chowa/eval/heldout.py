@@ -128,5 +128,12 @@ def main(cfg: EvalStageConfig) -> dict:
             results["jglue"][name] = {"averages": jglue.get("averages"), "tasks": {
                 task: {k: v for k, v in scores.items() if isinstance(v, int | float | str | None)}
                 for task, scores in jglue.get("tasks", {}).items()}}
-    atomic_write_text(out / "heldout.json", json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    write_results(out, results)
     return results
+
+
+def write_results(out_dir: str | os.PathLike, results: dict) -> Path:
+    """`OUT/heldout.json`, written atomically."""
+    path = Path(out_dir) / "heldout.json"
+    atomic_write_text(path, json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    return path

@@ -98,20 +98,12 @@ def preferred_style(record: dict, reply: str) -> bool | None:
     records, whose form the task fixes (romaji is Latin whoever asks)."""
     if record.get("family") not in VALUE_FAMILIES or record.get("lang") not in ("en", "ja"):
         return None
-    if not _has_value(record["family"], normalize(reply)):
+    if _first_value(record["family"], normalize(reply)) is None:
         return False
     japanese = JAPANESE.search(reply) is not None
     if record["lang"] == "en":
         return not japanese
     return japanese and is_polite(reply)
-
-
-def _has_value(family: str, reply: str) -> bool:
-    if family == "weekday":
-        return _first_weekday(reply) is not None
-    if family == "date":
-        return _first_date(reply) is not None
-    return _NUMBER.search(reply) is not None
 
 
 def normalize(text: str) -> str:
@@ -132,16 +124,23 @@ def check_answer(record: dict, reply: str) -> bool:
         raise ChowaError(f"check_answer: record has no canonical 'answer' (family {record.get('family')!r})")
     answer, reply = normalize(record["answer"]), normalize(reply)
     family = record.get("family")
-    if family == "weekday":
-        return _first_weekday(reply) == _first_weekday(answer) is not None
-    if family == "date":
-        return _first_date(reply) == _first_date(answer) is not None
-    if re.fullmatch(r"-?\d+", answer):
-        found = _NUMBER.search(reply)
-        return found is not None and int(found.group()) == int(answer)
+    if family in ("weekday", "date") or re.fullmatch(r"-?\d+", answer):
+        expected = _first_value(family, answer)
+        return expected is not None and _first_value(family, reply) == expected
     if any(_mentions(reply, normalize(d)) for d in record.get("distractors", ())):
         return False
     return _has_text(reply, answer)
+
+
+def _first_value(family: str, text: str) -> int | datetime.date | None:
+    """The first value of the family's type in normalized `text`: a weekday (its index), a date, or else a whole
+    number; None when there is none."""
+    if family == "weekday":
+        return _first_weekday(text)
+    if family == "date":
+        return _first_date(text)
+    found = _NUMBER.search(text)
+    return None if found is None else int(found.group())
 
 
 def _first_weekday(text: str) -> int | None:
