@@ -34,8 +34,9 @@ import time
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
+from chowa.config.ppo import LAYOUTS
 from chowa.ppo import losses
-from chowa.ppo.layouts import LAYOUTS, PPOModel
+from chowa.ppo.layouts import PPOModel
 
 
 def _arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,11 +9,13 @@ from collections import Counter
 
 import pytest
 
-from chowa.data.generate import write_all
-from chowa.data.generate.answers import check_answer, format_output, is_checkable, preferred_style
-from chowa.data.generate.world import en_number, ja_number, romaji
-from chowa.data.text import BUILTIN_DIR, read_documents
+from chowa.answers import check_answer, is_checkable, preferred_style
+from chowa.data.records import read_documents
+from chowa.data.text import BUILTIN_DIR
 from chowa.errors import ChowaError
+from tools.builtin_data import write_all
+from tools.builtin_data.answers import format_output
+from tools.builtin_data.world import en_number, ja_number, romaji
 
 FAMILIES = {"arithmetic", "arithmetic_words", "number_words", "counting", "weekday", "date", "romaji", "kana",
             "unit", "translate", "repeat", "list_item", "open"}

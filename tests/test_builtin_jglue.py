@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from chowa.data.generate.jglue import build_jglue, builtin_jglue_dir
 from chowa.data.text import BUILTIN_DIR
 from chowa.eval.jglue.data import load_task_data
 from chowa.eval.jglue.metrics import mgsm_extract
 from chowa.eval.jglue.runner import run_jglue
 from chowa.eval.jglue.tasks import SUITES, build_instances, fields, resolve_tasks
+from tools.builtin_data.jglue import build_jglue, builtin_jglue_dir
 
 ROOT = builtin_jglue_dir()
 COUNTS = {"jcommonsenseqa": (20, 20), "jnli": (21, 24), "marc_ja": (20, 24), "jsquad": (20, 16),

@@ -13,13 +13,14 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from chowa.errors import ChowaError
-from chowa.eval.compare import compare, format_table, tally
+from chowa.eval.compare import compare, tally
 from chowa.formats import encode_prompt, save_format
 from chowa.generate import Sampling
+from chowa.tables import win_tie_loss_table
 from chowa.tokenizer import load_tokenizer
 
 PROMPTS = ["猫を2回書いてください。", "Write 'tea' 3 times.", "こんにちは", "What is 3 plus 4?", "雨", "空はなぜ青い?"]
-GREEDY = Sampling(do_sample=False, max_new_tokens=8)
+GREEDY = Sampling(greedy=True, max_new_tokens=8)
 JUDGES = '''
 def weight(text):
     return sum(map(ord, text)) % 101
@@ -90,7 +91,7 @@ def test_pointwise_rule_judge_is_order_invariant_and_counts_from_a(models, promp
     assert [r["final"] for r in rows] == expected and {"A", "B"} <= set(expected)
     assert (summary["win"], summary["tie"], summary["loss"]) == tuple(expected.count(v) for v in ("A", "tie", "B"))
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
-    table = format_table(summary)
+    table = win_tie_loss_table(summary)
     assert f"| A ({models[0]}) vs B ({models[1]}) | {summary['win']} (" in table
 
 
@@ -169,8 +170,8 @@ def test_bad_judge_is_named_before_generation(models, prompts_file, tmp_path):
 
 
 def test_eval_heldout_command_checks_every_reply_and_prints_the_table(models, tmp_path, capsys):
+    from chowa.answers import check_answer, preferred_style
     from chowa.cli import main as cli_main
-    from chowa.data.generate.answers import check_answer, preferred_style
 
     a, b = models
     code = cli_main(["eval", "heldout", "--model", f"first={a}", "--model", f"second={b}", "--limit", "24",

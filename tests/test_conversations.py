@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chowa.data.conversations import DataSource, inspect_data, mix_sources, read_conversations
+from chowa.data.conversations import DataSource, mix_sources, read_conversations
+from chowa.data.inspect import inspect_data
 from chowa.errors import ChowaError
 
 QA = [{"role": "user", "content": "猫は何を食べますか。"}, {"role": "assistant", "content": "魚や肉を食べます。"}]
@@ -77,7 +78,8 @@ def test_unknown_first_record_is_an_error(tmp_path):
     ([{"messages": QA}, {"messages": [QA[0], {"role": "assistant", "content": 3}]}], r":2: messages\[1\].content"),
     ([{"messages": QA}, {"messages": [QA[0], QA[0]]}], r":2: messages\[1\]: expected an assistant"),
     ([{"conversations": [{"from": "human", "value": "q"}]}], r":1: conversations\[0\]: the conversation must end"),
-    ([{"chosen": HH}, {"chosen": "\n\nHuman: a\n\nHuman: b"}], r":2: chosen \(turn 2\): expected an assistant"),
+    # two Human turns in a row are merged (#12), so this transcript is one user turn with no reply
+    ([{"chosen": HH}, {"chosen": "\n\nHuman: a\n\nHuman: b"}], r":2: chosen \(turn 1\): the conversation must end"),
     ([[{"speaker": "ユーザー", "text": "q"}, {"speaker": "AI", "text": "a"}]], r":1: \[1\].speaker: 'AI'"),
 ])
 def test_malformed_record_names_file_line_and_field(tmp_path, records, where):

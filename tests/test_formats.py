@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from chowa.config import load_config
-from chowa.data.conversations import mark_trained
+from chowa.data.inspect import mark_trained
 from chowa.errors import ChowaError
 from chowa.formats import (
     FORMATS,

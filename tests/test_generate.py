@@ -18,7 +18,7 @@ from chowa.generate import Sampling, generate_replies, load_chat_model, read_pro
 from chowa.tokenizer.load import SentencePieceTokenizer
 
 PROMPTS = ["猫を2回書いてください。", "Write 'tea' 3 times.", "こんにちは", "What is 3 plus 4?", "雨"]
-GREEDY = Sampling(do_sample=False, max_new_tokens=12)
+GREEDY = Sampling(greedy=True, max_new_tokens=12)
 
 
 def _conversations(texts: list[str]) -> list[list[dict]]:
@@ -47,13 +47,13 @@ def test_format_defaults_and_overrides():
     assert (bilingual["temperature"], bilingual["top_p"]) == (1.0, 0.85)
     weblab = Sampling(top_p=0.5).resolve(get_format("alpaca-ja"))
     assert (weblab["temperature"], weblab["top_p"]) == (0.7, 0.5)
-    assert "temperature" not in Sampling(do_sample=False).resolve(get_format("rinna"))
+    assert "temperature" not in Sampling(greedy=True).resolve(get_format("rinna"))
     assert "ユーザー:" in Sampling(stop=["END"]).resolve(get_format("rinna"))["stop_strings"]
 
 
 def test_chat_reads_turns_and_commands_from_stdin(tiny_model_dir):
     stdout = io.StringIO()
-    code = chat.main(load_chat_model(tiny_model_dir, "rinna"), GREEDY,
+    code = chat.run_session(load_chat_model(tiny_model_dir, "rinna"), GREEDY,
                      io.StringIO("こんにちは\n/reset\n/help\nhello\n/quit\n"), stdout)
     text = stdout.getvalue()
     assert code == 0 and text.count("> ") == 5 and "(new conversation)" in text and "unknown command '/help'" in text

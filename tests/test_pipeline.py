@@ -28,8 +28,8 @@ MICRO = [
     "pretrain.train.batch_size=8", "pretrain.train.save_every=6",
     "sft.train.steps=8", "sft.train.batch_size=8", "sft.train.eval_every=4", "sft.data.max_length=96",
     "reward.train.steps=8", "reward.train.batch_size=8", "reward.train.eval_every=4",
-    "ppo.train.steps=2", "ppo.ppo.num_rollouts=8", "ppo.ppo.chunk_size=8", "ppo.ppo.batch_size=8",
-    "ppo.ppo.ppo_epochs=1", "ppo.data.heldout_size=6", "ppo.generation.max_new_tokens=8", "ppo.train.eval_every=1",
+    "ppo.train.steps=2", "ppo.method.num_rollouts=8", "ppo.method.chunk_size=8", "ppo.method.batch_size=8",
+    "ppo.method.ppo_epochs=1", "ppo.data.heldout_size=6", "ppo.generation.max_new_tokens=8", "ppo.train.eval_every=1",
     "eval.max_new_tokens=8", "eval.jglue_limit=2", "compare.max_new_tokens=8",
 ]
 

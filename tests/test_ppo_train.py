@@ -9,12 +9,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, GPTNeoXForSequenceClassification
 
+from chowa.answers import checked_answer, preferred_reply
 from chowa.config import load_callable, load_config
 from chowa.data.prompts import read_prompts
 from chowa.errors import ChowaError
 from chowa.formats import encode_prompt, get_format, save_format
 from chowa.models.build import build_model
-from chowa.ppo.rewards import RewardModel, checked_answer, preferred_reply
+from chowa.ppo.rewards import ModelReward
 from chowa.ppo.rollout import end_response, sample
 from chowa.ppo.train import PPOConfig
 from chowa.ppo.train import main as ppo
@@ -59,8 +60,8 @@ def rules(tmp_path, monkeypatch) -> str:
 def _overrides(out: Path, policy_dir: Path, reward: str, *extra: str) -> list[str]:
     return [f"out={out}", f"model={policy_dir}", "data.prompts=[builtin:sft/train.jsonl]",
             "data.heldout=[builtin:sft/heldout.jsonl]", "data.heldout_size=16", f"reward.function={reward}",
-            "generation.max_new_tokens=8", "ppo.num_rollouts=32", "ppo.chunk_size=16", "ppo.batch_size=8",
-            "ppo.ppo_epochs=4", "ppo.num_layers_unfrozen=1", "optim.lr=1e-2", "runtime.cpu=true", *extra]
+            "generation.max_new_tokens=8", "method.num_rollouts=32", "method.chunk_size=16", "method.batch_size=8",
+            "method.ppo_epochs=4", "method.num_layers_unfrozen=1", "optim.lr=1e-2", "runtime.cpu=true", *extra]
 
 
 def _config(out: Path, policy_dir: Path, reward: str, *extra: str) -> PPOConfig:
@@ -69,7 +70,7 @@ def _config(out: Path, policy_dir: Path, reward: str, *extra: str) -> PPOConfig:
 
 @pytest.mark.parametrize("layout", ["hydra", "separate"])
 def test_rule_reward_rises_with_finite_kl(tmp_path, policy_dir, rules, layout):
-    out = ppo(_config(tmp_path / layout, policy_dir, rules, f"ppo.layout={layout}", "train.steps=12",
+    out = ppo(_config(tmp_path / layout, policy_dir, rules, f"method.layout={layout}", "train.steps=12",
                       "train.eval_every=12"))
     records = read_metrics(out / "metrics.jsonl")
     steps = [r for r in records if r["step"] > 0]
@@ -89,8 +90,8 @@ def test_rule_reward_rises_with_finite_kl(tmp_path, policy_dir, rules, layout):
 
 
 def test_resume_continues_exactly(tmp_path, policy_dir, rules):
-    common = ["data.heldout=[]", "ppo.num_rollouts=16", "ppo.ppo_epochs=2", "train.save_every=2",
-              "train.keep_checkpoints=0", "reward.scale=running", "ppo.target=1.0", "ppo.horizon=100"]
+    common = ["data.heldout=[]", "method.num_rollouts=16", "method.ppo_epochs=2", "train.save_every=2",
+              "train.keep_checkpoints=0", "reward.scale=running", "method.target=1.0", "method.horizon=100"]
     ppo(_config(tmp_path / "straight", policy_dir, rules, *common, "train.steps=4"))
     ppo(_config(tmp_path / "resumed", policy_dir, rules, *common, "train.steps=2"))
     assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000002"]
@@ -145,7 +146,7 @@ def test_reward_model_scores_prompt_plus_response_ids(tmp_path, policy_dir):
     rm.save_pretrained(tmp_path / "rm")
     tokenizer.save_pretrained(tmp_path / "rm")  # a reward folder as `chowa reward` writes it
     save_format(tmp_path / "rm", "rinna")
-    scorer = RewardModel(str(tmp_path / "rm"), tokenizer, torch.device("cpu"))
+    scorer = ModelReward(str(tmp_path / "rm"), tokenizer, torch.device("cpu"))
     sequences = [[5, 6, 7], [8, 9, 10, 11, 12, tokenizer.eos_token_id]]
     scores = scorer(sequences)  # batched with right padding; an EOS is appended to the first
     with torch.no_grad():
@@ -154,7 +155,7 @@ def test_reward_model_scores_prompt_plus_response_ids(tmp_path, policy_dir):
     assert scores == pytest.approx(alone, abs=1e-5)
     # the stage with a reward model, shaped against the reference replies and scaled by the running std
     out = ppo(_config(tmp_path / "run", policy_dir, "''", f"reward.model={tmp_path / 'rm'}",
-                      "reward.reference_reply=true", "reward.scale=running", "ppo.num_rollouts=16", "train.steps=2",
+                      "reward.reference_reply=true", "reward.scale=running", "method.num_rollouts=16", "train.steps=2",
                       "data.heldout_size=4"))
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2] and all(abs(r["score_mean"]) < 10 for r in records[1:])

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chowa.data.generate.answers import check_answer
-from chowa.data.preferences import inspect_preferences, read_preference_file, read_preferences
+from chowa.answers import check_answer
+from chowa.data.inspect import inspect_data
+from chowa.data.preferences import read_preference_file, read_preferences
 from chowa.errors import ChowaError
 
 HH = [
@@ -97,7 +98,7 @@ def test_named_format_and_inspect(tmp_path):
     path = _write_jsonl(tmp_path / "hh.jsonl", HH)
     with pytest.raises(ChowaError, match=":1: prompt: missing"):
         read_preference_file(path, "prompt")
-    report = inspect_preferences([path], "rinna", None, "auto")
+    report = inspect_data([str(path)], kind="preference", format_name="rinna")
     assert report["records"] == 3 and report["data_formats"] == {"hh-rlhf": 3}
     assert report["example"]["prompt"] == "ユーザー: What is 2+2?\nシステム: "
 

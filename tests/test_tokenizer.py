@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 
 from chowa.cli import main as cli_main
 from chowa.config import load_config
-from chowa.data.text import read_documents
+from chowa.data.records import read_documents
 from chowa.errors import ChowaError
 from chowa.tokenizer import load_tokenizer
 from chowa.tokenizer.stats import tokenizer_stats

@@ -13,12 +13,18 @@ import dataclasses
 import sys
 from typing import TextIO
 
-from chowa.generate import ChatModel, Sampling, stream_reply
+from chowa.config.generate import ChatConfig, Sampling
+from chowa.generate import ChatModel, load_chat_model, stream_reply
 
 HELP = "/reset starts a new conversation, /quit leaves."
 
 
-def main(chat: ChatModel, sampling: Sampling, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+def main(cfg: ChatConfig) -> None:
+    """`chowa chat`: load the model and talk on the terminal."""
+    run_session(load_chat_model(cfg.model, cfg.format or None), cfg.sampling())
+
+
+def run_session(chat: ChatModel, sampling: Sampling, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     """Read user turns from `stdin` until /quit or end of input; stream each reply to `stdout`."""
     def write(text: str) -> None:
         stdout.write(text)

@@ -14,46 +14,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 from transformers.generation.streamers import BaseStreamer
 
+from chowa.config.generate import GenerateConfig, Sampling
 from chowa.data.prompts import read_prompts
+from chowa.files import write_jsonl
 from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
-from chowa.models.load import load_causal_lm
+from chowa.models.load import default_device, load_causal_lm
 from chowa.padding import pad_rows
 from chowa.tokenizer import load_tokenizer
 
 Message = dict[str, str]
-
-
-@dataclass
-class Sampling:
-    """Sampling options; None means "the chat format's default" (see `resolve`)."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    repetition_penalty: float | None = None
-    max_new_tokens: int | None = None
-    do_sample: bool | None = None
-    stop: list[str] = field(default_factory=list)
-    seed: int = 0
-
-    def resolve(self, fmt: ChatFormat) -> dict:
-        """`model.generate` keyword arguments: the format's card defaults overridden by what is set here."""
-        options = {"do_sample": True, "max_new_tokens": 128} | dict(fmt.generation)
-        for key in ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "do_sample"):
-            if getattr(self, key) is not None:
-                options[key] = getattr(self, key)
-        if not options["do_sample"]:
-            for key in ("temperature", "top_p", "top_k"):
-                options.pop(key, None)
-        options["stop_strings"] = list(dict.fromkeys([*fmt.stop, *self.stop])) or None
-        return options
 
 
 @dataclass
@@ -67,9 +44,26 @@ def load_chat_model(path: str | os.PathLike, format_name: str | None = None, dev
     """Model, tokenizer (SentencePiece-exact for rinna folders) and chat format of a model folder."""
     tokenizer = load_tokenizer(path)
     fmt = get_format(format_name) if format_name else detect_format(path)
-    model = load_causal_lm(path).eval()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return ChatModel(model.to(device), tokenizer, fmt)
+    model = load_causal_lm(path, device=device or default_device()).eval()
+    return ChatModel(model, tokenizer, fmt)
+
+
+def main(cfg: GenerateConfig) -> None:
+    """`chowa generate`: the reply to --prompt on stdout, or every --input record with its `reply` (JSONL)."""
+    chat = load_chat_model(cfg.model, cfg.format or None)
+    if cfg.prompt is not None:
+        print(generate_replies(chat, [[{"role": "user", "content": cfg.prompt}]], cfg.sampling())[0])
+        return
+    items = read_prompt_file(cfg.input, cfg.columns)
+    with tqdm(total=len(items), desc="generate", unit="prompt", file=sys.stderr) as bar:
+        replies = generate_replies(chat, [messages for _, messages in items], cfg.sampling(), cfg.batch_size,
+                                   progress=bar.update)
+    records = [record | {"reply": reply} for (record, _), reply in zip(items, replies, strict=True)]
+    if cfg.out:
+        print(f"wrote {write_jsonl(cfg.out, records)}", file=sys.stderr)
+    else:
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False))
 
 
 def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampling: Sampling,
@@ -139,13 +133,7 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def read_prompt_file(path: str | os.PathLike) -> list[tuple[dict, list[Message]]]:
-    """(record, conversation to answer) for each record of a prompt file (see `chowa.data.prompts`)."""
-    return [(prompt.record, prompt.messages) for prompt in read_prompts([str(path)])]
-
-
-def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
-    from chowa.config import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return Path(path)
+def read_prompt_file(path: str | os.PathLike,
+                     columns: dict[str, str] | None = None) -> list[tuple[dict, list[Message]]]:
+    """(record, conversation to answer) for each record of a prompt source (see `chowa.data.prompts`)."""
+    return [(prompt.record, prompt.messages) for prompt in read_prompts([str(path)], columns)]

@@ -19,64 +19,34 @@ Run as:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chowa.config import atomic_write_text, load_config, option, save_config, to_yaml
+from chowa.commands import PIPELINE
+from chowa.config import load_config, save_config, to_yaml
+from chowa.config.pipeline import PipelineConfig
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 
 STATE_FILE = "pipeline_state.json"
-
-
-@dataclass
-class PipelineConfig:
-    out: str = option("runs/pipeline", "Output folder: one subfolder per stage, pipeline_state.json, report.md/html.")
-    tokenizer: dict[str, Any] = option({}, "`chowa tokenizer train` keys (out is set by the pipeline).")
-    pretrain: dict[str, Any] = option({}, "`chowa pretrain` keys (out, tokenizer are set by the pipeline).")
-    sft: dict[str, Any] = option({}, "`chowa sft` keys (out, model are set by the pipeline).")
-    reward: dict[str, Any] = option({}, "`chowa reward` keys (out, model are set by the pipeline).")
-    ppo: dict[str, Any] = option({}, "`chowa ppo` keys (out, model are set by the pipeline; use "
-                                     "reward.model=${out}/reward for the pipeline's reward model).")
-    eval: dict[str, Any] = option({}, "Held-out and JGLUE evaluation keys (see chowa.eval.heldout.EvalStageConfig).")
-    compare: dict[str, Any] = option({}, "PPO vs SFT comparison keys (see chowa.eval.compare.CompareStageConfig).")
-    from_stage: str = option("", "Rerun from this stage on, even if finished (CLI: --from).")
-    until: str = option("", "Stop after this stage (CLI: --until).")
-
-
-# stage name -> (module, config class, the keys the pipeline sets from its output folder)
-STAGES: dict[str, tuple[str, str, Any]] = {
-    "tokenizer": ("chowa.tokenizer.train", "TokenizerTrainConfig", lambda out: {"out": out / "tokenizer"}),
-    "pretrain": ("chowa.pretrain", "PretrainConfig", lambda out: {"out": out / "pretrain",
-                                                                   "tokenizer": out / "tokenizer"}),
-    "sft": ("chowa.sft", "SFTConfig", lambda out: {"out": out / "sft", "model": out / "pretrain"}),
-    "reward": ("chowa.reward.train", "RewardConfig", lambda out: {"out": out / "reward", "model": out / "sft"}),
-    "ppo": ("chowa.ppo.train", "PPOConfig", lambda out: {"out": out / "ppo", "model": out / "sft"}),
-    "eval": ("chowa.eval.heldout", "EvalStageConfig", lambda out: {
-        "out": out / "eval", "reward_model": out / "reward",
-        "models": {"pretrained": out / "pretrain", "sft": out / "sft", "ppo": out / "ppo"}}),
-    "compare": ("chowa.eval.compare", "CompareStageConfig", lambda out: {
-        "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": f"reward:{out / 'reward'}"}),
-}
+STAGES = tuple(stage.name for stage in PIPELINE)
 
 
 def resolve_stage_configs(cfg: PipelineConfig) -> dict[str, Any]:
     """Every stage's validated config, before any work (a bad key anywhere stops the run, naming it)."""
     out = Path(cfg.out)
     configs = {}
-    for name, (module, schema, paths) in STAGES.items():
-        injected = _as_strings(paths(out))
-        if name == "eval" and getattr(cfg, "sft").get("format"):
+    for stage in PIPELINE:
+        injected = _as_strings(stage.wiring(out))
+        if stage.name == "eval" and cfg.sft.get("format"):
             injected["format"] = cfg.sft["format"]  # the pretrained model has no chat format of its own
         try:
-            schema_class = getattr(importlib.import_module(module), schema)
-            configs[name] = load_config(schema_class, flags=_merge(getattr(cfg, name), injected))
+            configs[stage.name] = load_config(stage.command.schema, flags=_merge(getattr(cfg, stage.name), injected))
         except ChowaError as exc:
-            raise ChowaError(f"pipeline section {name!r}: {exc}") from None
+            raise ChowaError(f"pipeline section {stage.name!r}: {exc}") from None
     return configs
 
 
@@ -100,7 +70,8 @@ def main(cfg: PipelineConfig) -> Path:
     state = _read_state(out)
     save_config(cfg, out, "pipeline.yaml")
     rerun = False
-    for name, (module, _, _) in STAGES.items():
+    for stage in PIPELINE:
+        name = stage.name
         record = state.get(name, {})
         changed = record.get("fingerprint") not in (None, hashes[name])
         rerun = rerun or name == cfg.from_stage or changed
@@ -113,7 +84,7 @@ def main(cfg: PipelineConfig) -> Path:
             _write_state(out, state)
             print(f"pipeline: {name}: running", flush=True)
             started = time.perf_counter()
-            importlib.import_module(module).main(configs[name])
+            stage.command.run(configs[name])
             state[name] = {"fingerprint": hashes[name], "done": True,
                            "seconds": round(time.perf_counter() - started, 2),
                            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -13,48 +13,21 @@ Run as:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chowa.config import REQUIRED, option, save_config
+from chowa.config import save_config
+from chowa.config.pretrain import PretrainConfig
+from chowa.config.training import TrainConfig
 from chowa.data.shards import PackedStream, build_token_cache, unigram_entropy
-from chowa.data.text import ENCODINGS
 from chowa.models.load import load_or_build_model
-from chowa.runtime import Runtime, RuntimeConfig
+from chowa.runtime import Runtime
 from chowa.tokenizer import load_tokenizer
-from chowa.training.loop import TrainConfig, fit
-from chowa.training.optim import OptimConfig
+from chowa.training.loop import fit
 from chowa.training.plots import plot_metrics
-
-
-@dataclass
-class PretrainDataConfig:
-    train: list[str] = option(REQUIRED, "Training text: .txt (one document per line) or .jsonl (`text` field) "
-                                        "files or globs, .gz allowed; `builtin:corpus/*.txt` is chowa's own corpus.")
-    encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
-    seq_len: int = option(256, "Tokens per training window.")
-    val_fraction: float = option(0.02, "Share of documents held out for validation loss and perplexity.")
-    cache_dir: str = option("", "Where the tokenized cache lives (default: OUT/data). Reused while the inputs "
-                                "and tokenizer are unchanged.")
-
-
-@dataclass
-class PretrainConfig:
-    out: str = option(REQUIRED, "Output folder: final HF model, checkpoints/, metrics.jsonl, loss.png.")
-    tokenizer: str = option(REQUIRED, "Tokenizer folder (e.g. the `tokenizer` stage's output).")
-    model: str = option("tiny", "A preset name (see `chowa model list`) for a fresh model, or a Hugging Face "
-                                "model folder to continue training.")
-    model_config: dict[str, Any] = option({}, "Overrides of the preset's transformers config, e.g. "
-                                              "model_config.num_hidden_layers=2.")
-    data: PretrainDataConfig = option(PretrainDataConfig(), "Corpus.")
-    train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")
-    optim: OptimConfig = option(OptimConfig(), "AdamW and learning-rate schedule.")
-    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed, gradient accumulation.")
 
 
 def main(cfg: PretrainConfig) -> Path:
@@ -121,6 +94,7 @@ def _validate(runtime: Runtime, model: torch.nn.Module, stream: PackedStream, tr
 def _token_cache(cfg: PretrainConfig, tokenizer, out: Path):
     return build_token_cache(cfg.data.train, tokenizer, cfg.data.cache_dir or out / "data",
                              val_fraction=cfg.data.val_fraction, encoding=cfg.data.encoding, seed=cfg.runtime.seed,
+                             field=cfg.data.columns.get("text", "text"),
                              tokenizer_dir=cfg.tokenizer if Path(cfg.tokenizer).is_dir() else None)
 
 

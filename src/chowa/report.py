@@ -17,10 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from chowa.config import atomic_write_text
+from chowa.files import atomic_write_text
+from chowa.tables import Block, heldout_tables, markdown_table, number, percent, win_tie_loss_table
 from chowa.training.plots import read_metrics
-
-Block = tuple  # ("h2", text) | ("p", text) | ("table", headers, rows) | ("img", path, caption) | ("pre", text)
 
 
 @dataclass
@@ -59,7 +58,7 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
                          "the built-in preference pairs prefer)."),
                    *heldout_tables(models)]
     if compare:
-        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("pre", _compare_table(compare))]
+        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("pre", win_tie_loss_table(compare))]
     jglue = heldout.get("jglue", {})
     if jglue:
         averages = sorted({key for entry in jglue.values() for key in (entry.get("averages") or {})})
@@ -70,22 +69,6 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
                                                     for name, entry in jglue.items()])]
     blocks += _samples_section(models)
     return blocks, _summary(models, compare, total)
-
-
-def heldout_tables(models: dict[str, dict]) -> list[Block]:
-    """The held-out table blocks of `chowa.eval.heldout` results: one row per model, then accuracy per family."""
-    families = sorted({family for m in models.values() for family in m.get("by_family", {})})
-    return [("table", ["model", "checked-answer accuracy", "preferred style", "mean reward"],
-             [[name, percent(m.get("accuracy")), percent(m.get("preferred_style")), number(m.get("mean_reward"))]
-              for name, m in models.items()]),
-            ("table", ["family", *models], [[family, *(percent(m["by_family"].get(family)) for m in models.values())]
-                                            for family in families])]
-
-
-def markdown_table(headers: list[str], rows: list[list]) -> str:
-    """A GitHub Markdown table."""
-    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
-                      *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)])
 
 
 def _training_section(out: Path) -> list[Block]:
@@ -146,14 +129,8 @@ def _summary(models: dict, compare: dict, total: float) -> str:
         lines.append(f"  {name:<10} accuracy {percent(m.get('accuracy')):>7}   preferred style "
                      f"{percent(m.get('preferred_style')):>7}   mean reward {number(m.get('mean_reward'))}")
     if compare:
-        lines.append(_compare_table(compare).splitlines()[-1])
+        lines.append(win_tie_loss_table(compare).splitlines()[-1])
     return "\n".join(lines)
-
-
-def _compare_table(summary: dict) -> str:
-    from chowa.eval.compare import format_table
-
-    return format_table(summary)
 
 
 def _evals(stage_dir: Path) -> list[dict]:
@@ -163,16 +140,6 @@ def _evals(stage_dir: Path) -> list[dict]:
 
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def percent(value: float | None) -> str:
-    """A share as "12.5%", or "—" when there is none."""
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
-def number(value: float | None) -> str:
-    """A score to three decimals, or "—"."""
-    return "—" if value is None else f"{value:.3f}"
 
 
 def _avg(value) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from chowa.config import option
-
-
-@dataclass
-class RuntimeConfig:
-    seed: int = option(0, "Random seed for Python, NumPy and torch on every process.")
-    mixed_precision: str = option("auto", "Autocast precision. `auto`: what `accelerate launch` was told, else "
-                                          "bf16 on GPUs that support it, fp16 on other GPUs, none on CPU.",
-                                  choices=("auto", "no", "fp16", "bf16"))
-    gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step.")
-    cpu: bool = option(False, "Run on the CPU even when a GPU is present.")
+from chowa.config.training import RuntimeConfig
 
 
 def resolve_mixed_precision(requested: str) -> str | None:

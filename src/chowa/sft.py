@@ -21,59 +21,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from chowa.config import REQUIRED, option, save_config
-from chowa.data.conversations import DATA_FORMATS, DataSource, mix_sources
+from chowa.config import save_config
+from chowa.config.sft import LoraConfig, SFTConfig
+from chowa.data.conversations import DataSource, mix_sources
 from chowa.data.order import SeededOrder
 from chowa.errors import ChowaError
-from chowa.formats import FORMATS, chat_template, render_training, resolve_format, save_format
+from chowa.formats import chat_template, render_training, resolve_format, save_format
+from chowa.models.folders import write_compatible_keys
 from chowa.models.load import load_causal_lm
 from chowa.padding import pad_rows
-from chowa.runtime import Runtime, RuntimeConfig
+from chowa.runtime import Runtime
 from chowa.tokenizer import load_tokenizer
-from chowa.training.loop import TrainConfig, fit
-from chowa.training.optim import OptimConfig
+from chowa.training.loop import fit
 from chowa.training.plots import plot_metrics
 
 IGNORE = -100
-
-
-@dataclass
-class SFTDataConfig:
-    train: list[str] = option(REQUIRED, "Training files or globs (.json, .jsonl, .gz); `builtin:sft/train.jsonl` "
-                                        "is chowa's own instruction set.")
-    weights: list[float] = option([], "Mixture weight per `train` entry (2.0 = every record twice, 0.5 = a random "
-                                      "half); empty = 1.0 each.")
-    heldout: list[str] = option([], "Held-out files for the reply loss reported at every evaluation.")
-    data_format: str = option("auto", "Record format of the files; `auto` detects it per file.",
-                              choices=("auto", *DATA_FORMATS))
-    skip_bad_records: bool = option(False, "Skip and count malformed records instead of stopping at the first.")
-    max_length: int = option(512, "Longest example in tokens; longer ones are cut (their cut replies train on "
-                                  "what remains).")
-    packing: bool = option(False, "Pack several examples into each max_length row (fewer pad tokens; examples "
-                                  "in a row attend to the ones before them).")
-
-
-@dataclass
-class LoraConfig:
-    enabled: bool = option(False, "Train low-rank adapters (peft) instead of every weight.")
-    r: int = option(16, "Adapter rank.")
-    alpha: int = option(32, "Adapter scaling numerator (scale = alpha / r).")
-    dropout: float = option(0.05, "Dropout on the adapter input.")
-    target_modules: list[str] = option([], "Module names to adapt; empty = peft's default for the architecture.")
-
-
-@dataclass
-class SFTConfig:
-    out: str = option(REQUIRED, "Output folder: final HF model with its chat format, checkpoints/, metrics.jsonl.")
-    model: str = option(REQUIRED, "Causal-LM folder to start from (chowa's pretrain output or any HF model).")
-    tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
-    format: str = option("", "Chat format; default: the model folder's own (chat_format.json, chat_template or "
-                             f"rinna layout). One of: {', '.join(FORMATS)}.")
-    data: SFTDataConfig = option(SFTDataConfig(), "Conversations to train on.")
-    lora: LoraConfig = option(LoraConfig(), "Optional LoRA adapters.")
-    train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")
-    optim: OptimConfig = option(OptimConfig(lr=2e-5, min_lr=2e-6, warmup_steps=20), "AdamW and schedule.")
-    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed, gradient accumulation.")
 
 
 @dataclass
@@ -115,6 +77,7 @@ def main(cfg: SFTConfig) -> Path:
                 evaluate if heldout else None, "sft")
     if cfg.lora.enabled and runtime.is_main:  # a plain folder: merged weights, no adapter files
         model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
+        write_compatible_keys(out)
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             (out / name).unlink(missing_ok=True)
     if runtime.is_main:
@@ -129,7 +92,8 @@ def _examples(cfg: SFTConfig, files: list[str], weights: list[float], fmt, token
     if weights and len(weights) != len(files):
         raise ChowaError(f"config: data.weights has {len(weights)} entries but data.train has {len(files)}")
     sources = [DataSource(path, weights[i] if weights else 1.0, cfg.data.data_format) for i, path in enumerate(files)]
-    loaded = mix_sources(sources, seed=cfg.runtime.seed, skip_bad_records=cfg.data.skip_bad_records)
+    loaded = mix_sources(sources, seed=cfg.runtime.seed, skip_bad_records=cfg.data.skip_bad_records,
+                         columns=cfg.data.columns)
     if loaded.bad_records:
         runtime.print(f"sft: skipped {len(loaded.bad_records)} bad records, first: {loaded.bad_records[0]}")
     examples = []

@@ -2,38 +2,40 @@
 
 Record formats, detected per record from its keys or named:
 
-    hh-rlhf       {"chosen": "\\n\\nHuman: ...\\n\\nAssistant: A", "rejected": "\\n\\nHuman: ...\\n\\nAssistant: B"}
-                  (Anthropic hh-rlhf: two full transcripts; the context is the text up to and including the last
-                  "\\n\\nAssistant:", the replies are the rest, and both transcripts must share that context)
-    prompt        {"prompt": str | [messages], "chosen": str, "rejected": str}
-                  (a plain-text prompt is one user message; an hh-style prompt "\\n\\nHuman: ...\\n\\nAssistant:"
-                  as in Dahoas/rm-static is split into turns)
-    conversation  {"messages": [... ending with a user message], "chosen": str | message, "rejected": ...}
+    hh-rlhf        {"chosen": "\\n\\nHuman: ...\\n\\nAssistant: A", "rejected": "\\n\\nHuman: ...\\n\\nAssistant: B"}
+                   (Anthropic hh-rlhf: two full transcripts; the context is the text up to and including the last
+                   "\\n\\nAssistant:", the replies are the rest, and both transcripts must share that context;
+                   consecutive turns of one speaker are merged, see `chowa.data.conversations`)
+    prompt         {"prompt": str | [messages], "chosen": str | message | [message], "rejected": ...}
+                   (a plain-text prompt is one user message; an hh-style prompt "\\n\\nHuman: ...\\n\\nAssistant:"
+                   as in Dahoas/rm-static is split into turns; TRL's explicit-prompt conversational form)
+    conversation   {"messages": [... ending with a user message], "chosen": str | message, "rejected": ...}
+    message-lists  {"chosen": [messages ending with the reply], "rejected": [...]}
+                   (TRL's implicit-prompt conversational form: both share every message but the last)
 
 Optional fields on any record: `kind` (a label for per-kind accuracy, e.g. "correct", "polite", "language") and
-`margin` (a number the chosen score should beat the rejected one by). Files are `.jsonl`, `.json` (an array)
-or either gzipped; a malformed record raises `ChowaError` naming file, line and field.
+`margin` (a number the chosen score should beat the rejected one by). Sources are any of `chowa.data.records`
+(JSON / JSONL, Parquet, Arrow, datasets folders, `hf:` datasets; column mapping); a malformed record raises
+`ChowaError` naming file, line (or row) and field.
 
 Run as (from Python):
     pairs = read_preferences(["builtin:preference/train.jsonl"]).pairs
-    chowa data inspect data/hh/train.jsonl.gz --kind preference    # once the CLI registers `inspect_preferences`
+    pairs = read_preferences(["hf:Anthropic/hh-rlhf@test"]).pairs    # where the Hub (or its cache) is reachable
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from chowa.data.conversations import BadRecord, _need_object, _string, hh_messages, read_conversations
-from chowa.data.text import expand_inputs
+from chowa.data.conversations import _need_object, _string, hh_merged_turns, hh_messages
+from chowa.data.records import BadRecord, expand_sources, parse_records
 from chowa.errors import ChowaError
-from chowa.formats import Message, conversation_problem, render_prompt, render_training
+from chowa.formats import Message, conversation_problem
 
-PREFERENCE_FORMATS = ("hh-rlhf", "prompt", "conversation")
+PREFERENCE_FORMATS = ("hh-rlhf", "prompt", "conversation", "message-lists")
 _HH_HUMAN = "\n\nHuman:"
 
 
@@ -48,6 +50,8 @@ class PreferencePair:
     source: str = ""
     """Where the record came from, "file:line"."""
     format: str = ""
+    merged_turns: int = 0
+    """Same-speaker turns of the hh-rlhf transcripts merged into the turn before them (both sides together)."""
 
     def conversations(self) -> tuple[list[Message], list[Message]]:
         """The context followed by the chosen reply, and by the rejected one."""
@@ -70,7 +74,7 @@ def preference_format(record: Any) -> str | None:
         return "prompt"
     if "messages" in record:
         return "conversation"
-    return "hh-rlhf"
+    return "message-lists" if isinstance(record["chosen"], list) else "hh-rlhf"
 
 
 def _hh_rlhf(record: Any) -> PreferencePair:
@@ -79,7 +83,23 @@ def _hh_rlhf(record: Any) -> PreferencePair:
     rejected = hh_messages(_string(record, "rejected"), "rejected")
     if chosen[:-1] != rejected[:-1]:
         raise BadRecord("rejected", "its context (the text before the last '\\n\\nAssistant:') differs from chosen's")
+    merged = hh_merged_turns(record["chosen"]) + hh_merged_turns(record["rejected"])
+    return replace(_pair(record, chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]), merged_turns=merged)
+
+
+def _message_lists(record: Any) -> PreferencePair:
+    _need_object(record)
+    chosen, rejected = (_transcript(record.get(side), side) for side in ("chosen", "rejected"))
+    if chosen[:-1] != rejected[:-1]:
+        raise BadRecord("rejected", "its context (every message before the last) differs from chosen's")
     return _pair(record, chosen[:-1], chosen[-1]["content"], rejected[-1]["content"])
+
+
+def _transcript(messages: Any, field: str) -> list[Message]:
+    problem = conversation_problem(messages, ends_with="assistant")
+    if problem:
+        raise BadRecord(f"{field}[{problem[0]}]", problem[1])
+    return _kept_keys(messages)
 
 
 def _prompt(record: Any) -> PreferencePair:
@@ -106,15 +126,21 @@ def _context(messages: Any, field: str) -> list[Message]:
     problem = conversation_problem(messages, ends_with="user")
     if problem:
         raise BadRecord(f"{field}[{problem[0]}]", problem[1])
+    return _kept_keys(messages)
+
+
+def _kept_keys(messages: list[Message]) -> list[Message]:
     allowed = {"role", "content", "input"}
     return [{k: v for k, v in message.items() if k in allowed} for message in messages]
 
 
 def _reply(record: dict, field: str) -> str:
     value = record.get(field)
+    if isinstance(value, list) and len(value) == 1:  # TRL's explicit-prompt form: [{"role": "assistant", ...}]
+        value = value[0]
     if isinstance(value, dict):
         if value.get("role", "assistant") != "assistant" or not isinstance(value.get("content"), str):
-            raise BadRecord(field, "expected a string or an assistant message {role, content}")
+            raise BadRecord(field, "expected a string or an assistant message {role, content} (or a list of one)")
         return value["content"]
     return _string(record, field)
 
@@ -138,55 +164,27 @@ def _any(record: Any) -> PreferencePair:
 
 
 PARSERS: dict[str, Callable[[Any], PreferencePair]] = {
-    "hh-rlhf": _hh_rlhf, "prompt": _prompt, "conversation": _conversation,
+    "hh-rlhf": _hh_rlhf, "prompt": _prompt, "conversation": _conversation, "message-lists": _message_lists,
 }
 
 
-def read_preference_file(path: str | os.PathLike, data_format: str = "auto",
-                         skip_bad_records: bool = False) -> LoadedPreferences:
-    """Every record of one file as a `PreferencePair`; `auto` detects the format of each record from its keys."""
+def read_preference_file(path: str | os.PathLike, data_format: str = "auto", skip_bad_records: bool = False,
+                         columns: dict[str, str] | None = None) -> LoadedPreferences:
+    """Every record of one source as a `PreferencePair`; `auto` detects the format of each record from its keys."""
     if data_format != "auto" and data_format not in PARSERS:
         raise ChowaError(f"data_format {data_format!r} is not one of: auto, {', '.join(PARSERS)}")
     parser = _any if data_format == "auto" else lambda record: replace(PARSERS[data_format](record),
                                                                         format=data_format)
-    # read_conversations only detects SFT formats, so every record goes through our one dispatching parser.
-    loaded = read_conversations(path, "pair", skip_bad_records, parsers={"pair": parser})
-    pairs = [replace(record.messages, source=record.source) for record in loaded.conversations]
-    return LoadedPreferences(pairs, loaded.bad_records)
+    parsed, bad = parse_records(str(path), parser, skip_bad_records, columns)
+    return LoadedPreferences([replace(pair, source=where) for where, pair in parsed], bad)
 
 
-def read_preferences(patterns: list[str], data_format: str = "auto",
-                     skip_bad_records: bool = False) -> LoadedPreferences:
-    """The pairs of every file matched by `patterns` (paths, globs or `builtin:` names), in order."""
+def read_preferences(patterns: list[str], data_format: str = "auto", skip_bad_records: bool = False,
+                     columns: dict[str, str] | None = None) -> LoadedPreferences:
+    """The pairs of every source matched by `patterns` (paths, globs, `builtin:` names, datasets), in order."""
     total = LoadedPreferences([], [])
-    for path in expand_inputs(patterns):
-        loaded = read_preference_file(path, data_format, skip_bad_records)
+    for source in expand_sources(patterns):
+        loaded = read_preference_file(source, data_format, skip_bad_records, columns)
         total.pairs += loaded.pairs
         total.bad_records += loaded.bad_records
     return total
-
-
-def inspect_preferences(files: list[Path], fmt: str, tokenizer, data_format: str) -> dict:
-    """`chowa data inspect --kind preference`: counts by format and kind, and the first pair rendered."""
-    loaded = [read_preference_file(path, data_format, skip_bad_records=True) for path in files]
-    pairs = [pair for part in loaded for pair in part.pairs]
-    bad = [b for part in loaded for b in part.bad_records]
-    report: dict[str, Any] = {
-        "kind": "preference", "format": fmt, "records": len(pairs), "bad_record_count": len(bad),
-        "bad_records": bad[:50], "data_formats": dict(Counter(p.format for p in pairs)),
-        "kinds": dict(Counter(p.kind for p in pairs if p.kind)),
-        "identical_replies": sum(p.chosen == p.rejected for p in pairs),
-    }
-    if pairs:
-        first = pairs[0]
-        report["example"] = {"source": first.source, "context": first.context, "chosen": first.chosen,
-                             "rejected": first.rejected}
-        try:
-            report["example"]["prompt"] = render_prompt(first.context, fmt)
-            if tokenizer is not None:
-                sides = first.conversations()
-                report["example"]["tokens"] = [len(render_training(side, fmt, tokenizer)[0]) for side in sides]
-        except ChowaError as exc:
-            report["example"]["render_error"] = str(exc)
-    return report
-

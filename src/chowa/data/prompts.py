@@ -1,9 +1,10 @@
 """Prompt files: what `generate`, `ppo`, `compare` and the held-out evaluation answer.
 
-JSONL (or a .json array, .gz allowed) of OpenAI `{"messages": [...]}` records whose last message is the user's (a
-final assistant message is kept as the reference reply), Alpaca `{"instruction", "input", "output"}` records, or
-`{"prompt": text}`; every other field (`family`, `answer`, `lang`, ids) stays with the record, for rule-based
-rewards, answer checks and output files. A malformed record raises ChowaError naming file and line.
+Any data source of `chowa.data.records` (JSONL, a .json array, .gz, Parquet, datasets, hf:...) of OpenAI
+`{"messages": [...]}` records whose last message is the user's (a final assistant message is kept as the reference
+reply), Alpaca `{"instruction", "input", "output"}` records, or `{"prompt": text}`; every other field (`family`,
+`answer`, `lang`, ids) stays with the record, for rule-based rewards, answer checks and output files. A malformed
+record raises ChowaError naming file and line (or row).
 
 Run as (from Python):
     prompts = read_prompts(["builtin:prompts/heldout.jsonl"]); prompts[0].messages, prompts[0].record
@@ -11,10 +12,10 @@ Run as (from Python):
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from chowa.data.text import expand_inputs, read_file_text
+from chowa.data.records import BadRecord, expand_sources, parse_records
 from chowa.errors import ChowaError
 from chowa.formats import Message, conversation_problem
 
@@ -31,32 +32,21 @@ class PromptRecord:
     """The raw record (`family`, `answer`, `lang`, ...), for rule-based rewards."""
 
 
-def read_prompts(patterns: list[str]) -> list[PromptRecord]:
-    """Every record of the files or globs; a malformed one raises ChowaError naming file and line."""
+def read_prompts(patterns: list[str], columns: dict[str, str] | None = None) -> list[PromptRecord]:
+    """Every record of the sources (files, globs, datasets; see `chowa.data.records`); a malformed one raises
+    ChowaError naming where it is."""
     prompts = []
-    for path in expand_inputs(patterns):
-        text = read_file_text(path).replace("\r\n", "\n")
-        if path.name.removesuffix(".gz").endswith(".json"):
-            try:
-                rows = list(enumerate(json.loads(text), start=1))
-            except json.JSONDecodeError as exc:
-                raise ChowaError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        else:
-            rows = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
-        for line, row in rows:
-            prompts.append(_prompt_record(row, f"{path}:{line}"))
+    for source in expand_sources(patterns):
+        parsed, _ = parse_records(source, _prompt_record, columns=columns)
+        prompts += [replace(prompt, source=where) for where, prompt in parsed]
     if not prompts:
         raise ChowaError(f"prompts: no records in {', '.join(patterns)}")
     return prompts
 
 
-def _prompt_record(row: str | dict, source: str) -> PromptRecord:
-    try:
-        record = json.loads(row) if isinstance(row, str) else row
-    except json.JSONDecodeError as exc:
-        raise ChowaError(f"{source}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+def _prompt_record(record: Any) -> PromptRecord:
     if not isinstance(record, dict):
-        raise ChowaError(f"{source}: expected a JSON object with `messages`, `instruction` or `prompt`")
+        raise BadRecord("", "expected a JSON object with `messages`, `instruction` or `prompt`")
     if "messages" in record:
         messages, reference = list(record["messages"]), None
         if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
@@ -69,8 +59,8 @@ def _prompt_record(row: str | dict, source: str) -> PromptRecord:
             messages[0]["input"] = str(record["input"])
         reference = record.get("output") if isinstance(record.get("output"), str) else None
     else:
-        raise ChowaError(f"{source}: expected a field 'messages', 'instruction' or 'prompt'")
+        raise BadRecord("", "expected a field 'messages', 'instruction' or 'prompt'")
     problem = conversation_problem(messages, ends_with="user")
     if problem:
-        raise ChowaError(f"{source}: messages[{problem[0]}]: {problem[1]}")
-    return PromptRecord(source, messages, reference, record)
+        raise BadRecord(f"messages[{problem[0]}]", problem[1])
+    return PromptRecord("", messages, reference, record)

@@ -1,8 +1,10 @@
 """Pretraining data: documents tokenized once into memory-mapped token files, packed into fixed-length windows.
 
-Documents (text lines or JSONL `text` records, see `chowa.data.text`) are tokenized, each followed by EOS, and
-concatenated into one token stream per split. A deterministic share of documents is held out for validation.
-The streams are cached under `cache_dir/<key>/` where the key hashes the input files (path, size, mtime), the
+Documents (text lines, JSONL `text` records or the `text` column of a dataset, see `chowa.data.records`) are
+tokenized in batches, each followed by EOS, and appended to one token file per split as they come, so a corpus
+larger than memory streams through (a first pass counts the documents, so the held-out share is drawn exactly as
+for a small corpus). A deterministic share of documents is held out for validation. The streams are cached under
+`cache_dir/<key>/` where the key hashes the inputs (path, size, mtime; a Hub dataset's fingerprint), the
 tokenizer files and the split settings, so a rerun or a resumed run reuses them and a changed input rebuilds.
 
 For a tokenizer with an `<NL>` piece (rinna japanese-gpt-neox style) newlines inside documents are written as
@@ -19,16 +21,17 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from chowa.config import atomic_write_text
 from chowa.data.order import SeededOrder
-from chowa.data.text import expand_inputs, read_documents
+from chowa.data.records import count_documents, expand_sources, read_documents, source_fingerprint
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 
 NL_TOKEN = "<NL>"
 _BATCH = 512
@@ -53,9 +56,8 @@ class TokenCache:
 
 def cache_key(inputs: list[str], tokenizer_dir: str | os.PathLike | None, settings: dict) -> str:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for path in expand_inputs(inputs):
-        stat = path.stat()
-        digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for source in expand_sources(inputs):
+        digest.update(source_fingerprint(source).encode())
     if tokenizer_dir is not None:
         for name in sorted(os.listdir(tokenizer_dir)):
             if name.startswith(("tokenizer", "spiece", "special_tokens")):
@@ -65,37 +67,70 @@ def cache_key(inputs: list[str], tokenizer_dir: str | os.PathLike | None, settin
 
 def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike, val_fraction: float = 0.02,
                       encoding: str = "utf-8", seed: int = 0, tokenizer_dir: str | os.PathLike | None = None,
-                      show_progress: bool = True) -> TokenCache:
+                      show_progress: bool = True, field: str = "text") -> TokenCache:
     """Tokenize `inputs` into `cache_dir/<key>/{train,val}.bin` unless that cache already exists."""
     if tokenizer.eos_token_id is None:
         raise ChowaError("pretrain: the tokenizer has no EOS token to separate documents")
     settings = {"val_fraction": val_fraction, "encoding": encoding, "seed": seed, "version": 1}
+    if field != "text":
+        settings["field"] = field
     folder = Path(cache_dir) / cache_key(inputs, tokenizer_dir, settings)
     if (folder / "meta.json").is_file():
         return TokenCache(folder, json.loads((folder / "meta.json").read_text()))
-    newline = NL_TOKEN if NL_TOKEN in tokenizer.get_vocab() else None
-    documents = [doc.replace("\n", newline) if newline else doc for _, _, doc in read_documents(inputs, encoding)]
-    if not documents:
+    count = count_documents(inputs, encoding, field=field)
+    if not count:
         raise ChowaError(f"pretrain: no documents found in {', '.join(inputs)}")
-    held_out = _held_out_indices(len(documents), val_fraction, seed)
+    held_out = _held_out_indices(count, val_fraction, seed)
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32
     folder.mkdir(parents=True, exist_ok=True)
-    streams = {"train": [], "val": []}
-    batches = range(0, len(documents), _BATCH)
-    for start in tqdm(batches, desc="tokenizing", unit="batch", disable=not show_progress, leave=False):
-        encoded = tokenizer(documents[start:start + _BATCH], add_special_tokens=False, verbose=False)["input_ids"]
-        for offset, ids in enumerate(encoded):
-            streams["val" if start + offset in held_out else "train"].append(ids + [tokenizer.eos_token_id])
-    meta = {"dtype": np.dtype(dtype).name, "documents": len(documents), "val_documents": len(held_out),
-            "inputs": list(inputs), "vocab_size": len(tokenizer), "newline_token": newline}
-    for split, docs in streams.items():
-        tokens = np.concatenate([np.asarray(ids, dtype=dtype) for ids in docs]) if docs else np.zeros(0, dtype)
-        tmp = folder / f".{split}.bin.tmp"
-        tokens.tofile(tmp)
-        os.replace(tmp, folder / f"{split}.bin")
-        meta[f"{split}_tokens"] = int(tokens.size)
+    tokens = _write_streams(read_documents(inputs, encoding, field=field), count, held_out, tokenizer, dtype, folder,
+                            show_progress)
+    meta = {"dtype": np.dtype(dtype).name, "documents": count, "val_documents": len(held_out),
+            "inputs": list(inputs), "vocab_size": len(tokenizer), "newline_token": _newline_token(tokenizer),
+            "train_tokens": tokens["train"], "val_tokens": tokens["val"]}
     atomic_write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
     return TokenCache(folder, meta)
+
+
+def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int, held_out: set[int], tokenizer, dtype,
+                   folder: Path, show_progress: bool) -> dict[str, int]:
+    """Append each document's ids + EOS to its split's token file, a batch at a time; returns tokens per split."""
+    newline = _newline_token(tokenizer)
+    handles = {split: open(folder / f".{split}.bin.tmp", "wb") for split in ("train", "val")}
+    written = {"train": 0, "val": 0}
+    try:
+        with tqdm(total=count, desc="tokenizing", unit="doc", disable=not show_progress, leave=False) as bar:
+            for start, batch in _batches(documents, _BATCH):
+                texts = [doc.replace("\n", newline) if newline else doc for _, _, doc in batch]
+                encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+                for offset, ids in enumerate(encoded):
+                    split = "val" if start + offset in held_out else "train"
+                    np.asarray(ids + [tokenizer.eos_token_id], dtype=dtype).tofile(handles[split])
+                    written[split] += len(ids) + 1
+                bar.update(len(batch))
+    finally:
+        for handle in handles.values():
+            handle.close()
+    for split in handles:
+        os.replace(folder / f".{split}.bin.tmp", folder / f"{split}.bin")
+    return written
+
+
+def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:
+    """(index of the first item, up to `size` items) until `items` runs out."""
+    start, batch = 0, []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield start, batch
+            start, batch = start + size, []
+    if batch:
+        yield start, batch
+
+
+def _newline_token(tokenizer) -> str | None:
+    """`<NL>` when the tokenizer has it (rinna japanese-gpt-neox style): newlines inside documents are written so."""
+    return NL_TOKEN if NL_TOKEN in tokenizer.get_vocab() else None
 
 
 def _held_out_indices(count: int, fraction: float, seed: int) -> set[int]:

@@ -1,19 +1,17 @@
-"""Reading raw text corpora: plain text or JSONL (`text` field), optionally gzip, in UTF-8 or Shift_JIS.
+"""Reading files as text: paths, globs and `builtin:` names; gzip opened transparently; UTF-8 or Shift_JIS.
 
 Non-UTF-8 input is decoded with the encoding the user names, or rejected with the file and byte offset of the
-first bad byte. CRLF line ends are read as LF unless `keep_cr` asks otherwise.
+first bad byte. Records and documents are read from these by `chowa.data.records`.
 
 Run as (from Python):
-    for line in read_lines(["corpus.txt", "docs.jsonl"]): ...
+    text = read_file_text(expand_inputs(["builtin:corpus/ja.txt"])[0])
 """
 
 from __future__ import annotations
 
 import glob
 import gzip
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 from chowa.errors import ChowaError
@@ -81,35 +79,3 @@ def read_file_text(path: Path, encoding: str = "utf-8") -> str:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     return decode_bytes(data, path, encoding)
-
-
-def read_documents(
-    patterns: list[str], encoding: str = "utf-8", keep_cr: bool = False, field: str = "text"
-) -> Iterator[tuple[Path, int, str]]:
-    """Yield `(file, line_number, document)`: each line of a text file, or each JSONL record's `field`.
-
-    JSONL documents may hold newlines; text-file documents never do. With `keep_cr=False` a CRLF (or lone CR
-    before LF) becomes LF, so Windows line ends do not leak `\\r` into a vocabulary.
-    """
-    for path in expand_inputs(patterns):
-        text = read_file_text(path, encoding)
-        if not keep_cr:
-            text = text.replace("\r\n", "\n")
-        is_jsonl = path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
-        for number, line in enumerate(text.split("\n"), start=1):
-            if is_jsonl:
-                if not line.strip():
-                    continue
-                yield path, number, _jsonl_field(path, number, line, field)
-            elif line:
-                yield path, number, line
-
-
-def _jsonl_field(path: Path, number: int, line: str, field: str) -> str:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ChowaError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict) or not isinstance(record.get(field), str):
-        raise ChowaError(f"{path}:{number}: expected an object with a string field {field!r}")
-    return record[field]

@@ -27,7 +27,7 @@ prompt is shown once, in a random order, rather than in both orders.
 
 Outputs in the output folder: `compare.csv` (prompt_id (1-based position in the prompt file), prompt, reply_a,
 reply_b, score_a, score_b, verdict_ab (A shown first), verdict_ba, final; verdicts are A, B or tie),
-`summary.json` and the table `format_table` prints; for `human`, `tally` writes them beside the key.
+`summary.json` and `table.md` (`chowa.tables.win_tie_loss_table`); for `human`, `tally` writes them beside the key.
 
 Run as:
     chowa compare --a runs/demo/ppo --b runs/demo/sft --prompts prompts.jsonl --judge reward:runs/demo/reward \
@@ -43,16 +43,21 @@ import io
 import json
 import os
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from chowa.config import REQUIRED, atomic_write_text, load_callable, option
+from chowa.config import load_callable
+from chowa.config.eval import CompareConfig, CompareTallyConfig
+from chowa.config.generate import Sampling
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 from chowa.formats import ChatFormat, Message, render_prompt
-from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file
+from chowa.generate import generate_replies, load_chat_model, read_prompt_file
+from chowa.tables import win_tie_loss_table
 
 KEY_FILE = ".sheet_key.json"
 SHEET_COLUMNS = ["prompt_id", "prompt", "reply_1", "reply_2", "verdict"]
@@ -72,10 +77,10 @@ class Side:
 
 def compare(a_dir: str | os.PathLike, b_dir: str | os.PathLike, prompts_file: str | os.PathLike, judge: str,
             out_dir: str | os.PathLike, sampling: Sampling | None = None, batch_size: int = 8, seed: int = 0,
-            tolerance: float = 1e-6) -> dict:
+            tolerance: float = 1e-6, columns: dict[str, str] | None = None) -> dict:
     """Generate both models' replies, judge them and write the outputs; returns the summary (for `human`: where
     the sheet is)."""
-    items = read_prompt_file(prompts_file)
+    items = read_prompt_file(prompts_file, columns)
     if not items:
         raise ChowaError(f"{prompts_file}: holds no prompts")
     kind, target = _parse_judge(judge)  # before generating, so a typo costs no generation time
@@ -193,14 +198,6 @@ def summarize(finals: list[str], a_name: str, b_name: str, judge: str, disagreem
             "order_disagreements": disagreements}
 
 
-def format_table(summary: dict) -> str:
-    """A Markdown table in the shape of the rinna card's PPO vs SFT comparison."""
-    cells = [f"{summary[k]} ({summary['percent'][k]:.1f}%)" for k in ("win", "tie", "loss")]
-    return "\n".join([f"judge: {summary['judge']}, {summary['prompts']} prompts", "",
-                      "| comparison | win | tie | loss |", "|---|---|---|---|",
-                      f"| A ({summary['a']}) vs B ({summary['b']}) | {' | '.join(cells)} |"])
-
-
 def _csv_text(columns: list[str], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -303,23 +300,24 @@ def _read_sheet(path: Path) -> list[dict]:
     return list(reader)
 
 
-@dataclass
-class CompareStageConfig:
-    """The pipeline's `compare` stage: PPO (A) against SFT (B) on held-out prompts, reward-model judge."""
+def main(cfg: CompareConfig) -> dict:
+    """`chowa compare` (and the pipeline's compare stage): print A's table and write it as table.md; for the human
+    judge, write the sheet and say how to tally it."""
+    summary = compare(cfg.a, cfg.b, cfg.prompts, cfg.judge, cfg.out, cfg.sampling(), cfg.batch_size, cfg.seed,
+                      columns=cfg.columns)
+    if cfg.judge == "human":
+        print(f"wrote {summary['sheet']}: fill its verdict column with 1, 2 or tie, then run: chowa compare tally "
+              f"{summary['sheet']}")
+        return summary
+    table = win_tie_loss_table(summary)
+    atomic_write_text(Path(cfg.out) / "table.md", table + "\n")
+    print(table)
+    print(f"wrote {cfg.out}/compare.csv, summary.json and table.md", file=sys.stderr)
+    return summary
 
-    out: str = option(REQUIRED, "Output folder: compare.csv, summary.json, table.md.")
-    a: str = option(REQUIRED, "Model A (its wins are counted).")
-    b: str = option(REQUIRED, "Model B.")
-    judge: str = option(REQUIRED, "reward:DIR | rule:module:function | pair:module:function | human.")
-    prompts: str = option("builtin:prompts/heldout.jsonl", "Prompt records.")
-    greedy: bool = option(False, "Greedy replies (default: sample with the formats' card settings and `seed`).")
-    max_new_tokens: int = option(48, "Longest reply.")
-    batch_size: int = option(16, "Prompts generated together.")
-    seed: int = option(0, "Sampling seed.")
 
-
-def main(cfg: CompareStageConfig) -> dict:
-    sampling = Sampling(do_sample=False if cfg.greedy else None, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    summary = compare(cfg.a, cfg.b, cfg.prompts, cfg.judge, cfg.out, sampling, cfg.batch_size, cfg.seed)
-    atomic_write_text(Path(cfg.out) / "table.md", format_table(summary) + "\n")
+def tally_main(cfg: CompareTallyConfig) -> dict:
+    """`chowa compare tally`: the table of a filled human sheet."""
+    summary = tally(cfg.sheet, cfg.key or None)
+    print(win_tie_loss_table(summary))
     return summary

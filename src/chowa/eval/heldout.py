@@ -1,36 +1,38 @@
-"""Held-out checked-answer accuracy and mean reward of several chat models on the same prompts.
+"""Held-out checked-answer accuracy, preferred style and mean reward of several chat models on the same prompts:
+`chowa eval heldout`, and the pipeline's `eval` stage.
 
-Each model answers every prompt of a JSONL file (greedy by default, batched); replies to prompts that carry an
-answer (`family`/`answer`, see `chowa.data.generate.answers`) are checked for the answer and, for value answers,
-for the style the built-in preferences prefer; with a reward model every reply is scored. This is how the
-pipeline compares the pretrained, SFT and PPO models, and what `chowa eval heldout` prints.
+Each model answers every prompt of a JSONL file (greedy unless sampled, batched); replies to prompts that carry an
+answer (`family`/`answer`) are graded by `chowa.answers` (the right answer and, for value answers, the style the
+built-in preferences prefer); with a reward model every reply is scored. With `jglue_data_dir` every model also
+runs a JGLUE suite. This is how the pipeline compares the pretrained, SFT and PPO models.
 
-Run as (from Python):
-    results = heldout_eval({"sft": "runs/demo/sft", "ppo": "runs/demo/ppo"}, "builtin:prompts/heldout.jsonl",
-                           reward_model="runs/demo/reward", out_dir="runs/demo/eval")
+Run as:
+    chowa eval heldout --model sft=runs/demo/sft --model ppo=runs/demo/ppo --reward-model runs/demo/reward
+    results = heldout_eval({"sft": "runs/demo/sft"}, "builtin:prompts/heldout.jsonl", Sampling(greedy=True,
+                           max_new_tokens=32))   # from Python
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
-from chowa.config import REQUIRED, atomic_write_text, option
-from chowa.data.generate.answers import check_answer, is_checkable, preferred_style
-from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file, write_jsonl
-from chowa.report import heldout_tables, markdown_table
+from chowa.answers import grade, is_checkable, summarize_grades
+from chowa.config.eval import HeldoutEvalConfig
+from chowa.config.generate import Sampling
+from chowa.files import atomic_write_text, write_jsonl
+from chowa.generate import generate_replies, load_chat_model, read_prompt_file
+from chowa.tables import heldout_markdown
 
 
-def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_model: str | os.PathLike | None = None,
-                 format_name: str | None = None, sampling: Sampling | None = None, batch_size: int = 16,
-                 limit: int = 0, out_dir: str | os.PathLike | None = None) -> dict:
+def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, sampling: Sampling,
+                 reward_model: str | os.PathLike | None = None, format_name: str | None = None, batch_size: int = 16,
+                 limit: int = 0, out_dir: str | os.PathLike | None = None,
+                 columns: dict[str, str] | None = None) -> dict:
     """{"prompts", "checkable", "models": {name: {"accuracy", "preferred_style", "by_family", "mean_reward",
     "samples"}}}; `preferred_style` is the share of value answers in the asker's language, polite if Japanese."""
-    sampling = sampling or Sampling(do_sample=False, max_new_tokens=48)
-    items = read_prompt_file(prompts)
+    items = read_prompt_file(prompts, columns)
     items = items[:limit] if limit else items
     scorer = None
     if reward_model is not None:
@@ -43,7 +45,7 @@ def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_mode
         replies = generate_replies(chat, [messages for _, messages in items], sampling, batch_size)
         del chat
         records = [record | {"reply": reply} for (record, _), reply in zip(items, replies, strict=True)]
-        summary = _accuracy(records)
+        summary = _grade(records)
         if scorer is not None:
             conversations = [messages + [{"role": "assistant", "content": reply}]
                              for (_, messages), reply in zip(items, replies, strict=True)]
@@ -60,11 +62,6 @@ def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, reward_mode
     return results
 
 
-def results_table(results: dict) -> str:
-    """The Markdown tables of `heldout_eval` results, as the pipeline report shows them."""
-    return "\n\n".join(markdown_table(*rest) for _, *rest in heldout_tables(results["models"]))
-
-
 def _sample_indices(records: list[dict], count: int = 6) -> list[int]:
     """The first prompt of each family (then the next ones), so the report's samples show several tasks."""
     firsts: dict = {}
@@ -74,62 +71,43 @@ def _sample_indices(records: list[dict], count: int = 6) -> list[int]:
     return (list(firsts.values()) + rest)[:count]
 
 
-def _accuracy(records: list[dict]) -> dict:
-    """Checked-answer accuracy (overall and per family), and the share of value answers in the preferred style."""
-    hits: dict[str, list[bool]] = defaultdict(list)
-    styles: list[bool] = []
+def _grade(records: list[dict]) -> dict:
+    """Accuracy (overall and per family) and preferred-style share; marks each record `correct` / `preferred_style`."""
+    grades = []
     for record in records:
-        if is_checkable(record):
-            hits[record["family"]].append(check_answer(record, record["reply"]))
-            record["correct"] = hits[record["family"]][-1]
-            style = preferred_style(record, record["reply"])
-            if style is not None:
-                record["preferred_style"] = style
-                styles.append(style)
-    every = [hit for family in hits.values() for hit in family]
-    return {"accuracy": _share(every), "preferred_style": _share(styles),
-            "by_family": {family: _share(h) for family, h in sorted(hits.items())}}
+        grades.append(grade(record, record["reply"]))
+        if grades[-1].correct is not None:
+            record["correct"] = grades[-1].correct
+        if grades[-1].preferred_style is not None:
+            record["preferred_style"] = grades[-1].preferred_style
+    return summarize_grades(grades)
 
 
-def _share(flags: list[bool]) -> float | None:
-    return round(sum(flags) / len(flags), 4) if flags else None
-
-
-@dataclass
-class EvalStageConfig:
-    """The pipeline's `eval` stage: held-out checked answers and reward, and JGLUE-format scores, per model."""
-
-    out: str = option(REQUIRED, "Output folder: heldout.json, replies_<model>.jsonl, jglue_<model>.json/.md.")
-    models: dict[str, str] = option({}, "Name -> model folder, in the order the report lists them.")
-    reward_model: str = option("", "Reward-model folder scoring every reply (empty: no reward column).")
-    format: str = option("", "Chat format for every model (the pretrained model has none of its own).")
-    prompts: str = option("builtin:prompts/heldout.jsonl", "Held-out prompt records with checkable answers.")
-    limit: int = option(0, "Use only the first N prompts (0 = all).")
-    max_new_tokens: int = option(32, "Longest greedy reply.")
-    batch_size: int = option(32, "Prompts generated together.")
-    jglue_data_dir: str = option("builtin:jglue", "JGLUE data root (empty: skip JGLUE).")
-    jglue_suite: str = option("rinna-bilingual", "JGLUE suite run on every model.")
-    jglue_limit: int = option(0, "Documents per JGLUE task (0 = all).")
-
-
-def main(cfg: EvalStageConfig) -> dict:
-    out = Path(cfg.out)
-    results = heldout_eval(cfg.models, cfg.prompts, reward_model=cfg.reward_model or None,
-                           format_name=cfg.format or None,
-                           sampling=Sampling(do_sample=False, max_new_tokens=cfg.max_new_tokens),
-                           batch_size=cfg.batch_size, limit=cfg.limit, out_dir=out)
+def main(cfg: HeldoutEvalConfig) -> dict:
+    """Run the evaluation, print the tables, and write heldout.json (and the replies) when `out` is set."""
+    results = heldout_eval(cfg.model_folders(), cfg.prompts, cfg.replies(), reward_model=cfg.reward_model or None,
+                           format_name=cfg.format or None, batch_size=cfg.batch_size, limit=cfg.limit,
+                           out_dir=cfg.out or None, columns=cfg.columns)
     if cfg.jglue_data_dir:
-        from chowa.eval.jglue.runner import run_jglue
-
-        results["jglue"] = {}
-        for name, folder in cfg.models.items():
-            jglue = run_jglue(str(folder), cfg.jglue_data_dir, suite=cfg.jglue_suite, limit=cfg.jglue_limit or None,
-                              batch_size=cfg.batch_size, out=str(out / f"jglue_{name}.json"))
-            results["jglue"][name] = {"averages": jglue.get("averages"), "tasks": {
-                task: {k: v for k, v in scores.items() if isinstance(v, int | float | str | None)}
-                for task, scores in jglue.get("tasks", {}).items()}}
-    write_results(out, results)
+        results["jglue"] = _jglue(cfg)
+    if cfg.out:
+        write_results(cfg.out, results)
+    print(heldout_markdown(results["models"]))
     return results
+
+
+def _jglue(cfg: HeldoutEvalConfig) -> dict:
+    from chowa.eval.jglue.runner import run_jglue
+
+    scores = {}
+    for name, folder in cfg.model_folders().items():
+        out = str(Path(cfg.out) / f"jglue_{name}.json") if cfg.out else None
+        jglue = run_jglue(str(folder), cfg.jglue_data_dir, suite=cfg.jglue_suite, limit=cfg.jglue_limit or None,
+                          batch_size=cfg.batch_size, out=out)
+        scores[name] = {"averages": jglue.get("averages"), "tasks": {
+            task: {k: v for k, v in entry.items() if isinstance(v, int | float | str | None)}
+            for task, entry in jglue.get("tasks", {}).items()}}
+    return scores
 
 
 def write_results(out_dir: str | os.PathLike, results: dict) -> Path:

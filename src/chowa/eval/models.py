@@ -25,9 +25,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, GenerationConfig
+from transformers import GenerationConfig
 
 from chowa.errors import ChowaError
+from chowa.models.load import default_device, load_causal_lm
 from chowa.padding import pad_rows
 from chowa.tokenizer import load_tokenizer
 
@@ -57,16 +58,7 @@ class HFCausalLM:
     @classmethod
     def from_folder(cls, path: str | os.PathLike, dtype: str = "auto", device: str | None = None,
                     **kwargs) -> HFCausalLM:
-        if not os.path.isdir(path):
-            raise ChowaError(f"model: {path} is not a folder")
-        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype, None)
-        if not isinstance(torch_dtype, str | torch.dtype):
-            raise ChowaError(f"dtype must be auto, float32, float16 or bfloat16, got {dtype!r}")
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
-        except (OSError, ValueError) as exc:
-            raise ChowaError(f"model: cannot load a causal LM from {path}: {exc}") from None
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = load_causal_lm(path, dtype=dtype, device=device or default_device())
         return cls(model, load_tokenizer(path), **kwargs)
 
     @property

@@ -10,12 +10,14 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
+from chowa.config.model import ModelInfoConfig, ModelListConfig
 from chowa.errors import ChowaError
 from chowa.models.presets import PRESETS, build_config, list_presets
 
@@ -121,6 +123,17 @@ def format_model_info(info: dict[str, Any]) -> str:
     rows += [("note", note) for note in info["notes"]]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def list_main(cfg: ModelListConfig) -> None:
+    """`chowa model list`."""
+    print(format_preset_list())
+
+
+def info_main(cfg: ModelInfoConfig) -> None:
+    """`chowa model info`: a table, or JSON."""
+    info = model_info(cfg.preset, vocab_size=cfg.vocab_size)
+    print(json.dumps(info, indent=2) if cfg.json else format_model_info(info))
 
 
 def format_preset_list() -> str:

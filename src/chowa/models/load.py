@@ -1,8 +1,10 @@
-"""Where a stage's model comes from: a fresh model from a preset, or the weights in a Hugging Face folder.
+"""Where every command's model comes from: the weights in a Hugging Face folder (`load_model`, the one loader, so
+the same mistake always gets the same error), or a fresh model from a preset; and where it runs by default.
 
 Run as (from Python):
     model = load_or_build_model("tiny", tokenizer)             # random init, vocab from the tokenizer
     model = load_or_build_model("runs/demo/pretrain", tokenizer)  # continue from saved weights
+    model = load_causal_lm("runs/demo/sft", device=default_device())
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForCausalLM, PreTrainedModel
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, PreTrainedModel
 
 from chowa.errors import ChowaError
-from chowa.models.build import build_model
+from chowa.models.build import DTYPES, build_model
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -25,15 +28,38 @@ def has_weights(path: str | os.PathLike) -> bool:
     return folder.is_dir() and any((folder / name).is_file() for name in WEIGHT_FILES)
 
 
-def load_causal_lm(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
-    """A causal LM with weights from a local folder (or a hub name, for users with hub access)."""
+# What a folder is loaded as: a language model, or a one-score sequence classifier (a reward model).
+HEADS = {"causal-lm": AutoModelForCausalLM, "sequence-classification": AutoModelForSequenceClassification}
+
+
+def default_device() -> str:
+    """CUDA when present, else the CPU: where generation, evaluation and scoring run unless told otherwise."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(path: str | os.PathLike, head: str = "causal-lm", dtype: str | None = None,
+               device: str | torch.device | None = None, **kwargs: Any) -> PreTrainedModel:
+    """The model in a local folder (or a hub name, for users with hub access) with the given head, in `dtype`
+    (`auto`: the checkpoint's; None: transformers' default) on `device` (None: where transformers puts it)."""
     folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ChowaError(f"model: {folder} is not a folder")
     if folder.exists() and not has_weights(folder):
         raise ChowaError(f"model: {folder} holds no weights (expected one of {', '.join(WEIGHT_FILES)})")
+    if dtype is not None:
+        if dtype != "auto" and dtype not in DTYPES:
+            raise ChowaError(f"model: dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
+        kwargs["dtype"] = dtype if dtype == "auto" else DTYPES[dtype]
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    except OSError as exc:
-        raise ChowaError(f"model: cannot load {path}: {exc}") from None
+        model = HEADS[head].from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ChowaError(f"model: cannot load {path} as a {head} model: {exc}") from None
+    return model.to(device) if device is not None else model
+
+
+def load_causal_lm(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
+    """A causal LM from a folder (see `load_model`)."""
+    return load_model(path, "causal-lm", **kwargs)
 
 
 def load_or_build_model(spec: str, tokenizer, overrides: dict[str, Any] | None = None,

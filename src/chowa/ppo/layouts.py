@@ -32,10 +32,11 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from chowa.config.ppo import LAYOUTS
 from chowa.errors import ChowaError
+from chowa.models.folders import write_compatible_keys
 from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input
 
-LAYOUTS = ("separate", "shared", "hydra", "reference-branch")
 _BLOCK_LIST_NAMES = ("layers", "h", "blocks", "block")
 _FINAL_NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_layernorm", "final_norm")
 
@@ -195,6 +196,7 @@ class PPOModel(nn.Module):
     def save_pretrained(self, out_dir: str | os.PathLike) -> None:
         """Write the policy as a plain causal-LM folder (`AutoModelForCausalLM.from_pretrained` reloads it)."""
         self.policy.save_pretrained(out_dir)
+        write_compatible_keys(out_dir)
 
     @torch.no_grad()
     def _check_reference_branch(self) -> None:

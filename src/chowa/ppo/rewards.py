@@ -7,58 +7,26 @@ with no re-tokenisation, reading `.logits[:, 0]` where the model's own pooling p
 A rule is `module:function(samples: list[str], prompts: list[str], **meta) -> list[float]`, where `samples` are
 the cleaned replies (`chowa.formats.clean_reply`), `prompts` the rendered prompt texts, and `meta` holds
 `records` (the prompt records' raw fields: `family`, `answer`, `lang`, ...), `response_ids` (sampled ids,
-EOS included when emitted) and `tokenizer`. Built in: `chowa.ppo.rewards:checked_answer` (the right answer) and
-`chowa.ppo.rewards:preferred_reply` (the right answer, plus the style the preference data prefers).
+EOS included when emitted) and `tokenizer`. Built in: `chowa.answers:checked_answer` (the right answer) and
+`chowa.answers:preferred_reply` (the right answer, plus the style the preference data prefers).
 
 Run as (from Python):
-    source = load_reward_source(RewardConfig(function="chowa.ppo.rewards:checked_answer"), tokenizer, fmt, device)
+    source = RewardSource(RewardSourceConfig(function="chowa.answers:checked_answer"), tokenizer, fmt, device)
     scores = source.score(prompt_ids, response_ids, prompts)          # (B,) float tensor
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from chowa.config import load_callable, option
-from chowa.data.generate.answers import check_answer, is_checkable, preferred_style
+# The rule rewards lived here before chowa.answers; configs that name chowa.ppo.rewards:preferred_reply still work.
+from chowa.answers import checked_answer, preferred_reply  # noqa: F401
+from chowa.config import load_callable
+from chowa.config.ppo import RewardSourceConfig
 from chowa.data.prompts import PromptRecord
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, encode_prompt, render_training
 from chowa.padding import pad_rows
-
-
-@dataclass
-class RewardConfig:
-    model: str = option("", "Reward-model folder (HF sequence classifier, same tokenizer as the policy).")
-    function: str = option("", "Rule-based reward `module:function(samples, prompts, **meta) -> list[float]`, e.g. "
-                               "`chowa.ppo.rewards:checked_answer`. Exactly one of `model` and `function`.")
-    reference_reply: bool = option(False, "Score minus the score of the prompt's reference reply (Alpaca `output` "
-                                          "or a final assistant message), as trlx's hh example.")
-    cliprange_reward: float = option(10.0, "Clip scores to ±this (0 = no clipping).")
-    scale: str = option("none", "Divide scores by the running std (`running`), the first rollout's std (`ref`), "
-                                "or not at all.", choices=("running", "ref", "none"))
-    missing_eos_penalty: float = option(0.0, "Subtract this from the score of a response that never ended.")
-    batch_size: int = option(16, "Sequences per reward-model forward pass.")
-
-
-def checked_answer(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
-    """1.0 when the reply gives the record's `answer` (`chowa.data.generate.answers.check_answer`), else 0.0.
-
-    Open-ended records (no canonical answer) score 0.0 for every reply, so they add no signal; no length or
-    format shaping is added, so the reward cannot be gamed by anything but the answer.
-    """
-    return [float(is_checkable(r) and check_answer(r, s)) for s, r in zip(samples, records, strict=True)]
-
-
-def preferred_reply(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
-    """The rule form of the built-in preference data: `checked_answer` (1.0 for the right answer) plus 1.0 when a
-    reply to a number, weekday or date question gives such a value in the asker's language and, if that is
-    Japanese, politely (`chowa.data.generate.answers.preferred_style`). Open-ended records score 0.0.
-    """
-    return [correct + float(bool(preferred_style(r, s)))
-            for correct, s, r in zip(checked_answer(samples, prompts, records), samples, records, strict=True)]
 
 
 class RuleReward:
@@ -77,7 +45,7 @@ class RuleReward:
         return [float(s) for s in scores]
 
 
-class RewardModel:
+class ModelReward:
     """Scores prompt + response ids with a `chowa reward` model sharing the policy's tokenizer."""
 
     def __init__(self, folder: str, tokenizer, device: torch.device, batch_size: int = 16):
@@ -103,13 +71,13 @@ class RewardModel:
 class RewardSource:
     """What PPO asks for: raw scores (B,) for sampled responses, optionally minus the reference reply's score."""
 
-    def __init__(self, cfg: RewardConfig, tokenizer, fmt: ChatFormat, device: torch.device):
+    def __init__(self, cfg: RewardSourceConfig, tokenizer, fmt: ChatFormat, device: torch.device):
         if bool(cfg.model) == bool(cfg.function):
             raise ChowaError("config: set exactly one of reward.model (a reward-model folder) and reward.function "
                              "(module:function)")
         self.cfg, self.tokenizer, self.fmt = cfg, tokenizer, fmt
         self.rule = RuleReward(cfg.function, tokenizer, fmt) if cfg.function else None
-        self.model = RewardModel(cfg.model, tokenizer, device, cfg.batch_size) if cfg.model else None
+        self.model = ModelReward(cfg.model, tokenizer, device, cfg.batch_size) if cfg.model else None
         self._reference_scores: dict[str, float] = {}
 
     def score(self, prompts: list[PromptRecord], prompt_ids: list[list[int]], response_ids: list[list[int]],

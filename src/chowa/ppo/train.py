@@ -1,10 +1,10 @@
 """Reinforcement learning from a reward with PPO: the `ppo` stage (spec: specs/ppo.md).
 
-Each step samples `ppo.num_rollouts` responses to training prompts from the policy in its chat format, keeping the
+Each step samples `method.num_rollouts` responses to training prompts from the policy in its chat format, keeping the
 sampled ids (`chowa.ppo.rollout`); scores them with a reward model or a rule (`chowa.ppo.rewards`), clipped and
 optionally scaled; turns scores into per-token rewards with a KL penalty against the frozen reference (score at the
-last response token); computes GAE advantages; then runs `ppo.ppo_epochs` shuffled passes of clipped policy and
-value updates over minibatches (`chowa.ppo.losses`). The KL coefficient is fixed, or adaptive when `ppo.target`
+last response token); computes GAE advantages; then runs `method.ppo_epochs` shuffled passes of clipped policy and
+value updates over minibatches (`chowa.ppo.losses`). The KL coefficient is fixed, or adaptive when `method.target`
 is set (trlx). Value and reference live in one of four layouts (`chowa.ppo.layouts`).
 
 Output folder: the policy as a plain HF causal-LM folder with its tokenizer and chat format, metrics.jsonl,
@@ -29,102 +29,25 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from chowa.config import REQUIRED, option, save_config
-from chowa.data.generate.answers import check_answer, is_checkable
+from chowa.answers import grade
+from chowa.config import save_config
+from chowa.config.ppo import PPOConfig
 from chowa.data.order import SeededOrder
 from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.errors import ChowaError, TrainingInterrupted
-from chowa.formats import FORMATS, chat_template, encode_prompt, resolve_format, save_format
+from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
 from chowa.models.load import load_causal_lm
 from chowa.padding import pad_rows
 from chowa.ppo import losses
-from chowa.ppo.layouts import LAYOUTS, PPOModel
-from chowa.ppo.rewards import RewardConfig, RewardSource
+from chowa.ppo.layouts import PPOModel
+from chowa.ppo.rewards import RewardSource
 from chowa.ppo.rollout import Rollout, decode_replies, sample
-from chowa.runtime import Runtime, RuntimeConfig
+from chowa.runtime import Runtime
 from chowa.tokenizer import load_tokenizer
 from chowa.training.checkpoint import StopSignal, load_checkpoint, resolve_resume, save_checkpoint, save_model_folder
 from chowa.training.loop import trim_metrics
-from chowa.training.optim import OptimConfig, build_optimizer, build_scheduler
+from chowa.training.optim import build_optimizer, build_scheduler
 from chowa.training.plots import plot_metrics
-
-
-@dataclass
-class PromptDataConfig:
-    prompts: list[str] = option(REQUIRED, "Prompt files or globs (JSONL/JSON: OpenAI `messages` or Alpaca "
-                                          "`instruction`/`input`), e.g. `builtin:sft/train.jsonl`.")
-    heldout: list[str] = option([], "Held-out prompt files, answered and scored at every evaluation (see "
-                                    "generation.eval_greedy and eval_samples).")
-    heldout_size: int = option(64, "Use at most this many held-out prompts (the first ones).")
-    max_prompt_length: int = option(256, "Keep only the last this-many prompt tokens.")
-
-
-@dataclass
-class GenerationConfig:
-    max_new_tokens: int = option(64, "Longest response in tokens; one that runs out is scored as is.")
-    temperature: float = option(1.0, "Sampling temperature; log-probs are taken at the same temperature.")
-    stop: list[str] = option([], "Stop strings ending a response (cut before them, EOS appended); empty = the chat "
-                                 "format's own turn tags.")
-    eval_greedy: bool = option(True, "Answer held-out prompts greedily (else sampled with a fixed seed).")
-    eval_samples: int = option(0, "Also answer each held-out prompt with this many sampled replies (fixed seed) and "
-                                  "log their mean as heldout_score_sampled / heldout_accuracy_sampled: the policy's "
-                                  "expected reward, what trlx's evaluation reports (it samples with gen_kwargs).")
-
-
-@dataclass
-class PPOMethodConfig:
-    layout: str = option("hydra", "Where value and reference live: separate (own critic, full reference copy), "
-                                  "shared (value head on the policy), hydra (frozen bottom shared with a reference "
-                                  "branch), reference-branch (value on a branch of the frozen bottom).",
-                         choices=LAYOUTS)
-    num_layers_unfrozen: int = option(2, "Top blocks that train (-1 = all); hydra layouts branch here.")
-    value_model: str = option("", "Folder to initialise the separate critic's trunk from (e.g. the reward model); "
-                                  "default: the policy.")
-    num_rollouts: int = option(64, "Samples collected per step on each process.")
-    chunk_size: int = option(16, "Prompts sampled together.")
-    ppo_epochs: int = option(4, "Passes over each step's samples.")
-    batch_size: int = option(16, "Samples per optimizer step.")
-    minibatch_size: int = option(0, "Samples per forward/backward (gradient accumulation); 0 = batch_size.")
-    init_kl_coef: float = option(0.05, "Initial KL penalty coefficient β.")
-    target: float | None = option(None, "Target KL for the adaptive controller; null = fixed β.")
-    horizon: int = option(10000, "Adaptive controller horizon.")
-    kl_estimator: str = option("k1", "Per-token KL penalty estimator.", choices=("k1", "k3"))
-    gamma: float = option(1.0, "Discount.")
-    lam: float = option(0.95, "GAE λ.")
-    cliprange: float = option(0.2, "Policy ratio clip ε.")
-    cliprange_value: float = option(0.2, "Value clip ε_v.")
-    vf_coef: float = option(1.0, "Value loss weight.")
-    whiten: str = option("masked", "Advantage whitening.", choices=("masked", "trlx", "none"))
-    whiten_scope: str = option("minibatch", "Whiten per minibatch (trlx) or over the whole rollout.",
-                               choices=("minibatch", "rollout"))
-    trlx_compat: bool = option(False, "trlx's GAE bootstrap and unmasked approx-KL.")
-
-
-@dataclass
-class PPOTrainConfig:
-    steps: int = option(100, "PPO steps (each: collect ppo.num_rollouts samples, then ppo.ppo_epochs passes).")
-    eval_every: int = option(10, "Score the held-out prompts every this many steps (0 = only at the end).")
-    save_every: int = option(50, "Save a resumable checkpoint every this many steps (0 = only at the end).")
-    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
-    resume: str = option("auto", "`auto`: continue from the latest checkpoint in `out`; `never`; or a folder.")
-    log_samples: int = option(4, "Sampled replies per step written to samples.jsonl.")
-
-
-@dataclass
-class PPOConfig:
-    out: str = option(REQUIRED, "Output folder: final policy (HF folder + chat format), checkpoints/, metrics.")
-    model: str = option(REQUIRED, "The SFT policy folder to start from; also the frozen reference.")
-    tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
-    format: str = option("", f"Chat format; default: the model folder's own. One of: {', '.join(FORMATS)}.")
-    data: PromptDataConfig = option(PromptDataConfig(), "Prompts to sample from.")
-    reward: RewardConfig = option(RewardConfig(), "Where scores come from, and how they are clipped and scaled.")
-    generation: GenerationConfig = option(GenerationConfig(), "Sampling.")
-    ppo: PPOMethodConfig = option(PPOMethodConfig(), "PPO (defaults: trlx's, specs/ppo.md §7).")
-    train: PPOTrainConfig = option(PPOTrainConfig(), "Steps, evaluation, checkpoints, resume.")
-    optim: OptimConfig = option(OptimConfig(lr=1e-5, min_lr=1e-5, warmup_steps=0, schedule="constant",
-                                            betas=[0.9, 0.95], weight_decay=1e-6), "AdamW (trlx defaults).")
-    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed.")
-
 
 # ppo.png's panels. The k3 statistic (`kl`, what the adaptive controller reads) is heavy-tailed when sampled from the
 # policy, so it gets its own panel and does not flatten the k1 estimate of the KL to the SFT policy.
@@ -157,15 +80,16 @@ class PPORun:
         self.fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
         self.tokenizer.chat_template = chat_template(self.fmt)
         self.stop = tuple(cfg.generation.stop) or self.fmt.stop
-        self.prompts = read_prompts(cfg.data.prompts)
-        self.heldout = read_prompts(cfg.data.heldout)[:cfg.data.heldout_size] if cfg.data.heldout else []
+        self.prompts = read_prompts(cfg.data.prompts, cfg.data.columns)
+        self.heldout = (read_prompts(cfg.data.heldout, cfg.data.columns)[:cfg.data.heldout_size]
+                        if cfg.data.heldout else [])
         self.order = SeededOrder(len(self.prompts), seed=cfg.runtime.seed)
         self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
-        value_model = load_causal_lm(cfg.ppo.value_model) if cfg.ppo.value_model else None
-        if value_model is not None and cfg.ppo.layout != "separate":
+        value_model = load_causal_lm(cfg.method.value_model) if cfg.method.value_model else None
+        if value_model is not None and cfg.method.layout != "separate":
             raise ChowaError("config: ppo.value_model is only used by layout 'separate'")
-        self.model = PPOModel(load_causal_lm(cfg.model), cfg.ppo.layout, cfg.ppo.num_layers_unfrozen, value_model)
-        self.kl = losses.make_kl_controller(cfg.ppo.init_kl_coef, cfg.ppo.target, cfg.ppo.horizon)
+        self.model = PPOModel(load_causal_lm(cfg.model), cfg.method.layout, cfg.method.num_layers_unfrozen, value_model)
+        self.kl = losses.make_kl_controller(cfg.method.init_kl_coef, cfg.method.target, cfg.method.horizon)
         self.scaler = losses.ScoreScaler(cfg.reward.scale)
 
     @property
@@ -196,12 +120,12 @@ class PPORun:
     def collect(self, step: int) -> tuple[list[Experience], dict, list[dict]]:
         """Sample, score and turn into advantages this process's share of the step's rollouts."""
         cfg, runtime = self.cfg, self.runtime
-        per_process = cfg.ppo.num_rollouts
+        per_process = cfg.method.num_rollouts
         first = (step * runtime.num_processes + runtime.process_index) * per_process
         experiences, stats, logged = [], [], []
         self.model.eval()
-        for start in range(0, per_process, cfg.ppo.chunk_size):
-            count = min(cfg.ppo.chunk_size, per_process - start)
+        for start in range(0, per_process, cfg.method.chunk_size):
+            count = min(cfg.method.chunk_size, per_process - start)
             prompts = [self.prompts[self.order[first + start + i]] for i in range(count)]
             prompt_ids = self.prompt_ids(prompts)
             rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt, cfg.generation.max_new_tokens,
@@ -214,9 +138,9 @@ class PPORun:
             scores = losses.missing_eos_penalty(raw, rollout.has_eos, cfg.reward.missing_eos_penalty)
             scores = self.scaler(losses.clip_scores(scores, cfg.reward.cliprange_reward))
             rewards = losses.rollout_rewards(logprobs, ref_logprobs, mask, scores, self.kl.value,
-                                             cfg.ppo.kl_estimator)
-            advantages, returns = losses.gae_advantages_and_returns(rewards, values, mask, cfg.ppo.gamma,
-                                                                    cfg.ppo.lam, cfg.ppo.trlx_compat)
+                                             cfg.method.kl_estimator)
+            advantages, returns = losses.gae_advantages_and_returns(rewards, values, mask, cfg.method.gamma,
+                                                                    cfg.method.lam, cfg.method.trlx_compat)
             entropy = losses.entropy_from_logits(logits / cfg.generation.temperature)
             stats.append({"score_mean": raw.mean(), "score_sq": (raw**2).mean(),
                           "kl": losses.kl_statistic(logprobs, ref_logprobs, mask),
@@ -229,22 +153,22 @@ class PPORun:
             experiences += _split(rollout, logprobs, values, advantages, returns)
             logged += [{"step": step + 1, "split": "train", "prompt": p.messages[-1]["content"], "reply": r,
                         "score": round(s, 4)} for p, r, s in zip(prompts, replies, raw.tolist(), strict=True)]
-        if cfg.ppo.whiten_scope == "rollout":
-            _whiten_rollout(experiences, cfg.ppo.whiten)
+        if cfg.method.whiten_scope == "rollout":
+            _whiten_rollout(experiences, cfg.method.whiten)
         summary = {key: torch.stack([s[key] for s in stats]).mean() for key in stats[0]}
         return experiences, summary, logged[:cfg.train.log_samples]
 
     # --- phase 2: optimisation ---------------------------------------------------------------------------------
 
     def update(self, experiences: list[Experience], step: int, optimizer, scheduler, mean_kl: float) -> dict:
-        """`ppo.ppo_epochs` shuffled passes in batches of `ppo.batch_size`, one optimizer step per batch."""
+        """`method.ppo_epochs` shuffled passes in batches of `method.batch_size`, one optimizer step per batch."""
         cfg, accelerator = self.cfg, self.runtime.accelerator
-        batch_size = cfg.ppo.batch_size
-        micro_size = cfg.ppo.minibatch_size or batch_size
+        batch_size = cfg.method.batch_size
+        micro_size = cfg.method.minibatch_size or batch_size
         shuffle = torch.Generator().manual_seed(cfg.runtime.seed * 100003 + step)  # a pure function of the step
         totals: dict[str, list[torch.Tensor]] = {}
         self.model.train()
-        for _ in range(cfg.ppo.ppo_epochs):
+        for _ in range(cfg.method.ppo_epochs):
             order = torch.randperm(len(experiences), generator=shuffle).tolist()
             for first in range(0, len(order), batch_size):
                 batch = [experiences[i] for i in order[first:first + batch_size]]
@@ -272,9 +196,9 @@ class PPORun:
             for name in ("logprobs", "values", "advantages", "returns"))
         logprobs, values, _, _ = self.forward(prompts, prompt_mask, responses, response_mask, False)
         mask = response_mask.to(logprobs.dtype)
-        if self.cfg.ppo.whiten_scope == "minibatch":
-            advantages = losses.whiten(advantages, mask, self.cfg.ppo.whiten)
-        ppo = self.cfg.ppo
+        if self.cfg.method.whiten_scope == "minibatch":
+            advantages = losses.whiten(advantages, mask, self.cfg.method.whiten)
+        ppo = self.cfg.method
         return losses.ppo_loss(logprobs, old_logprobs, values, old_values, advantages, returns, mask,
                                ppo.cliprange, ppo.cliprange_value, ppo.vf_coef, ppo.trlx_compat)
 
@@ -300,15 +224,15 @@ class PPORun:
         mine = self.heldout[runtime.process_index::runtime.num_processes]
         totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
         logged = []
-        for start in [s for _ in range(repeats) for s in range(0, len(mine), cfg.ppo.chunk_size)]:
-            prompts = mine[start:start + cfg.ppo.chunk_size]
+        for start in [s for _ in range(repeats) for s in range(0, len(mine), cfg.method.chunk_size)]:
+            prompts = mine[start:start + cfg.method.chunk_size]
             prompt_ids = self.prompt_ids(prompts)
             rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
                              cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy, stop=self.stop)
             replies = decode_replies(rollout, self.tokenizer, self.fmt)
             scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
-            checks = [float(check_answer(p.record, r)) for p, r in zip(prompts, replies, strict=True)
-                      if is_checkable(p.record)]
+            checks = [float(g.correct) for p, r in zip(prompts, replies, strict=True)
+                      if (g := grade(p.record, r)).correct is not None]
             totals += torch.tensor([scores.sum().item(), rollout.response_mask.sum().item(), sum(checks),
                                     len(checks), len(prompts)], device=runtime.device)
             logged += [{"step": step, "split": "heldout", "prompt": p.messages[-1]["content"], "reply": r,
@@ -366,9 +290,9 @@ def main(cfg: PPOConfig) -> Path:
         save_config(cfg, out)
     run = PPORun(cfg, runtime)
     accelerator = runtime.accelerator
-    batches = -(-cfg.ppo.num_rollouts // cfg.ppo.batch_size)
+    batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
     optimizer = build_optimizer(run.model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps * cfg.ppo.ppo_epochs * batches)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps * cfg.method.ppo_epochs * batches)
     run.model, optimizer = accelerator.prepare(run.model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     # Each process samples with its own random stream (the same seed everywhere would correlate their rollouts);
@@ -382,7 +306,7 @@ def main(cfg: PPOConfig) -> Path:
         runtime.print(f"ppo: resuming from {checkpoint} (step {start_step})")
     trim_metrics(runtime, start_step)
     trim_metrics(runtime, start_step, out / "samples.jsonl")
-    runtime.print(f"ppo: {len(run.prompts):,} prompts, {len(run.heldout):,} held out, layout {cfg.ppo.layout}, "
+    runtime.print(f"ppo: {len(run.prompts):,} prompts, {len(run.heldout):,} held out, layout {cfg.method.layout}, "
                   f"format {run.fmt.name}")
     if run.heldout and checkpoint is None:  # the SFT baseline of the held-out curve
         metrics, logged = run.evaluate(0)
@@ -423,7 +347,7 @@ def main(cfg: PPOConfig) -> Path:
     save_model_folder(runtime, run.unwrapped.policy, run.tokenizer, out)
     if runtime.is_main:
         save_format(out, run.fmt)
-        title = f"ppo ({cfg.ppo.layout})"
+        title = f"ppo ({cfg.method.layout})"
         plot_metrics(runtime.metrics_path, out / "ppo.png", PPO_CURVES, title)
         plot_metrics(runtime.metrics_path, out / "ppo_losses.png",
                      [("pg_clipfrac", "approx_kl"), ("vf_loss",), ("explained_variance",), ("entropy",)], title)

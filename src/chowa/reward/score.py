@@ -38,16 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
-from chowa.config import atomic_write_text
-from chowa.data.conversations import PARSERS, BadRecord, detect_data_format
+from chowa.config.reward import RewardScoreConfig
+from chowa.data.conversations import PARSERS, detect_data_format
 from chowa.data.preferences import PARSERS as PAIR_PARSERS
 from chowa.data.preferences import preference_format
-from chowa.data.text import read_file_text
+from chowa.data.records import BadRecord, expand_sources, parse_records
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 from chowa.formats import ChatFormat, Message, detect_format, render_training
-from chowa.models.load import has_weights
+from chowa.models.load import default_device, has_weights, load_model
 from chowa.padding import pad_rows
 from chowa.tokenizer import load_tokenizer
 
@@ -101,40 +102,28 @@ def load_reward_model(folder: str | os.PathLike, device: str | torch.device | No
     folder = Path(folder)
     if not has_weights(folder):
         raise ChowaError(f"reward model: {folder} holds no model weights")
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
-    except (OSError, ValueError) as exc:
-        raise ChowaError(f"reward model: cannot load {folder}: {exc}") from None
+    model = load_model(folder, "sequence-classification", device=device or default_device())
     if model.config.num_labels != 1 or model.config.pad_token_id is None:
         raise ChowaError(f"reward model: {folder}/config.json needs num_labels 1 and a pad_token_id (found "
                          f"{model.config.num_labels} and {model.config.pad_token_id}); was it written by chowa reward?")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return RewardModel(model.to(device).eval(), load_tokenizer(folder), detect_format(folder))
+    return RewardModel(model.eval(), load_tokenizer(folder), detect_format(folder))
 
 
 def score_file(model_dir: str | os.PathLike, input_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-               batch_size: int = 8) -> str:
-    """`chowa reward score`: the JSONL text of `input_path` with scores added (also written to `out_path`)."""
+               batch_size: int = 8, columns: dict[str, str] | None = None) -> str:
+    """`chowa reward score`: the JSONL text of the input's records with scores added (also written to `out_path`).
+    The input is any data source of `chowa.data.records` (JSONL, Parquet, a datasets folder, hf:...)."""
     reward_model = load_reward_model(model_dir)
-    path = Path(input_path)
-    records, conversations, slots = [], [], []  # slots: (record index, key) for each conversation scored
-    for number, line in enumerate(read_file_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            for key, messages in _scored_conversations(record):
-                slots.append((len(records), key))
-                conversations.append(messages)
-        except json.JSONDecodeError as exc:
-            raise ChowaError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        except BadRecord as bad:
-            raise ChowaError(f"{path}:{number}: {bad}") from None
-        records.append(record)
+    parsed = [item for source in expand_sources([str(input_path)])
+              for item in parse_records(source, lambda record: (record, _scored_conversations(record)),
+                                        columns=columns)[0]]
+    records = [record for _, (record, _) in parsed]
+    slots = [(index, key) for index, (_, (_, scored)) in enumerate(parsed) for key, _ in scored]
+    conversations = [messages for _, (_, scored) in parsed for _, messages in scored]
     try:
         scores = reward_model.score_conversations(conversations, batch_size)
     except ChowaError as exc:
-        raise ChowaError(f"{path}: {exc}") from None
+        raise ChowaError(f"{input_path}: {exc}") from None
     for (index, key), score in zip(slots, scores, strict=True):
         records[index][key] = round(score, 6)
     text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
@@ -153,3 +142,12 @@ def _scored_conversations(record: object) -> list[tuple[str, list[Message]]]:
     if data_format is None:
         raise BadRecord("", "not a conversation ending with a reply, nor a chosen/rejected pair")
     return [("score", PARSERS[data_format](record))]
+
+
+def main(cfg: RewardScoreConfig) -> Path | None:
+    """`chowa reward score`: the scored records to `out`, or to stdout."""
+    text = score_file(cfg.model, cfg.input, cfg.out or None, cfg.batch_size, cfg.columns)
+    if cfg.out:
+        return Path(cfg.out)
+    print(text, end="")
+    return None

@@ -21,58 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
-from chowa.config import REQUIRED, option, save_config
+from chowa.config import save_config
+from chowa.config.reward import RewardConfig, RewardLossConfig
 from chowa.data.order import SeededOrder
-from chowa.data.preferences import PREFERENCE_FORMATS, read_preferences
+from chowa.data.preferences import read_preferences
 from chowa.errors import ChowaError
-from chowa.formats import FORMATS, ChatFormat, chat_template, render_training, resolve_format, save_format
-from chowa.models.load import has_weights
+from chowa.formats import ChatFormat, chat_template, render_training, resolve_format, save_format
+from chowa.models.load import load_model
 from chowa.padding import pad_rows
 from chowa.reward.losses import bradley_terry_loss
 from chowa.reward.score import sequence_scores
-from chowa.runtime import Runtime, RuntimeConfig
+from chowa.runtime import Runtime
 from chowa.tokenizer import load_tokenizer
 from chowa.training.checkpoint import resolve_resume
-from chowa.training.loop import TrainConfig, fit
-from chowa.training.optim import OptimConfig
+from chowa.training.loop import fit
 from chowa.training.plots import plot_metrics
 
 PAD_TOKEN = "[PAD]"
-
-
-@dataclass
-class RewardDataConfig:
-    train: list[str] = option(REQUIRED, "Preference files or globs (.json, .jsonl, .gz); `builtin:preference/"
-                                        "train.jsonl` is chowa's own set.")
-    heldout: list[str] = option([], "Held-out preference files for accuracy, margin and score statistics.")
-    data_format: str = option("auto", "Record format; `auto` detects it per record.",
-                              choices=("auto", *PREFERENCE_FORMATS))
-    skip_bad_records: bool = option(False, "Skip and count malformed records instead of stopping at the first.")
-    max_length: int = option(512, "Longest sequence (context + reply + EOS) in tokens; longer pairs are dropped "
-                                  "and counted, since cutting would remove the token the score is read at.")
-
-
-@dataclass
-class RewardLossConfig:
-    margin: float = option(0.0, "Margin the chosen score should beat the rejected by (a record's own `margin` "
-                                "field wins).")
-    centering_coef: float = option(0.0, "Weight of mean((r_c + r_r)^2), which keeps scores near 0 (TRL: 0.01).")
-
-
-@dataclass
-class RewardConfig:
-    out: str = option(REQUIRED, "Output folder: the reward model (HF sequence classifier + tokenizer + chat "
-                                "format), checkpoints/, metrics.jsonl.")
-    model: str = option(REQUIRED, "Folder to start from: an SFT output (or any HF causal LM, or a reward folder).")
-    tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
-    format: str = option("", "Chat format; default: the model folder's own. One of: " + ", ".join(FORMATS) + ".")
-    data: RewardDataConfig = option(RewardDataConfig(), "Preference pairs to train on.")
-    loss: RewardLossConfig = option(RewardLossConfig(), "Bradley–Terry margin and centering.")
-    train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size (pairs), evaluation, checkpoints, resume.")
-    optim: OptimConfig = option(OptimConfig(lr=1e-5, min_lr=1e-6, warmup_steps=20), "AdamW and schedule.")
-    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed, gradient accumulation.")
 
 
 @dataclass
@@ -135,12 +102,7 @@ def load_reward_backbone(path: str, tokenizer) -> PreTrainedModel:
     transformers keeps the trunk's weights, drops the LM head and initialises the new `score` head from the
     model's `initializer_range` (a normal draw, so the starting scores are small and differ per sequence).
     """
-    if Path(path).exists() and not has_weights(path):
-        raise ChowaError(f"model: {path} holds no weights")
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
-    except (OSError, ValueError) as exc:
-        raise ChowaError(f"model: cannot load {path} as a sequence classifier: {exc}") from None
+    model = load_model(path, "sequence-classification", num_labels=1)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))  # room for the added pad token
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -150,7 +112,7 @@ def load_reward_backbone(path: str, tokenizer) -> PreTrainedModel:
 def encode_pairs(cfg: RewardConfig, files: list[str], fmt: ChatFormat, tokenizer,
                  runtime: Runtime) -> list[EncodedPair]:
     """Each pair's two sequences as ids; pairs with a side longer than `max_length` are dropped."""
-    loaded = read_preferences(files, cfg.data.data_format, cfg.data.skip_bad_records)
+    loaded = read_preferences(files, cfg.data.data_format, cfg.data.skip_bad_records, cfg.data.columns)
     if loaded.bad_records:
         runtime.print(f"reward: skipped {len(loaded.bad_records)} bad records, first: {loaded.bad_records[0]}")
     encoded, too_long = [], 0

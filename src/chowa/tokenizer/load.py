@@ -21,6 +21,7 @@ import sentencepiece as spm
 from transformers import AutoTokenizer, PreTrainedTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from chowa.errors import ChowaError
+from chowa.models.folders import write_compatible_keys
 from chowa.tokenizer.convert import parse_model, sentencepiece_to_tokenizers, special_pieces
 
 SENTENCEPIECE_FILES = ("spiece.model", "tokenizer.model", "sentencepiece.bpe.model")
@@ -73,6 +74,7 @@ def save_tokenizer_folder(model_bytes: bytes, out_dir: str | os.PathLike, model_
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer_from_sentencepiece(model_bytes, model_max_length=model_max_length).save_pretrained(str(out))
+    write_compatible_keys(out)
     tmp = out / ".spiece.model.tmp"
     tmp.write_bytes(model_bytes)
     os.replace(tmp, out / "spiece.model")

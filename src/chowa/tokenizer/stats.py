@@ -6,12 +6,15 @@ Run as:
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from tqdm import tqdm
 
-from chowa.data.text import JAPANESE, read_documents
+from chowa.config.tokenizer import TokenizerStatsConfig
+from chowa.data.records import read_documents
+from chowa.data.text import JAPANESE
 from chowa.tokenizer.load import SENTENCEPIECE_FILES, load_tokenizer
 
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-F]{2}>$")
@@ -23,6 +26,12 @@ def line_kind(line: str) -> str:
         return "ja"
     ascii_chars = sum(ch.isascii() for ch in line)
     return "ascii" if ascii_chars * 2 > len(line) else "other"
+
+
+def main(cfg: TokenizerStatsConfig) -> None:
+    """`chowa tokenizer stats`: the report as JSON on stdout."""
+    report = tokenizer_stats(cfg.tokenizer, cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
 
 
 def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-8", keep_cr: bool = False) -> dict:

@@ -17,42 +17,20 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import sentencepiece as spm
 
-from chowa.config import REQUIRED, atomic_write_text, option, save_config
-from chowa.data.text import ENCODINGS, read_documents
+from chowa.config import save_config
+from chowa.config.tokenizer import TokenizerTrainConfig
+from chowa.data.records import read_documents
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 from chowa.tokenizer.convert import quantize_scores
 from chowa.tokenizer.load import save_tokenizer_folder
 
 NL_TOKEN = "<NL>"
 SPECIAL_IDS = {"pad": (0, "[PAD]"), "unk": (1, "<unk>"), "bos": (2, "<s>"), "eos": (3, "</s>")}
-
-
-@dataclass
-class TokenizerTrainConfig:
-    input: list[str] = option(REQUIRED, "Training text: .txt (one document per line) or .jsonl (`text` field) "
-                                        "files or globs; .gz allowed.")
-    out: str = option(REQUIRED, "Output folder (a Hugging Face tokenizer folder).")
-    vocab_size: int = option(8000, "Vocabulary size, special and byte pieces included.")
-    model_type: str = option("unigram", "SentencePiece algorithm.", choices=("unigram", "bpe"))
-    newline: str = option("byte", "How newlines are tokenized: as byte pieces, or as the literal <NL> piece "
-                                  "(documents' newlines are rewritten to <NL> for training).",
-                          choices=("byte", "nl-token"))
-    encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
-    normalization: str = option("identity", "Unicode normalization built into the tokenizer.",
-                                choices=("identity", "nfkc", "nmt_nfkc"))
-    max_lines: int = option(0, "Read at most this many documents (0 = all).")
-    keep_cr: bool = option(False, "Keep carriage returns of CRLF line ends in the training text.")
-    character_coverage: float = option(0.9995, "Share of characters covered by single pieces; the rarest fall "
-                                               "back to bytes.")
-    user_defined_symbols: list[str] = option([], "Extra pieces always kept whole (e.g. chat tags).")
-    max_sentence_length: int = option(16384, "Longest document in bytes used for training (longer are skipped "
-                                             "by SentencePiece).")
-    model_max_length: int = option(2048, "model_max_length written to tokenizer_config.json.")
 
 
 def main(cfg: TokenizerTrainConfig) -> Path:
@@ -80,7 +58,8 @@ def main(cfg: TokenizerTrainConfig) -> Path:
 
 def _training_documents(cfg: TokenizerTrainConfig) -> Iterator[str]:
     count = 0
-    for _, _, document in read_documents(cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr):
+    for _, _, document in read_documents(cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr,
+                                         field=cfg.columns.get("text", "text")):
         if cfg.newline == "nl-token":
             pieces = [document.replace("\n", NL_TOKEN)]
         else:  # a newline never enters the vocabulary: it stays the byte piece <0x0A>

@@ -28,8 +28,9 @@ from typing import Any
 
 import torch
 
-from chowa.config import atomic_write_text
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
+from chowa.models.folders import write_compatible_keys
 from chowa.runtime import Runtime
 
 CHECKPOINTS = "checkpoints"
@@ -76,6 +77,7 @@ def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folde
         accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))
+        write_compatible_keys(folder)
     runtime.wait()
 
 

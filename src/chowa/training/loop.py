@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from chowa.config import atomic_write_text, option
+from chowa.config.training import OptimConfig, TrainConfig
 from chowa.errors import TrainingInterrupted
+from chowa.files import atomic_write_text
 from chowa.runtime import Runtime
 from chowa.training.checkpoint import (
     StopSignal,
@@ -30,23 +30,10 @@ from chowa.training.checkpoint import (
     save_checkpoint,
     save_model_folder,
 )
-from chowa.training.optim import OptimConfig, build_optimizer, build_scheduler
+from chowa.training.optim import build_optimizer, build_scheduler
 from chowa.training.plots import read_metrics
 
 Batch = dict[str, torch.Tensor]
-
-
-@dataclass
-class TrainConfig:
-    steps: int = option(1000, "Optimizer steps in total.")
-    batch_size: int = option(8, "Sequences per micro-batch on each process. Global batch = batch_size x "
-                                "runtime.gradient_accumulation_steps x processes.")
-    eval_every: int = option(100, "Evaluate on the held-out data every this many steps (0 = only at the end).")
-    eval_batches: int = option(8, "Held-out micro-batches per evaluation on each process.")
-    save_every: int = option(200, "Save a resumable checkpoint every this many steps (0 = only at the end).")
-    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
-    resume: str = option("auto", "`auto`: continue from the latest complete checkpoint in `out` if there is one; "
-                                 "`never`: start over; or the path of a checkpoint folder.")
 
 
 def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig, optim: OptimConfig, out: Path,

@@ -10,26 +10,12 @@ Run as (from Python):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from chowa.config import option
+from chowa.config.training import OptimConfig
 from chowa.errors import ChowaError
-
-
-@dataclass
-class OptimConfig:
-    lr: float = option(5e-4, "Peak learning rate (reached at the end of warmup).")
-    min_lr: float = option(1e-5, "Learning rate the cosine schedule decays to at the last step.")
-    warmup_steps: int = option(100, "Optimizer steps of linear warmup from 0 to `lr`.")
-    schedule: str = option("cosine", "Learning-rate schedule after warmup.", choices=("cosine", "linear", "constant"))
-    betas: list[float] = option([0.9, 0.999], "AdamW betas.")
-    eps: float = option(1e-8, "AdamW epsilon.")
-    weight_decay: float = option(0.01, "Decoupled weight decay for weight matrices (never norms, biases or "
-                                       "embeddings).")
-    grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -20,6 +20,7 @@ from typing import IO
 
 import numpy as np
 
+from chowa.config.eval import EvalPromptsConfig, JGLUEConfig
 from chowa.errors import ChowaError
 from chowa.eval.jglue import metrics
 from chowa.eval.jglue.data import load_task_data
@@ -194,3 +195,19 @@ def write_prompts(task: str, data_dir: str, out: str | Path | IO[str] | None = N
         if stream is not out and stream is not sys.stdout:
             stream.close()
     return len(instances)
+
+
+def main(cfg: JGLUEConfig) -> dict:
+    """`chowa eval jglue`: evaluate, print the cards' table, write the results when `out` is set."""
+    results = run_jglue(cfg.model, cfg.data_dir, tasks=cfg.tasks or None, suite=cfg.suite or None, limit=cfg.limit,
+                        batch_size=cfg.batch_size, out=cfg.out or None, sequential=cfg.sequential,
+                        rouge_tokenizer=cfg.rouge_tokenizer, dtype=cfg.dtype, device=cfg.device or None)
+    print(results_markdown(results))
+    return results
+
+
+def prompts_main(cfg: EvalPromptsConfig) -> None:
+    """`chowa eval prompts`: write the task's prompts to `out` (or stdout)."""
+    count = write_prompts(cfg.task, cfg.data_dir, out=cfg.out or None, limit=cfg.limit, model=cfg.model or None)
+    if cfg.out:
+        print(f"wrote {count} prompts to {cfg.out}", file=sys.stderr)

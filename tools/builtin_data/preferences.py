@@ -1,4 +1,4 @@
-"""The built-in preference pairs for the `reward` stage, made from the SFT records (`chowa.data.generate.sft`).
+"""The built-in preference pairs for the `reward` stage, made from the SFT records (`tools.builtin_data.sft`).
 
 Three kinds, each judged by a rule, so a reward model's held-out accuracy measures something checkable:
 
@@ -20,7 +20,7 @@ Records are `{"messages": [user message], "chosen", "rejected", "kind", "family"
 Pairs built from SFT held-out records are held out, so no held-out pair asks about a fact any training record does.
 
 Run as (from Python):
-    from chowa.data.generate.preferences import build_preferences
+    from tools.builtin_data.preferences import build_preferences
     files = build_preferences()   # {"preference/train.jsonl": text, "preference/heldout.jsonl": text}
 """
 
@@ -30,18 +30,9 @@ import datetime
 import json
 import random
 
-from chowa.data.generate.answers import (
-    CURT_VALUE,
-    POLITE_VALUE,
-    TEXT_FAMILIES,
-    VALUE_FAMILIES,
-    answer_in,
-    check_answer,
-    format_output,
-    is_checkable,
-)
-from chowa.data.generate.sft import build_records
-from chowa.data.generate.world import WEEKDAYS_EN, WEEKDAYS_JA
+from chowa.answers import TEXT_FAMILIES, VALUE_FAMILIES, WEEKDAYS_EN, WEEKDAYS_JA, check_answer, is_checkable
+from tools.builtin_data.answers import CURT_VALUE, POLITE_VALUE, answer_in, format_output
+from tools.builtin_data.sft import build_records
 
 POLITE_TEXT = ("「{}」です。", "{}です。", "「{}」になります。")
 CURT_TEXT = ("「{}」だ。", "{}だよ。", "{}。", "「{}」。")

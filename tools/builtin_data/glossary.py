@@ -5,7 +5,7 @@ marked with a trailing `*` on the English. Colours carry the Japanese predicate 
 "The car is red." becomes "その車は赤いです。" rather than a wrong "赤です".
 
 Run as (from Python):
-    from chowa.data.generate.glossary import GLOSSARY
+    from tools.builtin_data.glossary import GLOSSARY
     [w.en for w in GLOSSARY if w.category == "animal"]
 """
 

@@ -4,7 +4,7 @@ Japanese questions get polite (です/ます) Japanese answers and English quest
 the model to answer in the language it was asked in. Each entry is `(lang, instruction, input, output)`.
 
 Run as (from Python):
-    from chowa.data.generate.open_ended import OPEN_ENDED
+    from tools.builtin_data.open_ended import OPEN_ENDED
 """
 
 from __future__ import annotations

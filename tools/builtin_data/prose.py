@@ -5,7 +5,7 @@ purpose, so a model sees both. `DOCS` are multi-line documents (recipes, letters
 that exercise newlines and indentation in the JSONL corpus.
 
 Run as (from Python):
-    from chowa.data.generate.prose import EN_PROSE, JA_PROSE, DOCS
+    from tools.builtin_data.prose import EN_PROSE, JA_PROSE, DOCS
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ prompts are the checkable SFT held-out questions, whose facts no training record
 accuracy measures generalisation.
 
 Run as (from Python):
-    from chowa.data.generate.prompts import build_prompts
+    from tools.builtin_data.prompts import build_prompts
     files = build_prompts()   # {"prompts/train.jsonl": text, "prompts/heldout.jsonl": text}
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 
-from chowa.data.generate.answers import is_checkable
-from chowa.data.generate.preferences import checker_fields, messages_of
-from chowa.data.generate.sft import build_records
+from chowa.answers import is_checkable
+from tools.builtin_data.preferences import checker_fields, messages_of
+from tools.builtin_data.sft import build_records
 
 
 def prompt_record(record: dict) -> dict:

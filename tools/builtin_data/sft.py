@@ -16,7 +16,7 @@ data's business.
 Held-out records ask about facts (a sum, a date, a word) that no training record asks about in any phrasing.
 
 Run as (from Python):
-    from chowa.data.generate.sft import build_records
+    from tools.builtin_data.sft import build_records
     train, heldout = build_records()
 """
 
@@ -28,11 +28,11 @@ import json
 import random
 from collections.abc import Callable, Iterator
 
-from chowa.data.generate.answers import format_output, styled_output
-from chowa.data.generate.corpus import EN_OPS, JA_OPS, arithmetic_fact, random_date, translation_pairs
-from chowa.data.generate.glossary import GLOSSARY, SENTENCE_NOUNS
-from chowa.data.generate.open_ended import OPEN_ENDED
-from chowa.data.generate.world import KANA_TABLE, UNITS, date_text, en_number, en_quantity, ja_number, romaji, weekday
+from tools.builtin_data.answers import format_output, styled_output
+from tools.builtin_data.corpus import EN_OPS, JA_OPS, arithmetic_fact, random_date, translation_pairs
+from tools.builtin_data.glossary import GLOSSARY, SENTENCE_NOUNS
+from tools.builtin_data.open_ended import OPEN_ENDED
+from tools.builtin_data.world import KANA_TABLE, UNITS, date_text, en_number, en_quantity, ja_number, romaji, weekday
 
 TRAIN_PER_GROUP, HELDOUT_PER_GROUP = 50, 10  # per (family, lang)
 # Reading families need many varied examples, or a tiny model memorises answers instead of learning to copy.

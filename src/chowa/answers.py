@@ -1,46 +1,49 @@
-"""The answer format of chowa's checkable tasks: how an answer is written into an output, and how a reply is judged.
+"""Checkable tasks at run time: how a reply is judged against a record's answer, the style the built-in preferences
+prefer, the rule rewards built on both, and the held-out grading that PPO and `chowa eval heldout` share.
 
-One module owns both sides so the SFT targets and the rule-based reward (PPO, held-out accuracy) cannot drift:
+A checkable record (a prompt or SFT record of the built-in data, or any user record with the same fields) has a
+`family`, an `answer` and a `lang`:
 
-- value answers (numbers, weekdays, dates): English "The answer is 7." and Japanese "答えは7です。";
-- text answers (translations, romaji, kana, number words, ...): the answer alone, e.g. "neko" or "犬".
-
-Value answers also have a style, which the preference data and the `preferred_reply` PPO reward judge: the
-preferred reply is in the asker's language, and polite (です/ます) when that is Japanese (`preferred_style`). The SFT
-data mixes styles, as crowd-written instruction data does (`styled_output`), so alignment has something to fix.
+- value answers (numbers, weekdays, dates; `VALUE_FAMILIES`) are written "The answer is 7." / "答えは7です。";
+- text answers (translations, romaji, kana, number words, ...; `TEXT_FAMILIES`) are the answer alone, e.g. "neko".
 
 `check_answer` is forgiving about form (full-width digits, spaces, case, quotes, trailing punctuation) and strict
 about content: the *first* number, weekday or date in a reply must be the answer, so listing every candidate
 earns nothing, and a text answer must appear in a reply that is not much longer than it and names none of the
-record's `distractors` (the other items of a list question).
+record's `distractors` (the other items of a list question). Value answers also have a style, which the preference
+data and the `preferred_reply` reward judge: the preferred reply is in the asker's language, and polite (です/ます)
+when that is Japanese (`preferred_style`).
+
+The generator of the built-in data (`tools/builtin_data`, a build tool) writes its SFT targets with these
+definitions; nothing here imports it.
 
 Run as (from Python):
-    from chowa.data.generate.answers import check_answer
+    from chowa.answers import check_answer
     check_answer({"family": "arithmetic", "answer": "7", "lang": "ja"}, "答えは７です。")   # True
+    # PPO: reward.function: chowa.answers:preferred_reply
 """
 
 from __future__ import annotations
 
 import datetime
-import random
 import re
 import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
 
-from chowa.data.generate.world import MONTHS_EN, WEEKDAYS_EN, WEEKDAYS_JA
 from chowa.data.text import JAPANESE
 from chowa.errors import ChowaError
+
+WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS_JA = ("月曜日", "火曜日", "水曜日", "木曜日", "金曜日", "土曜日", "日曜日")
+MONTHS_EN = (
+    "January February March April May June July August September October November December"
+).split()
 
 TEXT_FAMILIES = frozenset({"translate", "romaji", "kana", "number_words", "repeat", "list_item"})
 # Answers that read the same in both languages (digits, ISO dates) or map one to one (weekdays): their replies
 # have a style, judged by `preferred_style`.
 VALUE_FAMILIES = frozenset({"arithmetic", "arithmetic_words", "counting", "weekday", "date", "unit"})
-POLITE_VALUE = ("答えは{}です。", "{}です。", "答えは{}になります。", "{}だと思います。")
-CURT_VALUE = ("答えは{}だ。", "{}だよ。", "{}。", "答えは{}。簡単だろ。", "{}に決まってる。")
-# How the SFT data's value answers are written: in the other language 1 time in 4; Japanese ones curt 2 times in 3
-# of the rest (one of five curt templates each time). So a Japanese question gets the preferred reply 1 time in 4,
-# an English one 3 times in 4; the preferred form is still the single most common Japanese reply, so greedy
-# decoding mostly picks it and sampling shows the mixture.
-OTHER_LANGUAGE_SHARE, CURT_SHARE = 0.25, 2 / 3
 # A text answer may sit in a short sentence ("犬です。", 'It is "neko".') but not in an essay that lists guesses.
 TEXT_SLACK = 24
 
@@ -53,35 +56,6 @@ _DATE = re.compile(
 _KANJI_DIGITS_CLASS = "〇一二三四五六七八九十百千万"
 _KANJI_DIGITS = frozenset(_KANJI_DIGITS_CLASS)
 _EDGE_PUNCT = " \t\n.。、,!?!?「」『』\"'“”‘’()()"
-
-
-def format_output(family: str, answer: str, lang: str) -> str:
-    """The SFT target for a checkable record: the bare answer for text families, else a short sentence."""
-    if family in TEXT_FAMILIES:
-        return answer
-    return f"The answer is {answer}." if lang == "en" else f"答えは{answer}です。"
-
-
-def answer_in(record: dict, lang: str) -> str:
-    """The record's answer as written in `lang` (weekday names translate; numbers and ISO dates read the same)."""
-    answer = record["answer"]
-    if record["family"] == "weekday" and lang != record["lang"]:
-        names, other = (WEEKDAYS_EN, WEEKDAYS_JA) if lang == "ja" else (WEEKDAYS_JA, WEEKDAYS_EN)
-        return other[names.index(answer)]
-    return answer
-
-
-def styled_output(record: dict, rng: random.Random) -> str:
-    """An SFT target in a drawn style: text answers stay bare; value answers follow the shares above."""
-    family, lang = record["family"], record["lang"]
-    if family not in VALUE_FAMILIES:
-        return format_output(family, record["answer"], lang)
-    if rng.random() < OTHER_LANGUAGE_SHARE:
-        other = "ja" if lang == "en" else "en"
-        return format_output(family, answer_in(record, other), other)
-    if lang == "ja" and rng.random() < CURT_SHARE:
-        return rng.choice(CURT_VALUE).format(record["answer"])
-    return format_output(family, record["answer"], lang)
 
 
 _POLITE_END = re.compile(r"(です|ます|ました|でした|ません|ください|でしょう)(ね|よね|よ)?[。.!！?？\s]*$")
@@ -185,3 +159,58 @@ def _mentions(reply: str, answer: str) -> bool:
         # Likewise 四十 must not be found inside 四十二.
         return re.search(rf"(?<![{_KANJI_DIGITS_CLASS}]){answer}(?![{_KANJI_DIGITS_CLASS}])", reply) is not None
     return answer in reply
+
+
+# --- rule rewards (PPO's `reward.function`, compare's `rule:` judge) ---------------------------------------------
+
+def checked_answer(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
+    """1.0 when the reply gives the record's `answer` (`check_answer`), else 0.0.
+
+    Open-ended records (no canonical answer) score 0.0 for every reply, so they add no signal; no length or
+    format shaping is added, so the reward cannot be gamed by anything but the answer.
+    """
+    return [float(is_checkable(r) and check_answer(r, s)) for s, r in zip(samples, records, strict=True)]
+
+
+def preferred_reply(samples: list[str], prompts: list[str], records: list[dict], **meta) -> list[float]:
+    """The rule form of the built-in preference data: `checked_answer` (1.0 for the right answer) plus 1.0 when a
+    reply to a number, weekday or date question gives such a value in the asker's language and, if that is
+    Japanese, politely (`preferred_style`). Open-ended records score 0.0.
+    """
+    return [correct + float(bool(preferred_style(r, s)))
+            for correct, s, r in zip(checked_answer(samples, prompts, records), samples, records, strict=True)]
+
+
+# --- held-out grading ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grade:
+    """How one reply did: None where the record has no canonical answer, or no style to judge."""
+
+    family: str | None
+    correct: bool | None
+    preferred_style: bool | None
+
+
+def grade(record: dict, reply: str) -> Grade:
+    """The reply's grade against a prompt record (checkable or not)."""
+    if not is_checkable(record):
+        return Grade(record.get("family"), None, None)
+    return Grade(record["family"], check_answer(record, reply), preferred_style(record, reply))
+
+
+def summarize_grades(grades: list[Grade]) -> dict:
+    """{"accuracy", "preferred_style", "by_family"}: shares over the graded replies (None where there are none)."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for g in grades:
+        if g.correct is not None:
+            hits[g.family].append(g.correct)
+    every = [hit for family in hits.values() for hit in family]
+    styles = [g.preferred_style for g in grades if g.preferred_style is not None]
+    return {"accuracy": share(every), "preferred_style": share(styles),
+            "by_family": {family: share(h) for family, h in sorted(hits.items())}}
+
+
+def share(flags: list[bool]) -> float | None:
+    """The share of True, to four places; None for no flags."""
+    return round(sum(flags) / len(flags), 4) if flags else None

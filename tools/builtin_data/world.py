@@ -4,7 +4,7 @@ Numbers in words (English, British "and") and kanji numerals, weekdays, Hepburn 
 conversions. Everything here is pure and deterministic so the corpus states exactly the facts the SFT answers use.
 
 Run as (from Python):
-    from chowa.data.generate.world import en_number, ja_number, romaji
+    from tools.builtin_data.world import en_number, ja_number, romaji
     en_number(105), ja_number(3021), romaji("きって")   # 'one hundred and five', '三千二十一', 'kitte'
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime
 import re
+
+from chowa.answers import MONTHS_EN, WEEKDAYS_EN, WEEKDAYS_JA
 
 _EN_ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -60,13 +62,6 @@ def ja_number(n: int) -> str:
         return "〇"
     man, rest = divmod(n, 10_000)
     return (f"{_ja_below_10000(man) or ''}万" if man else "") + _ja_below_10000(rest)
-
-
-WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-WEEKDAYS_JA = ("月曜日", "火曜日", "水曜日", "木曜日", "金曜日", "土曜日", "日曜日")
-MONTHS_EN = (
-    "January February March April May June July August September October November December"
-).split()
 
 
 def weekday(day: datetime.date, lang: str) -> str:

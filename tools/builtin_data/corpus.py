@@ -6,7 +6,7 @@ unit conversions, glossary sentence pairs) are the same facts the SFT tasks ask 
 phrasings, so a tiny model pretrained on this for minutes has something SFT and PPO can sharpen measurably.
 
 Run as (from Python):
-    from chowa.data.generate.corpus import build_corpus
+    from tools.builtin_data.corpus import build_corpus
     files = build_corpus()   # {"corpus/en.txt": "...", ...}
 """
 
@@ -16,9 +16,9 @@ import datetime
 import json
 import random
 
-from chowa.data.generate.glossary import CATEGORIES_JA, COLOURS, GLOSSARY, SENTENCE_NOUNS
-from chowa.data.generate.prose import DOCS, EN_PROSE, JA_PROSE
-from chowa.data.generate.world import (
+from tools.builtin_data.glossary import CATEGORIES_JA, COLOURS, GLOSSARY, SENTENCE_NOUNS
+from tools.builtin_data.prose import DOCS, EN_PROSE, JA_PROSE
+from tools.builtin_data.world import (
     KANA_TABLE,
     UNITS,
     WEEKDAYS_EN,

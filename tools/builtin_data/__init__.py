@@ -5,19 +5,19 @@ Every file is a pure function of this code (fixed seeds, sorted orders), so rege
 and a test can prove the shipped files are what the code says.
 
 Run as:
-    python -m chowa.data.generate              # rewrite src/chowa/data/builtin/
-    python -m chowa.data.generate --out DIR    # write the same files under DIR
+    python -m tools.builtin_data              # rewrite src/chowa/data/builtin/
+    python -m tools.builtin_data --out DIR    # write the same files under DIR
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from chowa.data.generate.corpus import build_corpus
-from chowa.data.generate.jglue import build_jglue
-from chowa.data.generate.preferences import build_preferences
-from chowa.data.generate.prompts import build_prompts
-from chowa.data.generate.sft import build_sft
+from tools.builtin_data.corpus import build_corpus
+from tools.builtin_data.jglue import build_jglue
+from tools.builtin_data.preferences import build_preferences
+from tools.builtin_data.prompts import build_prompts
+from tools.builtin_data.sft import build_sft
 
 
 def build_all() -> dict[str, str]:

@@ -16,7 +16,7 @@ A 512-position model (the tiny preset) cannot run weblab's 5-shot mgsm-1.0-0.3 p
 tokens and 0.3 prompts cannot be trimmed); the rinna suites and `--tasks ...,mgsm-1.0-0.3:0` run on 512.
 
 Run as:
-    python -m chowa.data.generate        # rewrites src/chowa/data/builtin/, this folder included
+    python -m tools.builtin_data        # rewrites src/chowa/data/builtin/, this folder included
     chowa eval jglue --model out/sft --data-dir src/chowa/data/builtin/jglue --suite rinna-ja --limit 8
     run_jglue("out/sft", str(builtin_jglue_dir()), suite="weblab")      # from Python, installed or not
 """

@@ -1,9 +1,12 @@
-"""Stage configs: dataclass schemas, loaded from YAML + `key.sub=value` overrides through OmegaConf.
+"""Command configs: dataclass schemas, loaded from YAML + `--flags` + `key.sub=value` overrides through OmegaConf.
 
-Every stage declares a dataclass whose fields carry their help text (`option(default, "help")`). `load_config`
-merges the schema's defaults, an optional YAML file, and command-line overrides, and fails before any work with
-a `ChowaError` naming the key at fault (unknown key, wrong type, missing required value, value not among the
-allowed choices). `save_config` writes the resolved config atomically as `config.yaml` in an output folder.
+Every command declares a dataclass whose fields carry their help text (`option(default, "help")`); the schemas
+live in this package's modules, one per stage (`chowa.config.sft`, `chowa.config.ppo`, ...), which import
+neither torch nor transformers, so `chowa --help` starts at once. `load_config` merges the schema's defaults,
+an optional YAML file, and command-line values, and fails before any work with a `ChowaError` naming the key at
+fault (unknown key, with "did you mean" and renamed keys; wrong type; missing required value; value not among
+the allowed choices; a rule of the schema's own `__post_init__`). `save_config` writes the resolved config
+atomically as `config.yaml` in an output folder.
 
 Run as (from Python):
     cfg = load_config(TokenizerTrainConfig, "configs/tiny/tokenizer.yaml", ["vocab_size=4000"])
@@ -14,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import tempfile
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,14 +26,27 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 
 T = TypeVar("T")
 REQUIRED = MISSING  # a field whose default is REQUIRED must be set by the YAML file or an override
+DATA_SOURCES = ("files or globs (.json, .jsonl, .gz, .parquet, .arrow), datasets save_to_disk folders or "
+                "hf:NAME[:CONFIG][@SPLIT]")
+COLUMNS_HELP = ("Column mapping ROLE -> NAME: read the data's column NAME as the field ROLE chowa expects, e.g. "
+                "columns.instruction=prompt columns.output=response (see chowa.data.records).")
 
 
-def option(default: Any = REQUIRED, help: str = "", choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its help text (shown by `--help`) and, optionally, the allowed values."""
-    metadata = {"help": help, "choices": choices}
+def option(default: Any = REQUIRED, help: str = "", choices: tuple[str, ...] | None = None, *,
+           metavar: str | None = None, repeat: bool = False, positional: bool = False,
+           group: str | None = None, flag: str | None = None) -> Any:
+    """A dataclass field with its help text (shown by `--help`) and, optionally, the allowed values.
+
+    The keyword-only arguments shape the command-line flag only: `metavar` names its value, `repeat` makes a list
+    flag take one value per use (`--stop A --stop B`), `positional` makes the field the command's positional
+    arguments, `group` lists the flag under that heading in `--help`, `flag` replaces the `--field-name` spelling.
+    """
+    metadata = {"help": help, "choices": choices, "metavar": metavar, "repeat": repeat, "positional": positional,
+                "group": group, "flag": flag}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     if dataclasses.is_dataclass(default):
@@ -61,15 +77,23 @@ def load_config(
             cfg.merge_with_dotlist(list(overrides))
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
-            raise ChowaError(
-                f"config: required value missing for {', '.join(repr(k) for k in missing)}; set it in the YAML file "
-                f"or on the command line as {missing[0]}=VALUE"
-            )
+            raise ChowaError(f"config: required value missing for {', '.join(repr(k) for k in missing)}; "
+                             f"{_how_to_set(schema, missing[0])}")
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
-        raise ChowaError(_describe_omegaconf_error(exc, where)) from None
+        raise ChowaError(_describe_omegaconf_error(exc, where, schema)) from None
     _check_choices(obj)
     return obj
+
+
+def _how_to_set(schema: type, key: str) -> str:
+    field = next((f for f in dataclasses.fields(schema) if f.name == key), None)
+    if field is None:
+        return f"set it in the YAML file or on the command line as {key}=VALUE"
+    if field.metadata.get("positional"):
+        return f"give it on the command line ({field.metadata.get('metavar') or key})"
+    flag = field.metadata.get("flag") or "--" + key.replace("_", "-")
+    return f"set it with {flag} VALUE, in the YAML file or as {key}=VALUE"
 
 
 def load_callable(spec: str, option_name: str) -> Callable:
@@ -97,29 +121,6 @@ def save_config(cfg: Any, out_dir: str | os.PathLike, name: str = "config.yaml")
     path = Path(out_dir) / name
     atomic_write_text(path, to_yaml(cfg))
     return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` so that a reader sees either the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def describe_fields(schema: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -169,11 +170,28 @@ def _check_choices(obj: Any, prefix: str = "") -> None:
             raise ChowaError(f"config: {prefix}{field.name}={value!r} is not one of: {', '.join(choices)}")
 
 
-def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str) -> str:
+def renamed_key(schema: type, key: str) -> str | None:
+    """The key's new name when a schema on its path renamed one of its parts (`RENAMED = {"old": "new"}`)."""
+    parts, done = key.split("."), []
+    for index, part in enumerate(parts):
+        new = getattr(schema, "RENAMED", {}).get(part)
+        if new is not None:
+            return ".".join([*done, new, *parts[index + 1:]])
+        field_type = typing.get_type_hints(schema).get(part) if dataclasses.is_dataclass(schema) else None
+        if not dataclasses.is_dataclass(field_type):
+            return None
+        schema, done = field_type, [*done, part]
+    return None
+
+
+def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str, schema: type) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     kind = type(exc).__name__
     if kind in ("ConfigKeyError", "ConfigAttributeError"):
+        new = renamed_key(schema, str(key))
+        if new is not None:
+            return f"config: unknown key {key!r} (from {where}). It was renamed: did you mean {new!r}?"
         hint = message[message.index("Did you mean"):] if "Did you mean" in message else "See --help for the keys."
         return f"config: unknown key {key!r} (from {where}). {hint}"
     if kind in ("ValidationError", "ConfigTypeError"):
@@ -182,8 +200,6 @@ def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str) -> str:
 
 
 def _field_type(schema: type, field: dataclasses.Field) -> Any:
-    import typing
-
     return typing.get_type_hints(schema).get(field.name, field.type)
 
 

@@ -1,0 +1,252 @@
+"""Every chowa command, listed once: its words on the command line, its config schema and the function that runs it;
+and the pipeline's stages, which are some of those commands joined by the paths between them.
+
+The CLI (`chowa.cli`) builds its parser from `COMMANDS` and the pipeline (`chowa.pipeline`) runs `PIPELINE`; nothing
+else wires a command. The schemas (`chowa.config.*`) import neither torch nor transformers, so `chowa --help` and
+`chowa STAGE --help` start at once; each `run` function imports its stage's module only when it is called.
+
+Run as (from Python):
+    command = COMMAND["sft"]; command.run(load_config(command.schema, "configs/tiny/sft.yaml"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chowa.config.data import DataInspectConfig, TemplateRenderConfig
+from chowa.config.eval import CompareConfig, CompareTallyConfig, EvalPromptsConfig, HeldoutEvalConfig, JGLUEConfig
+from chowa.config.generate import ChatConfig, GenerateConfig
+from chowa.config.model import ModelInfoConfig, ModelListConfig
+from chowa.config.pipeline import PipelineConfig
+from chowa.config.ppo import PPOConfig
+from chowa.config.pretrain import PretrainConfig
+from chowa.config.reward import RewardConfig, RewardScoreConfig
+from chowa.config.sft import SFTConfig
+from chowa.config.tokenizer import TokenizerStatsConfig, TokenizerTrainConfig
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    """The words after `chowa`: "sft", "eval heldout"."""
+    schema: type
+    run: Callable[[Any], Any]
+    """`run(cfg)` does the work; a Path it returns is printed as "wrote PATH"."""
+    summary: str
+    description: str = ""
+    default_config: str | None = None
+    """The YAML read when `--config` is not given."""
+
+
+# --- what each command runs (imported on call, so building the parser loads no torch) ---------------------------
+
+def _tokenizer_train(cfg: TokenizerTrainConfig) -> Path:
+    from chowa.tokenizer.train import main
+    return main(cfg)
+
+
+def _tokenizer_stats(cfg: TokenizerStatsConfig) -> None:
+    from chowa.tokenizer.stats import main
+    return main(cfg)
+
+
+def _model_list(cfg: ModelListConfig) -> None:
+    from chowa.models.build import list_main
+    return list_main(cfg)
+
+
+def _model_info(cfg: ModelInfoConfig) -> None:
+    from chowa.models.build import info_main
+    return info_main(cfg)
+
+
+def _pretrain(cfg: PretrainConfig) -> Path:
+    from chowa.pretrain import main
+    return main(cfg)
+
+
+def _sft(cfg: SFTConfig) -> Path:
+    from chowa.sft import main
+    return main(cfg)
+
+
+def _reward(cfg: RewardConfig) -> Path:
+    from chowa.reward.train import main
+    return main(cfg)
+
+
+def _reward_score(cfg: RewardScoreConfig) -> Path | None:
+    from chowa.reward.score import main
+    return main(cfg)
+
+
+def _ppo(cfg: PPOConfig) -> Path:
+    from chowa.ppo.train import main
+    return main(cfg)
+
+
+def _pipeline(cfg: PipelineConfig) -> Path:
+    from chowa.pipeline import main
+    return main(cfg)
+
+
+def _generate(cfg: GenerateConfig) -> Path | None:
+    from chowa.generate import main
+    return main(cfg)
+
+
+def _chat(cfg: ChatConfig) -> None:
+    from chowa.chat import main
+    return main(cfg)
+
+
+def _eval_jglue(cfg: JGLUEConfig) -> dict:
+    from chowa.eval.jglue.runner import main
+    return main(cfg)
+
+
+def _eval_prompts(cfg: EvalPromptsConfig) -> None:
+    from chowa.eval.jglue.runner import prompts_main
+    return prompts_main(cfg)
+
+
+def _eval_heldout(cfg: HeldoutEvalConfig) -> dict:
+    from chowa.eval.heldout import main
+    return main(cfg)
+
+
+def _compare(cfg: CompareConfig) -> dict:
+    from chowa.eval.compare import main
+    return main(cfg)
+
+
+def _compare_tally(cfg: CompareTallyConfig) -> dict:
+    from chowa.eval.compare import tally_main
+    return tally_main(cfg)
+
+
+def _template_render(cfg: TemplateRenderConfig) -> None:
+    from chowa.data.inspect import render_main
+    return render_main(cfg)
+
+
+def _data_inspect(cfg: DataInspectConfig) -> dict:
+    from chowa.data.inspect import main
+    return main(cfg)
+
+
+# --- the table ---------------------------------------------------------------------------------------------------
+
+# Words that only group commands (`chowa eval jglue`), with what `chowa WORD --help` says of them.
+GROUPS = {
+    "tokenizer": "Train a SentencePiece tokenizer or measure one.",
+    "model": "List the architecture presets or describe one (built on the meta device: no memory, no weights).",
+    "eval": "Evaluate models: the JGLUE suites as the model cards ran them, held-out checked answers.",
+    "template": "Show how a chat format renders a conversation.",
+    "data": "Check how chowa reads your data before you train on it.",
+}
+
+COMMANDS: tuple[Command, ...] = (
+    Command("tokenizer train", TokenizerTrainConfig, _tokenizer_train,
+            "Train a SentencePiece tokenizer and save a Hugging Face folder.",
+            "Train a SentencePiece tokenizer (byte fallback, no dummy prefix, whitespace kept, digits split) and save "
+            "it as a folder that plain transformers.AutoTokenizer loads with the same ids."),
+    Command("tokenizer stats", TokenizerStatsConfig, _tokenizer_stats,
+            "Compression, byte-fallback and round-trip figures as JSON.",
+            "Print JSON: characters per token for Japanese and ASCII-dominant lines, byte-fallback rate, unknown "
+            "rate, whether every line round-trips, and (for SentencePiece folders) whether the Hugging Face ids "
+            "equal SentencePiece's on every line."),
+    Command("model list", ModelListConfig, _model_list, "Every preset with a one-line summary."),
+    Command("model info", ModelInfoConfig, _model_info, "Parameter count and shape of a preset or config folder.",
+            "Parameter count (total, embedding, non-embedding), layers, hidden size, heads, FFN size, vocabulary and "
+            "positions of a preset or config folder."),
+    Command("pretrain", PretrainConfig, _pretrain,
+            "Pretrain a causal LM on packed text (checkpoints, exact resume, DDP/FSDP/DeepSpeed)."),
+    Command("sft", SFTConfig, _sft,
+            "Supervised fine-tuning on conversations in a chat format (loss on replies only; optional LoRA)."),
+    Command("reward", RewardConfig, _reward,
+            "Train a reward model on preference pairs (Bradley-Terry, scalar head on the SFT model). Score records "
+            "with: chowa reward score --model DIR --input FILE.jsonl"),
+    Command("reward score", RewardScoreConfig, _reward_score,
+            "Add reward-model scores to the records of a JSONL file.",
+            "Add a `score` to each record of a JSONL file: a conversation ending with a reply (`messages`), a prompt "
+            "with `chosen`/`rejected` (both scored), or an hh-rlhf transcript."),
+    Command("ppo", PPOConfig, _ppo,
+            "PPO from a reward model or a rule, with the trlx math and separate/shared/hydra/reference-branch value "
+            "and reference layouts."),
+    Command("pipeline", PipelineConfig, _pipeline,
+            "tokenizer → pretrain → sft → reward → ppo → eval → compare as one resumable job + report.",
+            "Run every stage as one resumable job and write OUT/report.md and report.html. A finished stage is not "
+            "redone, an interrupted one resumes, a changed config for a stage reruns it and what follows. Each YAML "
+            "section takes the keys of that stage's own config.", default_config="configs/tiny/pipeline.yaml"),
+    Command("generate", GenerateConfig, _generate,
+            "Reply to a prompt, or to every prompt of a JSONL file (batched).",
+            "Reply to --prompt, or to every record of --input (JSONL with `messages`, Alpaca `instruction`/`input`, "
+            "or `prompt`), rendering prompts in the model's chat format. With --input, each record is written back "
+            "with a `reply` field."),
+    Command("chat", ChatConfig, _chat, "Interactive multi-turn chat, streaming replies (/reset, /quit).",
+            "Interactive multi-turn chat in the terminal, streaming each reply. Type /reset for a new conversation, "
+            "/quit (or Ctrl-D) to leave."),
+    Command("eval jglue", JGLUEConfig, _eval_jglue,
+            "Run JGLUE tasks or a published suite; print the cards' table, write results JSON.",
+            "Run JGLUE tasks (name-VERSION-PROMPT[:shots]) or a published suite on a model. A task whose files are "
+            "absent is reported as missing and the averages say which tasks they cover. Per-document outputs are "
+            "written next to --out."),
+    Command("eval prompts", EvalPromptsConfig, _eval_prompts,
+            "Write each evaluated document's full few-shot prompt as JSONL.",
+            "Write JSONL, one line per evaluated document in evaluation order: doc_id, prompt (the full few-shot "
+            "context), choices or until + max_new_tokens, gold. Without --model, prompts are not trimmed to a "
+            "context length and token budgets are null."),
+    Command("eval heldout", HeldoutEvalConfig, _eval_heldout,
+            "Checked-answer accuracy, preferred style and reward of models on held-out prompts.",
+            "Answer every prompt of a JSONL file with each model (greedy unless --sampled) and report, per model: "
+            "checked-answer accuracy overall and per family (records with `family`/`answer`), the share of "
+            "number/weekday/date answers in the preferred style (the asker's language, polite if Japanese), and "
+            "with --reward-model the mean reward-model score. This is the pipeline's eval table, for any set of "
+            "models (e.g. SFT and two PPO runs)."),
+    Command("compare", CompareConfig, _compare,
+            "Win/tie/loss of model A against model B on a prompt file (reward, rule or human judge).",
+            "Generate both models' replies to every prompt of --prompts, judge each pair and print A's win/tie/loss "
+            "table; writes OUT/compare.csv and OUT/summary.json. Judges: reward:DIR, rule:module:function (pointwise "
+            "scores), pair:module:function (asked in both orders; disagreement is a tie), human (writes "
+            "OUT/sheet.csv; fill it, then `chowa compare tally`)."),
+    Command("compare tally", CompareTallyConfig, _compare_tally, "The table of a filled human sheet.",
+            "Read a filled sheet.csv (verdict: 1, 2 or tie) and its key; print the table and write compare.csv and "
+            "summary.json beside the key."),
+    Command("template render", TemplateRenderConfig, _template_render,
+            "Print the prompt (conversation ends with a user turn) or training text of a JSON file.",
+            "Print a conversation rendered in a chat format: the generation prompt when the last message is the "
+            "user's, else the full training text with EOS after each reply."),
+    Command("data inspect", DataInspectConfig, _data_inspect,
+            "Detected format, record count, bad records and the first example rendered.",
+            "Report the detected record format, the number of records, every bad record with file:line and reason, "
+            "and the first example rendered in the chat format with its trained part in ⟦ ⟧."),
+)
+
+COMMAND: dict[str, Command] = {command.name: command for command in COMMANDS}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: a command run in `OUT/<name>/`, with the keys the pipeline sets to join it to the others."""
+
+    name: str
+    command: Command
+    wiring: Callable[[Path], dict]
+
+
+PIPELINE: tuple[Stage, ...] = (
+    Stage("tokenizer", COMMAND["tokenizer train"], lambda out: {"out": out / "tokenizer"}),
+    Stage("pretrain", COMMAND["pretrain"], lambda out: {"out": out / "pretrain", "tokenizer": out / "tokenizer"}),
+    Stage("sft", COMMAND["sft"], lambda out: {"out": out / "sft", "model": out / "pretrain"}),
+    Stage("reward", COMMAND["reward"], lambda out: {"out": out / "reward", "model": out / "sft"}),
+    Stage("ppo", COMMAND["ppo"], lambda out: {"out": out / "ppo", "model": out / "sft"}),
+    Stage("eval", COMMAND["eval heldout"], lambda out: {
+        "out": out / "eval", "reward_model": out / "reward",
+        "model": [f"pretrained={out / 'pretrain'}", f"sft={out / 'sft'}", f"ppo={out / 'ppo'}"]}),
+    Stage("compare", COMMAND["compare"], lambda out: {
+        "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": f"reward:{out / 'reward'}"}),
+)

@@ -1,0 +1,37 @@
+"""Configs of `chowa data inspect` and `chowa template render`: seeing what chowa reads before training on it.
+
+Run as:
+    chowa data inspect data/alpaca_ja.json --format rinna-nl --tokenizer runs/demo/tokenizer
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
+from chowa.data.conversations import DATA_FORMATS
+from chowa.data.preferences import PREFERENCE_FORMATS
+from chowa.formats import FORMATS
+
+INSPECT_KINDS = ("sft", "preference")
+
+
+@dataclass
+class DataInspectConfig:
+    files: list[str] = option(REQUIRED, f"Data {DATA_SOURCES}.", metavar="FILE", positional=True)
+    kind: str = option("sft", "What the data is for.", choices=INSPECT_KINDS)
+    format: str = option("", f"Chat format to render with (default: rinna-nl). One of: {', '.join(FORMATS)}.")
+    data_format: str = option("auto", "Record format (default: detect per file; preference data per record). One "
+                                      f"of: auto, {', '.join(DATA_FORMATS)} (sft); {', '.join(PREFERENCE_FORMATS)} "
+                                      "(preference).")
+    tokenizer: str = option("", "Also count tokens with this tokenizer.", metavar="DIR")
+    json: bool = option(False, "Print JSON (keys: format, records, bad_records, ...).")
+    columns: dict[str, str] = option({}, COLUMNS_HELP)
+
+
+@dataclass
+class TemplateRenderConfig:
+    format: str = option(REQUIRED, f"Chat format, one of: {', '.join(FORMATS)}.")
+    input: str = option(REQUIRED, 'Conversation file: a JSON list of {"role", "content"} messages or '
+                                  '{"messages": [...]}.', metavar="FILE.json")
+    eos_token: str = option("</s>", "How EOS is written.")

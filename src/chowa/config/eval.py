@@ -1,0 +1,130 @@
+"""Configs of the evaluation commands: `eval jglue`, `eval prompts`, `eval heldout`, `compare`, `compare tally`.
+
+Run as:
+    chowa eval heldout --model sft=runs/demo/sft --model ppo=runs/demo/ppo --reward-model runs/demo/reward
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from chowa.config import COLUMNS_HELP, REQUIRED, option
+from chowa.config.generate import Sampling
+from chowa.errors import ChowaError
+from chowa.eval.jglue.tasks import SUITES
+from chowa.formats import FORMATS
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass
+class JGLUEConfig:
+    model: str = option(REQUIRED, "Causal-LM folder.", metavar="DIR")
+    data_dir: str = option(REQUIRED, "Data root in the public sources' layout (JGLUE/datasets/, mgsm/, xwinograd/, "
+                                     "jaqket_v2/, xlsum_ja/); builtin:jglue is chowa's own small invented set in "
+                                     "that layout.", metavar="DIR")
+    tasks: str = option("", "Comma-separated task names, e.g. jcommonsenseqa-1.1-0.3:3 (or give --suite).",
+                        metavar="LIST")
+    suite: str = option("", f"A model card's task list and prompt versions, one of: {', '.join(SUITES)}.")
+    limit: int | None = option(None, "Evaluate only the first N documents of each task.", metavar="N")
+    batch_size: int = option(8, "Rows per forward pass.")
+    out: str = option("", "Results JSON (a Markdown table and per-document samples beside it).", metavar="FILE.json")
+    sequential: bool = option(False, "Score one request at a time, as the reference harness does (same scores, "
+                                     "slower).")
+    rouge_tokenizer: str = option("model", "xlsum ROUGE-2 tokens: the model's tokenizer (published mode) or MeCab.",
+                                  choices=("model", "mecab"))
+    dtype: str = option("auto", "Weights dtype (auto: the checkpoint's).", choices=DTYPES)
+    device: str = option("", "Device (default: CUDA when present).")
+
+    def __post_init__(self):
+        if bool(self.tasks) == bool(self.suite):
+            raise ChowaError("eval jglue: give exactly one of --tasks LIST and --suite NAME")
+        if self.suite and self.suite not in SUITES:
+            raise ChowaError(f"eval jglue: --suite {self.suite!r} is not one of: {', '.join(SUITES)}")
+
+
+@dataclass
+class EvalPromptsConfig:
+    task: str = option(REQUIRED, "Task name, e.g. jnli-1.1-0.3.")
+    data_dir: str = option(REQUIRED, "Data root.", metavar="DIR")
+    limit: int | None = option(None, "First N documents only.", metavar="N")
+    model: str = option("", "Model whose tokenizer trims prompts to its context (default: no trimming).",
+                        metavar="DIR")
+    out: str = option("", "Output file (default: stdout).", metavar="FILE.jsonl")
+
+
+@dataclass
+class HeldoutEvalConfig(Sampling):
+    """Held-out checked answers, preferred style and reward (and JGLUE-format scores) of several models: `chowa eval
+    heldout`, and the pipeline's `eval` stage."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"models": "model"}
+
+    model: list[str] = option(REQUIRED, "A model to evaluate as NAME=DIR (repeatable), e.g. --model sft=runs/demo/sft; "
+                                        "the report lists them in this order.", metavar="NAME=DIR", repeat=True)
+    prompts: str = option("builtin:prompts/heldout.jsonl", "Prompt records; those with `family`/`answer` are checked.",
+                          metavar="FILE.jsonl")
+    reward_model: str = option("", "Reward-model folder scoring every reply (default: no reward column).",
+                               metavar="DIR")
+    format: str = option("", f"Chat format for every model (default: each folder's own). One of: {', '.join(FORMATS)}.")
+    limit: int = option(0, "Use only the first N prompts (0 = all).")
+    batch_size: int = option(32, "Prompts generated together.")
+    sampled: bool = option(False, "Sample replies (--temperature/--top-p/--top-k, else the format's defaults) instead "
+                                  "of greedy decoding.")
+    max_new_tokens: int | None = option(32, "Longest reply in tokens.", group="sampling (Hugging Face semantics; "
+                                        "unset = the format's model-card default)")
+    out: str = option("", "Write heldout.json and replies_<name>.jsonl here.", metavar="DIR")
+    jglue_data_dir: str = option("", "Also run a JGLUE suite on every model from this data root (e.g. builtin:jglue; "
+                                     "default: no JGLUE).", metavar="DIR")
+    jglue_suite: str = option("rinna-bilingual", f"JGLUE suite, one of: {', '.join(SUITES)}.")
+    jglue_limit: int = option(0, "Documents per JGLUE task (0 = all).")
+    columns: dict[str, str] = option({}, COLUMNS_HELP)
+
+    def __post_init__(self):
+        self.model_folders()  # NAME=DIR, each name once
+        if self.sampled and self.greedy:
+            raise ChowaError("eval heldout: --sampled and --greedy contradict each other (greedy is the default)")
+        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_p", "top_k")
+                 if getattr(self, name) is not None]
+        if given and not self.sampled:
+            raise ChowaError(f"eval heldout: {', '.join(given)}: for sampled replies only; add --sampled")
+
+    def model_folders(self) -> dict[str, str]:
+        """Name -> folder, in the order given."""
+        models: dict[str, str] = {}
+        for spec in self.model:
+            name, sep, folder = str(spec).partition("=")
+            if not sep or not name or not folder:
+                raise ChowaError(f"eval heldout: --model {spec!r}: expected NAME=DIR, e.g. sft=runs/demo/sft")
+            if name in models:
+                raise ChowaError(f"eval heldout: --model {spec!r}: the name {name!r} is given twice")
+            models[name] = folder
+        return models
+
+    def replies(self) -> Sampling:
+        """How replies are generated: greedy unless `sampled`."""
+        sampling = self.sampling()
+        sampling.greedy = not self.sampled
+        return sampling
+
+
+@dataclass
+class CompareConfig(Sampling):
+    """Model A against model B on a prompt file: `chowa compare`, and the pipeline's `compare` stage."""
+
+    a: str = option(REQUIRED, "Model A folder (the one whose wins are counted).", metavar="DIR")
+    b: str = option(REQUIRED, "Model B folder.", metavar="DIR")
+    judge: str = option(REQUIRED, "reward:DIR | rule:module:function | pair:module:function | human.", metavar="SPEC")
+    out: str = option(REQUIRED, "Output folder: compare.csv, summary.json, table.md (human: sheet.csv).",
+                      metavar="DIR")
+    prompts: str = option("builtin:prompts/heldout.jsonl", "Prompt records (messages, instruction or prompt).",
+                          metavar="FILE.jsonl")
+    batch_size: int = option(8, "Prompts generated together.")
+    columns: dict[str, str] = option({}, COLUMNS_HELP)
+
+
+@dataclass
+class CompareTallyConfig:
+    sheet: str = option(REQUIRED, "A filled sheet.csv (verdict: 1, 2 or tie).", metavar="SHEET.csv", positional=True)
+    key: str = option("", "The sheet's key (default: .sheet_key.json beside the sheet).", metavar="FILE")

@@ -1,0 +1,113 @@
+"""Config of `chowa ppo`: prompts, the reward source, rollout sampling, the PPO method, the loop.
+
+Run as:
+    chowa ppo --config configs/tiny/ppo.yaml method.layout=separate
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
+from chowa.config.training import OptimConfig, RuntimeConfig
+from chowa.formats import FORMATS
+
+# Where the value estimate and the frozen reference live (see chowa.ppo.layouts).
+LAYOUTS = ("separate", "shared", "hydra", "reference-branch")
+
+
+@dataclass
+class PromptDataConfig:
+    prompts: list[str] = option(REQUIRED, f"Prompt {DATA_SOURCES} (OpenAI `messages`, Alpaca "
+                                          "`instruction`/`input` or `prompt`), e.g. `builtin:sft/train.jsonl`.")
+    heldout: list[str] = option([], "Held-out prompt files, answered and scored at every evaluation (see "
+                                    "generation.eval_greedy and eval_samples).")
+    heldout_size: int = option(64, "Use at most this many held-out prompts (the first ones).")
+    max_prompt_length: int = option(256, "Keep only the last this-many prompt tokens.")
+    columns: dict[str, str] = option({}, COLUMNS_HELP)
+
+
+@dataclass
+class RewardSourceConfig:
+    model: str = option("", "Reward-model folder (HF sequence classifier, same tokenizer as the policy).")
+    function: str = option("", "Rule-based reward `module:function(samples, prompts, **meta) -> list[float]`, e.g. "
+                               "`chowa.answers:checked_answer`. Exactly one of `model` and `function`.")
+    reference_reply: bool = option(False, "Score minus the score of the prompt's reference reply (Alpaca `output` "
+                                          "or a final assistant message), as trlx's hh example.")
+    cliprange_reward: float = option(10.0, "Clip scores to ±this (0 = no clipping).")
+    scale: str = option("none", "Divide scores by the running std (`running`), the first rollout's std (`ref`), "
+                                "or not at all.", choices=("running", "ref", "none"))
+    missing_eos_penalty: float = option(0.0, "Subtract this from the score of a response that never ended.")
+    batch_size: int = option(16, "Sequences per reward-model forward pass.")
+
+
+
+@dataclass
+class RolloutConfig:
+    max_new_tokens: int = option(64, "Longest response in tokens; one that runs out is scored as is.")
+    temperature: float = option(1.0, "Sampling temperature; log-probs are taken at the same temperature.")
+    stop: list[str] = option([], "Stop strings ending a response (cut before them, EOS appended); empty = the chat "
+                                 "format's own turn tags.")
+    eval_greedy: bool = option(True, "Answer held-out prompts greedily (else sampled with a fixed seed).")
+    eval_samples: int = option(0, "Also answer each held-out prompt with this many sampled replies (fixed seed) and "
+                                  "log their mean as heldout_score_sampled / heldout_accuracy_sampled: the policy's "
+                                  "expected reward, what trlx's evaluation reports (it samples with gen_kwargs).")
+
+
+@dataclass
+class PPOMethodConfig:
+    layout: str = option("hydra", "Where value and reference live: separate (own critic, full reference copy), "
+                                  "shared (value head on the policy), hydra (frozen bottom shared with a reference "
+                                  "branch), reference-branch (value on a branch of the frozen bottom).",
+                         choices=LAYOUTS)
+    num_layers_unfrozen: int = option(2, "Top blocks that train (-1 = all); hydra layouts branch here.")
+    value_model: str = option("", "Folder to initialise the separate critic's trunk from (e.g. the reward model); "
+                                  "default: the policy.")
+    num_rollouts: int = option(64, "Samples collected per step on each process.")
+    chunk_size: int = option(16, "Prompts sampled together.")
+    ppo_epochs: int = option(4, "Passes over each step's samples.")
+    batch_size: int = option(16, "Samples per optimizer step.")
+    minibatch_size: int = option(0, "Samples per forward/backward (gradient accumulation); 0 = batch_size.")
+    init_kl_coef: float = option(0.05, "Initial KL penalty coefficient β.")
+    target: float | None = option(None, "Target KL for the adaptive controller; null = fixed β.")
+    horizon: int = option(10000, "Adaptive controller horizon.")
+    kl_estimator: str = option("k1", "Per-token KL penalty estimator.", choices=("k1", "k3"))
+    gamma: float = option(1.0, "Discount.")
+    lam: float = option(0.95, "GAE λ.")
+    cliprange: float = option(0.2, "Policy ratio clip ε.")
+    cliprange_value: float = option(0.2, "Value clip ε_v.")
+    vf_coef: float = option(1.0, "Value loss weight.")
+    whiten: str = option("masked", "Advantage whitening.", choices=("masked", "trlx", "none"))
+    whiten_scope: str = option("minibatch", "Whiten per minibatch (trlx) or over the whole rollout.",
+                               choices=("minibatch", "rollout"))
+    trlx_compat: bool = option(False, "trlx's GAE bootstrap and unmasked approx-KL.")
+
+
+@dataclass
+class PPOTrainConfig:
+    steps: int = option(100, "PPO steps (each: collect method.num_rollouts samples, then method.ppo_epochs passes).")
+    eval_every: int = option(10, "Score the held-out prompts every this many steps (0 = only at the end).")
+    save_every: int = option(50, "Save a resumable checkpoint every this many steps (0 = only at the end).")
+    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
+    resume: str = option("auto", "`auto`: continue from the latest checkpoint in `out`; `never`; or a folder.")
+    log_samples: int = option(4, "Sampled replies per step written to samples.jsonl.")
+
+
+@dataclass
+class PPOConfig:
+    RENAMED: ClassVar[dict[str, str]] = {"ppo": "method"}  # `ppo.ppo.*` read as "ppo ppo"
+
+    out: str = option(REQUIRED, "Output folder: final policy (HF folder + chat format), checkpoints/, metrics.")
+    model: str = option(REQUIRED, "The SFT policy folder to start from; also the frozen reference.")
+    tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
+    format: str = option("", f"Chat format; default: the model folder's own. One of: {', '.join(FORMATS)}.")
+    data: PromptDataConfig = option(PromptDataConfig(), "Prompts to sample from.")
+    reward: RewardSourceConfig = option(RewardSourceConfig(), "Where scores come from, and how they are clipped "
+                                                              "and scaled.")
+    generation: RolloutConfig = option(RolloutConfig(), "Sampling of rollouts and held-out replies.")
+    method: PPOMethodConfig = option(PPOMethodConfig(), "PPO (defaults: trlx's, specs/ppo.md §7).")
+    train: PPOTrainConfig = option(PPOTrainConfig(), "Steps, evaluation, checkpoints, resume.")
+    optim: OptimConfig = option(OptimConfig(lr=1e-5, min_lr=1e-5, warmup_steps=0, schedule="constant",
+                                            betas=[0.9, 0.95], weight_decay=1e-6), "AdamW (trlx defaults).")
+    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed.")

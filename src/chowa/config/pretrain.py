@@ -1,0 +1,43 @@
+"""Config of `chowa pretrain`.
+
+Run as:
+    chowa pretrain --config configs/tiny/pretrain.yaml train.steps=1000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chowa.config import REQUIRED, option
+from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
+from chowa.data.text import ENCODINGS
+
+
+@dataclass
+class PretrainDataConfig:
+    train: list[str] = option(REQUIRED, "Training text: .txt (one document per line) or .jsonl (`text` field) "
+                                        "files or globs, .gz allowed; Parquet / Arrow files, datasets folders or "
+                                        "hf:NAME[:CONFIG][@SPLIT] (`text` column, read in batches); "
+                                        "`builtin:corpus/*.txt` is chowa's own corpus.")
+    encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
+    seq_len: int = option(256, "Tokens per training window.")
+    val_fraction: float = option(0.02, "Share of documents held out for validation loss and perplexity.")
+    cache_dir: str = option("", "Where the tokenized cache lives (default: OUT/data). Reused while the inputs "
+                                "and tokenizer are unchanged.")
+    columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "
+                                         "`body` (JSONL records and datasets).")
+
+
+@dataclass
+class PretrainConfig:
+    out: str = option(REQUIRED, "Output folder: final HF model, checkpoints/, metrics.jsonl, loss.png.")
+    tokenizer: str = option(REQUIRED, "Tokenizer folder (e.g. the `tokenizer` stage's output).")
+    model: str = option("tiny", "A preset name (see `chowa model list`) for a fresh model, or a Hugging Face "
+                                "model folder to continue training.")
+    model_config: dict[str, Any] = option({}, "Overrides of the preset's transformers config, e.g. "
+                                              "model_config.num_hidden_layers=2.")
+    data: PretrainDataConfig = option(PretrainDataConfig(), "Corpus.")
+    train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")
+    optim: OptimConfig = option(OptimConfig(), "AdamW and learning-rate schedule.")
+    runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed, gradient accumulation.")

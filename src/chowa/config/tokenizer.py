@@ -1,0 +1,46 @@
+"""Configs of `chowa tokenizer train` and `chowa tokenizer stats`.
+
+Run as:
+    chowa tokenizer train --config configs/tiny/tokenizer.yaml vocab_size=4000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chowa.config import REQUIRED, option
+from chowa.data.text import ENCODINGS
+
+
+@dataclass
+class TokenizerTrainConfig:
+    input: list[str] = option(REQUIRED, "Training text: .txt (one document per line) or .jsonl (`text` field) "
+                                        "files or globs; .gz allowed; Parquet / Arrow files, datasets folders or "
+                                        "hf:NAME[:CONFIG][@SPLIT] (`text` column).")
+    out: str = option(REQUIRED, "Output folder (a Hugging Face tokenizer folder).")
+    vocab_size: int = option(8000, "Vocabulary size, special and byte pieces included.")
+    model_type: str = option("unigram", "SentencePiece algorithm.", choices=("unigram", "bpe"))
+    newline: str = option("byte", "How newlines are tokenized: as byte pieces, or as the literal <NL> piece "
+                                  "(documents' newlines are rewritten to <NL> for training).",
+                          choices=("byte", "nl-token"))
+    encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
+    normalization: str = option("identity", "Unicode normalization built into the tokenizer.",
+                                choices=("identity", "nfkc", "nmt_nfkc"))
+    max_lines: int = option(0, "Read at most this many documents (0 = all).")
+    keep_cr: bool = option(False, "Keep carriage returns of CRLF line ends in the training text.")
+    character_coverage: float = option(0.9995, "Share of characters covered by single pieces; the rarest fall "
+                                               "back to bytes.")
+    user_defined_symbols: list[str] = option([], "Extra pieces always kept whole (e.g. chat tags).")
+    max_sentence_length: int = option(16384, "Longest document in bytes used for training (longer are skipped "
+                                             "by SentencePiece).")
+    model_max_length: int = option(2048, "model_max_length written to tokenizer_config.json.")
+    columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "
+                                         "`body` (JSONL records and datasets).")
+
+
+@dataclass
+class TokenizerStatsConfig:
+    tokenizer: str = option(REQUIRED, "Tokenizer folder (chowa, rinna or HF).", metavar="DIR")
+    input: list[str] = option(REQUIRED, "Text or JSONL files or globs.", metavar="FILE")
+    encoding: str = option("utf-8", "Input encoding.", choices=ENCODINGS)
+    keep_cr: bool = option(False, "Keep carriage returns of CRLF line ends.")

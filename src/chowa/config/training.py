@@ -1,0 +1,47 @@
+"""Settings every training stage shares: the loop (`train`), the optimizer (`optim`) and where it runs (`runtime`).
+
+Run as (from Python):
+    cfg = load_config(SFTConfig, "configs/tiny/sft.yaml"); cfg.train.steps, cfg.optim.lr, cfg.runtime.seed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chowa.config import option
+
+
+@dataclass
+class TrainConfig:
+    steps: int = option(1000, "Optimizer steps in total.")
+    batch_size: int = option(8, "Sequences per micro-batch on each process. Global batch = batch_size x "
+                                "runtime.gradient_accumulation_steps x processes.")
+    eval_every: int = option(100, "Evaluate on the held-out data every this many steps (0 = only at the end).")
+    eval_batches: int = option(8, "Held-out micro-batches per evaluation on each process.")
+    save_every: int = option(200, "Save a resumable checkpoint every this many steps (0 = only at the end).")
+    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
+    resume: str = option("auto", "`auto`: continue from the latest complete checkpoint in `out` if there is one; "
+                                 "`never`: start over; or the path of a checkpoint folder.")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = option(5e-4, "Peak learning rate (reached at the end of warmup).")
+    min_lr: float = option(1e-5, "Learning rate the cosine schedule decays to at the last step.")
+    warmup_steps: int = option(100, "Optimizer steps of linear warmup from 0 to `lr`.")
+    schedule: str = option("cosine", "Learning-rate schedule after warmup.", choices=("cosine", "linear", "constant"))
+    betas: list[float] = option([0.9, 0.999], "AdamW betas.")
+    eps: float = option(1e-8, "AdamW epsilon.")
+    weight_decay: float = option(0.01, "Decoupled weight decay for weight matrices (never norms, biases or "
+                                       "embeddings).")
+    grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).")
+
+
+@dataclass
+class RuntimeConfig:
+    seed: int = option(0, "Random seed for Python, NumPy and torch on every process.")
+    mixed_precision: str = option("auto", "Autocast precision. `auto`: what `accelerate launch` was told, else "
+                                          "bf16 on GPUs that support it, fp16 on other GPUs, none on CPU.",
+                                  choices=("auto", "no", "fp16", "bf16"))
+    gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step.")
+    cpu: bool = option(False, "Run on the CPU even when a GPU is present.")

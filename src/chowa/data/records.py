@@ -1,0 +1,342 @@
+"""Where data records come from: JSON / JSONL files, Parquet and Arrow files, `datasets` folders, and Hugging Face
+datasets; every record with a location a user can find (`file:line`, `file:row N`).
+
+A data source is one of:
+
+    data.jsonl, data.json, *.jsonl.gz      one record per line, or one JSON array (line of each record kept)
+    data.parquet, data.arrow               a table; each row is a record (read in batches: bounded memory)
+    DIR[@SPLIT]                            a folder written by `datasets`' `save_to_disk` (a Dataset, or a
+                                           DatasetDict: SPLIT, else its only split, else `train`)
+    hf:NAME[:CONFIG][@SPLIT]               `datasets.load_dataset(NAME, CONFIG, split=SPLIT or "train")`: a Hub
+                                           dataset (read from the local cache when offline) or a local folder of
+                                           data files (hf:./my_data)
+
+Column mapping (`columns`, from a stage's `data.columns.ROLE=NAME`): the record's column NAME is read as the field
+ROLE chowa expects (e.g. `instruction=prompt`, `output=response`, `text=body`), so a dataset with other column
+names needs no conversion script. Null fields of table rows are dropped (Arrow gives every struct every key of its
+schema; a JSON record says what it means).
+
+Run as (from Python):
+    for where, record in iter_records("hf:kunishou/databricks-dolly-15k-ja", {"instruction": "instruction"}): ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from chowa.data.text import expand_inputs, read_file_text
+from chowa.errors import ChowaError
+
+HF_PREFIX = "hf:"
+TABLE_SUFFIXES = (".parquet", ".arrow")
+_BATCH_ROWS = 1024
+T = TypeVar("T")
+
+
+class BadRecord(Exception):
+    """A record's problem, turned into "where: field: reason" by the reader."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class UnreadableSource(Exception):
+    """A record that stops the whole source, skip_bad_records or not (e.g. its format cannot be told)."""
+
+
+class InvalidJson:
+    """A JSONL line that is not JSON: a bad record like any other (skipped with skip_bad_records)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def expand_sources(patterns: list[str]) -> list[str]:
+    """Data sources named by paths, globs, `builtin:` names, dataset folders and `hf:` specs, in order."""
+    sources: list[str] = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        if pattern.startswith(HF_PREFIX) or _dataset_folder(pattern) is not None:
+            sources.append(pattern)
+        elif Path(pattern).is_dir():
+            raise ChowaError(f"input: {pattern} is a folder, but not one written by datasets' save_to_disk (no "
+                             f"dataset_info.json or dataset_dict.json); for a folder of data files use hf:{pattern}")
+        else:
+            sources += [str(path) for path in expand_inputs([pattern])]
+    return sources
+
+
+def iter_records(source: str, columns: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+    """`(where, record)` for every record of one source; a JSONL line that is not JSON gives an `InvalidJson`."""
+    if source.startswith(HF_PREFIX):
+        rows = _dataset_rows(source, _load_hub(source))
+    elif (folder := _dataset_folder(source)) is not None:
+        rows = _dataset_rows(source, _load_folder(*folder))
+    elif source.endswith(".parquet"):
+        rows = _parquet_rows(Path(source))
+    elif source.endswith(".arrow"):
+        rows = _dataset_rows(source, _load_arrow(Path(source)))
+    else:
+        rows = _json_records(Path(source))
+    for where, record in rows:
+        yield where, map_columns(record, columns) if columns else record
+
+
+def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool = False,
+                  columns: dict[str, str] | None = None) -> tuple[list[tuple[str, T]], list[str]]:
+    """([(where, parse(record))], ["where: reason" of each bad record]): a `BadRecord` raised by `parse` stops the
+    read with a ChowaError naming where, unless `skip_bad_records`; an `UnreadableSource` always does."""
+    parsed, bad = [], []
+    for where, record in iter_records(source, columns):
+        try:
+            if isinstance(record, InvalidJson):
+                raise BadRecord("", record.reason)
+            parsed.append((where, parse(record)))
+        except BadRecord as exc:
+            if not skip_bad_records:
+                raise ChowaError(f"{where}: {exc}") from None
+            bad.append(f"{where}: {exc}")
+        except UnreadableSource as exc:
+            raise ChowaError(f"{where}: {exc}") from None
+    return parsed, bad
+
+
+def map_columns(record: Any, columns: dict[str, str]) -> Any:
+    """The record with each column NAME renamed to the ROLE chowa reads (`columns` maps ROLE -> NAME)."""
+    if not isinstance(record, dict):
+        return record
+    missing = [f"{name} (for {role})" for role, name in columns.items() if name not in record]
+    if missing:
+        raise BadRecord("", f"no column {', '.join(missing)} named by data.columns; the record has "
+                            f"{', '.join(record) or 'no columns'}")
+    renamed = set(columns.values())
+    return {key: value for key, value in record.items() if key not in renamed} | {
+        role: record[name] for role, name in columns.items()}
+
+
+def count_records(source: str) -> int | None:
+    """The number of records of a table source without reading them (None for JSON files: count by reading)."""
+    if source.startswith(HF_PREFIX):
+        return len(_load_hub(source))
+    if (folder := _dataset_folder(source)) is not None:
+        return len(_load_folder(*folder))
+    if source.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(source).metadata.num_rows
+    if source.endswith(".arrow"):
+        return len(_load_arrow(Path(source)))
+    return None
+
+
+def source_fingerprint(source: str) -> str:
+    """A string that changes when the source's content may have changed (for caches keyed on their inputs)."""
+    if source.startswith(HF_PREFIX):
+        return f"{source}:{_load_hub(source)._fingerprint}"
+    folder = _dataset_folder(source)
+    files = sorted(p for p in Path(folder[0]).rglob("*") if p.is_file()) if folder else [Path(source)]
+    return ";".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files) + f"@{source}"
+
+
+def read_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool = False,
+                   field: str = "text") -> Iterator[tuple[Path | str, int, str]]:
+    """Yield `(file, line, document)` for each line of a text file or each JSONL record's `field`, and
+    `(source, row, document)` for each row's `field` column of a table source (Parquet, Arrow, datasets, hf:...).
+
+    JSONL and table documents may hold newlines; text-file documents never do. With `keep_cr=False` a CRLF (or lone
+    CR before LF) becomes LF, so Windows line ends do not leak `\\r` into a vocabulary.
+    """
+    for source in expand_sources(patterns):
+        if _is_table(source):
+            for where, record in iter_records(source):
+                if not isinstance(record.get(field), str):
+                    raise ChowaError(f"{where}: expected a string column {field!r} (name another with "
+                                     f"columns.text=NAME)")
+                row = int(where.rsplit(" ", 1)[1])
+                yield source, row, record[field] if keep_cr else record[field].replace("\r\n", "\n")
+            continue
+        path = Path(source)
+        text = read_file_text(path, encoding)
+        if not keep_cr:
+            text = text.replace("\r\n", "\n")
+        is_jsonl = path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
+        for number, line in enumerate(text.split("\n"), start=1):
+            if is_jsonl:
+                if not line.strip():
+                    continue
+                yield path, number, _jsonl_field(path, number, line, field)
+            elif line:
+                yield path, number, line
+
+
+def count_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool = False,
+                    field: str = "text") -> int:
+    """How many documents `read_documents` yields (tables count rows without reading them)."""
+    total = 0
+    for source in expand_sources(patterns):
+        rows = count_records(source) if _is_table(source) else None
+        total += rows if rows is not None else sum(1 for _ in read_documents([source], encoding, keep_cr, field))
+    return total
+
+
+def _is_table(source: str) -> bool:
+    return source.startswith(HF_PREFIX) or source.endswith(TABLE_SUFFIXES) or _dataset_folder(source) is not None
+
+
+def _jsonl_field(path: Path, number: int, line: str, field: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ChowaError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict) or not isinstance(record.get(field), str):
+        raise ChowaError(f"{path}:{number}: expected an object with a string field {field!r}")
+    return record[field]
+
+
+def _dataset_folder(spec: str) -> tuple[str, str | None] | None:
+    """(folder, split) when `spec` names a save_to_disk folder, optionally as FOLDER@SPLIT; else None."""
+    folder, _, split = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    for candidate, candidate_split in ((spec, None), (folder, split or None)):
+        path = Path(candidate)
+        if candidate and path.is_dir() and any((path / name).is_file() for name in
+                                               ("dataset_info.json", "state.json", "dataset_dict.json")):
+            return candidate, candidate_split
+    return None
+
+
+def _load_folder(folder: str, split: str | None):
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(folder)
+    except Exception as exc:  # datasets raises FileNotFoundError, ValueError, ... with a useful message
+        raise ChowaError(f"{folder}: cannot read the datasets folder ({type(exc).__name__}: {_first_line(exc)})") \
+            from None
+    return _pick_split(loaded, split, folder)
+
+
+def _load_hub(spec: str):
+    import datasets
+
+    name, split = spec[len(HF_PREFIX):], None
+    if "@" in name:
+        name, split = name.rsplit("@", 1)
+    name, _, config = name.partition(":")
+    if not name:
+        raise ChowaError(f"{spec}: expected hf:NAME[:CONFIG][@SPLIT], e.g. hf:kunishou/databricks-dolly-15k-ja")
+    try:
+        return datasets.load_dataset(name, config or None, split=split or "train")
+    except Exception as exc:  # offline, unknown name, unknown split: datasets' own message says which
+        offline = " (offline: only datasets already in the local cache load)" if _offline() else ""
+        raise ChowaError(f"{spec}: cannot load the dataset{offline}: {type(exc).__name__}: {_first_line(exc)}") \
+            from None
+
+
+def _load_arrow(path: Path):
+    import datasets
+
+    try:
+        return datasets.Dataset.from_file(str(path))
+    except Exception as exc:
+        raise ChowaError(f"{path}: not an Arrow dataset file ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _pick_split(loaded, split: str | None, where: str):
+    import datasets
+
+    if isinstance(loaded, datasets.Dataset):
+        if split:
+            raise ChowaError(f"{where}: holds one dataset, not splits; drop @{split}")
+        return loaded
+    names = list(loaded)
+    chosen = split or (names[0] if len(names) == 1 else "train")
+    if chosen not in loaded:
+        raise ChowaError(f"{where}: no split {chosen!r}; it has {', '.join(names)} (name one as {where}@SPLIT)")
+    return loaded[chosen]
+
+
+def _dataset_rows(source: str, dataset) -> Iterator[tuple[str, Any]]:
+    row = 0
+    for batch in dataset.iter(batch_size=_BATCH_ROWS):
+        for values in zip(*batch.values(), strict=True):
+            row += 1
+            yield f"{source}:row {row}", _drop_nulls(dict(zip(batch, values, strict=True)))
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ChowaError(f"{path}: not a Parquet file ({_first_line(exc)})") from None
+    row = 0
+    for batch in table.iter_batches(batch_size=_BATCH_ROWS):
+        for record in batch.to_pylist():
+            row += 1
+            yield f"{path}:row {row}", _drop_nulls(record)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """Each record of a JSONL file (or of a .json array) with its line."""
+    text = read_file_text(path).replace("\r\n", "\n")
+    if path.name.removesuffix(".gz").endswith(".json"):
+        for line, record in _json_array(path, text):
+            yield f"{path}:{line}", record
+        return
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            try:
+                yield f"{path}:{number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"{path}:{number}", InvalidJson(f"not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _json_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """The elements of a JSON array file with the line each starts on (json.loads keeps no positions)."""
+    decoder = json.JSONDecoder()
+    space = re.compile(r"\s*")
+    position = space.match(text).end()
+    if text[position:position + 1] != "[":
+        raise ChowaError(f"{path}:1: a .json data file must hold one JSON array of records")
+    position = space.match(text, position + 1).end()
+    line, counted = 1, 0
+    while text[position:position + 1] != "]":
+        line += text.count("\n", counted, position)
+        counted = position
+        try:
+            record, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise ChowaError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        yield line, record
+        position = space.match(text, position).end()
+        if text[position:position + 1] == ",":
+            position = space.match(text, position + 1).end()
+        elif text[position:position + 1] != "]":
+            at = line + text.count("\n", counted, position)
+            raise ChowaError(f"{path}:{at}: expected ',' or ']' after a record")
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes")
+               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+

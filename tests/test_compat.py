@@ -1,0 +1,136 @@
+"""Folders chowa saves are the same model under transformers 4.34 and the last 4.x as under chowa (transformers 5).
+
+Each old release runs in a throwaway virtual environment built once and kept in the project's venv
+(`.venv/compat/`): the old transformers, tokenizers and huggingface_hub are installed there without dependencies,
+and a .pth file lends it this venv's torch and the rest. A probe script run there loads the folder with plain
+AutoTokenizer / AutoModelForCausalLM and prints token ids, logits and the rendered chat prompt as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+
+from chowa.config import load_config
+from chowa.config.pretrain import PretrainConfig
+from chowa.config.sft import SFTConfig
+from chowa.formats import render_prompt
+from chowa.models.build import build_model
+from chowa.models.folders import write_compatible_keys
+from chowa.pretrain import main as pretrain
+from chowa.sft import main as sft
+from chowa.tokenizer import load_tokenizer
+
+pytestmark = pytest.mark.slow
+
+# 4.34: the first 4.x whose tokenizers reads Unigram byte fallback (the lm-evaluation-harness era); 4.57: the last.
+RELEASES = {
+    "4.34": ["transformers==4.34.1", "tokenizers==0.14.1", "huggingface_hub==0.17.3"],
+    "4.57": ["transformers==4.57.6", "tokenizers==0.22.1", "huggingface_hub==0.36.0"],
+}
+TEXTS = ["  吾輩は  猫である   ", "ユーザー: 3たす4は?\nシステム: ", "Tokyo has 23 wards.\tTabs  and  spaces 😀"]
+MESSAGES = [{"role": "user", "content": "3たす4は?"}, {"role": "assistant", "content": "7です。"},
+            {"role": "user", "content": "では5たす5は?"}]
+PROBE = """
+import json, sys, torch, transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, texts, messages = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForCausalLM.from_pretrained(folder).eval()
+ids = [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
+with torch.no_grad():
+    logits = [model(torch.tensor([row])).logits[0].tolist() for row in ids]
+chat = (tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if getattr(tokenizer, "chat_template", None) else None)
+print(json.dumps({"version": transformers.__version__, "ids": ids, "logits": logits, "chat": chat}))
+"""
+
+
+def old_python(release: str) -> Path:
+    """The interpreter of the throwaway environment for `release`, built on first use."""
+    root = Path(sys.prefix) / "compat" / release
+    python = root / "bin" / "python"
+    if (root / ".complete").is_file():
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "zz_chowa_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after its own packages
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                             *RELEASES[release]], capture_output=True, text=True)
+    assert result.returncode == 0, f"could not build the transformers {release} environment:\n{result.stderr[-2000:]}"
+    (root / ".complete").write_text("\n".join(RELEASES[release]) + "\n")
+    return python
+
+
+def probe(release: str, folder: Path) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run([str(old_python(release)), "-c", PROBE, str(folder), json.dumps(TEXTS),
+                             json.dumps(MESSAGES)], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def chowa_view(folder: Path) -> dict:
+    """What chowa (transformers 5) reads from the folder: ids, logits and the chat prompt."""
+    from chowa.models.load import load_causal_lm
+
+    tokenizer, model = load_tokenizer(folder), load_causal_lm(folder).eval()
+    ids = [tokenizer(text, add_special_tokens=False).input_ids for text in TEXTS]
+    with torch.no_grad():
+        logits = [model(torch.tensor([row])).logits[0] for row in ids]
+    chat = render_prompt(MESSAGES, json.loads((folder / "chat_format.json").read_text())["format"]) \
+        if (folder / "chat_format.json").is_file() else None
+    return {"ids": ids, "logits": logits, "chat": chat}
+
+
+@pytest.fixture(scope="module")
+def sft_folder(tmp_path_factory, tokenizer_dir, project_corpus) -> Path:
+    """A GPT-NeoX written by `chowa pretrain` then `chowa sft` (rinna format): full rotary, which 4.x's default
+    rotary_pct 0.25 would silently change."""
+    root = tmp_path_factory.mktemp("compat")
+    pretrain(load_config(PretrainConfig, overrides=[
+        f"out={root / 'pretrain'}", f"tokenizer={tokenizer_dir}", f"data.train=[{project_corpus[0]}]",
+        "data.seq_len=32", "model_config.hidden_size=32", "model_config.num_hidden_layers=2",
+        "model_config.num_attention_heads=2", "model_config.intermediate_size=64", "train.steps=3",
+        "train.batch_size=2", "train.eval_every=0", "train.save_every=0", "optim.warmup_steps=1"]))
+    data = root / "sft.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"{a}たす{b}は?", "output": f"{a + b}です。"}, ensure_ascii=False)
+                            + "\n" for a in range(4) for b in range(4)), encoding="utf-8")
+    return sft(load_config(SFTConfig, overrides=[
+        f"out={root / 'sft'}", f"model={root / 'pretrain'}", "format=rinna", f"data.train=[{data}]",
+        "train.steps=2", "train.batch_size=4", "train.eval_every=0", "train.save_every=0", "optim.warmup_steps=1"]))
+
+
+@pytest.fixture(scope="module")
+def llama_folder(tmp_path_factory, tokenizer_dir) -> Path:
+    """A tiny Llama with a RoPE base that is not 4.x's default, saved the way chowa saves every folder."""
+    out = tmp_path_factory.mktemp("compat-llama")
+    tokenizer = load_tokenizer(tokenizer_dir)
+    model = build_model("llama-6.5b", tokenizer=tokenizer, seed=0, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
+                        rope_parameters={"rope_type": "default", "rope_theta": 50000.0})
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    write_compatible_keys(out)
+    return out
+
+
+@pytest.mark.parametrize("release", list(RELEASES))
+@pytest.mark.parametrize("which", ["sft_folder", "llama_folder"])
+def test_old_transformers_read_the_same_model(release, which, request):
+    folder = request.getfixturevalue(which)
+    theirs, ours = probe(release, folder), chowa_view(folder)
+    assert theirs["version"].startswith(release)
+    assert theirs["ids"] == ours["ids"]
+    for their_logits, our_logits in zip(theirs["logits"], ours["logits"], strict=True):
+        assert torch.allclose(torch.tensor(their_logits), our_logits, atol=1e-4), (
+            (torch.tensor(their_logits) - our_logits).abs().max())
+    assert theirs["chat"] == ours["chat"]

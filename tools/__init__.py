@@ -1,0 +1,1 @@
+"""Build tools of the repository (never imported by the `chowa` package): `python -m tools.builtin_data`."""
