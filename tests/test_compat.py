@@ -102,8 +102,8 @@ def sft_folder(tmp_path_factory, tokenizer_dir, project_corpus) -> Path:
         "model_config.num_attention_heads=2", "model_config.intermediate_size=64", "train.steps=3",
         "train.batch_size=2", "train.eval_every=0", "train.save_every=0", "optim.warmup_steps=1"]))
     data = root / "sft.jsonl"
-    data.write_text("".join(json.dumps({"instruction": f"{a}たす{b}は?", "output": f"{a + b}です。"}, ensure_ascii=False)
-                            + "\n" for a in range(4) for b in range(4)), encoding="utf-8")
+    records = [{"instruction": f"{a}たす{b}は?", "output": f"{a + b}です。"} for a in range(4) for b in range(4)]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return sft(load_config(SFTConfig, overrides=[
         f"out={root / 'sft'}", f"model={root / 'pretrain'}", "format=rinna", f"data.train=[{data}]",
         "train.steps=2", "train.batch_size=4", "train.eval_every=0", "train.save_every=0", "optim.warmup_steps=1"]))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from chowa.data.conversations import DataSource, mix_sources, read_conversations
-from chowa.data.inspect import inspect_data
 from chowa.errors import ChowaError
+from chowa.inspection import inspect_data
 
 QA = [{"role": "user", "content": "猫は何を食べますか。"}, {"role": "assistant", "content": "魚や肉を食べます。"}]
 HH = "\n\nHuman: What is VR?\n\nAssistant: Virtual reality.\n\nHuman: Thanks!\n\nAssistant: You're welcome."

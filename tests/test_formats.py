@@ -8,7 +8,6 @@ import pytest
 from transformers import AutoTokenizer
 
 from chowa.config import load_config
-from chowa.data.inspect import mark_trained
 from chowa.errors import ChowaError
 from chowa.formats import (
     FORMATS,
@@ -23,6 +22,7 @@ from chowa.formats import (
     render_training,
     save_format,
 )
+from chowa.inspection import mark_trained
 from chowa.tokenizer.train import TokenizerTrainConfig
 from chowa.tokenizer.train import main as train_tokenizer
 

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from chowa.commands import COMMAND, PIPELINE
 from chowa.config import load_config
+from chowa.config.pipeline import PipelineConfig
 from chowa.data.text import BUILTIN_DIR
 from chowa.errors import ChowaError
-from chowa.pipeline import STAGES, PipelineConfig
-from chowa.pipeline import main as pipeline
 
 REPO = Path(__file__).resolve().parents[1]
+STAGES = [stage.name for stage in PIPELINE]
+pipeline = COMMAND["pipeline"].run
 MICRO = [
     "tokenizer.vocab_size=1000",
     "pretrain.model_config.hidden_size=32", "pretrain.model_config.num_hidden_layers=2",

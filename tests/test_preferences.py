@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from chowa.answers import check_answer
-from chowa.data.inspect import inspect_data
 from chowa.data.preferences import read_preference_file, read_preferences
 from chowa.errors import ChowaError
+from chowa.inspection import inspect_data
 
 HH = [
     {"chosen": "\n\nHuman: What is 2+2?\n\nAssistant: It is 4.",

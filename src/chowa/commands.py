@@ -26,6 +26,8 @@ from chowa.config.pretrain import PretrainConfig
 from chowa.config.reward import RewardConfig, RewardScoreConfig
 from chowa.config.sft import SFTConfig
 from chowa.config.tokenizer import TokenizerStatsConfig, TokenizerTrainConfig
+from chowa.pipeline import Stage
+from chowa.pipeline import main as run_pipeline
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,7 @@ def _ppo(cfg: PPOConfig) -> Path:
 
 
 def _pipeline(cfg: PipelineConfig) -> Path:
-    from chowa.pipeline import main
-    return main(cfg)
+    return run_pipeline(cfg, PIPELINE)
 
 
 def _generate(cfg: GenerateConfig) -> Path | None:
@@ -129,12 +130,12 @@ def _compare_tally(cfg: CompareTallyConfig) -> dict:
 
 
 def _template_render(cfg: TemplateRenderConfig) -> None:
-    from chowa.data.inspect import render_main
+    from chowa.inspection import render_main
     return render_main(cfg)
 
 
 def _data_inspect(cfg: DataInspectConfig) -> dict:
-    from chowa.data.inspect import main
+    from chowa.inspection import main
     return main(cfg)
 
 
@@ -229,24 +230,20 @@ COMMANDS: tuple[Command, ...] = (
 COMMAND: dict[str, Command] = {command.name: command for command in COMMANDS}
 
 
-@dataclass(frozen=True)
-class Stage:
-    """A pipeline stage: a command run in `OUT/<name>/`, with the keys the pipeline sets to join it to the others."""
-
-    name: str
-    command: Command
-    wiring: Callable[[Path], dict]
+def _stage(name: str, command: str, wiring: Callable[[Path], dict]) -> Stage:
+    return Stage(name, COMMAND[command].schema, COMMAND[command].run, wiring)
 
 
+# The pipeline's stages in order: which command runs in OUT/<name>/, and the keys the pipeline sets to join them.
 PIPELINE: tuple[Stage, ...] = (
-    Stage("tokenizer", COMMAND["tokenizer train"], lambda out: {"out": out / "tokenizer"}),
-    Stage("pretrain", COMMAND["pretrain"], lambda out: {"out": out / "pretrain", "tokenizer": out / "tokenizer"}),
-    Stage("sft", COMMAND["sft"], lambda out: {"out": out / "sft", "model": out / "pretrain"}),
-    Stage("reward", COMMAND["reward"], lambda out: {"out": out / "reward", "model": out / "sft"}),
-    Stage("ppo", COMMAND["ppo"], lambda out: {"out": out / "ppo", "model": out / "sft"}),
-    Stage("eval", COMMAND["eval heldout"], lambda out: {
+    _stage("tokenizer", "tokenizer train", lambda out: {"out": out / "tokenizer"}),
+    _stage("pretrain", "pretrain", lambda out: {"out": out / "pretrain", "tokenizer": out / "tokenizer"}),
+    _stage("sft", "sft", lambda out: {"out": out / "sft", "model": out / "pretrain"}),
+    _stage("reward", "reward", lambda out: {"out": out / "reward", "model": out / "sft"}),
+    _stage("ppo", "ppo", lambda out: {"out": out / "ppo", "model": out / "sft"}),
+    _stage("eval", "eval heldout", lambda out: {
         "out": out / "eval", "reward_model": out / "reward",
         "model": [f"pretrained={out / 'pretrain'}", f"sft={out / 'sft'}", f"ppo={out / 'ppo'}"]}),
-    Stage("compare", COMMAND["compare"], lambda out: {
+    _stage("compare", "compare", lambda out: {
         "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": f"reward:{out / 'reward'}"}),
 )

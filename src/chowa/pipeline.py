@@ -22,29 +22,40 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chowa.commands import PIPELINE
 from chowa.config import load_config, save_config, to_yaml
 from chowa.config.pipeline import PipelineConfig
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text
 
 STATE_FILE = "pipeline_state.json"
-STAGES = tuple(stage.name for stage in PIPELINE)
 
 
-def resolve_stage_configs(cfg: PipelineConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: a command run in `OUT/<name>/`, with the keys the pipeline sets to join it to the others.
+    The stages are listed in `chowa.commands.PIPELINE`."""
+
+    name: str
+    schema: type
+    run: Callable[[Any], Any]
+    wiring: Callable[[Path], dict]
+
+
+def resolve_stage_configs(cfg: PipelineConfig, stages: Sequence[Stage]) -> dict[str, Any]:
     """Every stage's validated config, before any work (a bad key anywhere stops the run, naming it)."""
     out = Path(cfg.out)
     configs = {}
-    for stage in PIPELINE:
+    for stage in stages:
         injected = _as_strings(stage.wiring(out))
         if stage.name == "eval" and cfg.sft.get("format"):
             injected["format"] = cfg.sft["format"]  # the pretrained model has no chat format of its own
         try:
-            configs[stage.name] = load_config(stage.command.schema, flags=_merge(getattr(cfg, stage.name), injected))
+            configs[stage.name] = load_config(stage.schema, flags=_merge(getattr(cfg, stage.name), injected))
         except ChowaError as exc:
             raise ChowaError(f"pipeline section {stage.name!r}: {exc}") from None
     return configs
@@ -59,18 +70,20 @@ def fingerprints(configs: dict[str, Any]) -> dict[str, str]:
     return chained
 
 
-def main(cfg: PipelineConfig) -> Path:
+def main(cfg: PipelineConfig, stages: Sequence[Stage]) -> Path:
+    """Run `stages` (chowa.commands.PIPELINE) as the module docstring says; returns the output folder."""
+    names = [stage.name for stage in stages]
     for key in ("from_stage", "until"):
-        if getattr(cfg, key) and getattr(cfg, key) not in STAGES:
+        if getattr(cfg, key) and getattr(cfg, key) not in names:
             raise ChowaError(f"pipeline: --{key.removesuffix('_stage')} {getattr(cfg, key)!r} is not one of: "
-                             f"{', '.join(STAGES)}")
+                             f"{', '.join(names)}")
     out = Path(cfg.out)
-    configs = resolve_stage_configs(cfg)
+    configs = resolve_stage_configs(cfg, stages)
     hashes = fingerprints(configs)
     state = _read_state(out)
     save_config(cfg, out, "pipeline.yaml")
     rerun = False
-    for stage in PIPELINE:
+    for stage in stages:
         name = stage.name
         record = state.get(name, {})
         changed = record.get("fingerprint") not in (None, hashes[name])
@@ -84,7 +97,7 @@ def main(cfg: PipelineConfig) -> Path:
             _write_state(out, state)
             print(f"pipeline: {name}: running", flush=True)
             started = time.perf_counter()
-            stage.command.run(configs[name])
+            stage.run(configs[name])
             state[name] = {"fingerprint": hashes[name], "done": True,
                            "seconds": round(time.perf_counter() - started, 2),
                            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -92,7 +105,7 @@ def main(cfg: PipelineConfig) -> Path:
             rerun = True  # every later stage sees new inputs
         if name == cfg.until:
             break
-    if all(state.get(name, {}).get("done") for name in STAGES):
+    if all(state.get(name, {}).get("done") for name in names):
         from chowa.report import write_report
 
         report = write_report(out)

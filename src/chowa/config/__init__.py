@@ -81,7 +81,7 @@ def load_config(
                              f"{_how_to_set(schema, missing[0])}")
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
-        raise ChowaError(_describe_omegaconf_error(exc, where, schema)) from None
+        raise ChowaError(_describe_omegaconf_error(exc, where, schema, overrides or [])) from None
     _check_choices(obj)
     return obj
 
@@ -184,8 +184,11 @@ def renamed_key(schema: type, key: str) -> str | None:
     return None
 
 
-def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str, schema: type) -> str:
+def _describe_omegaconf_error(exc: OmegaConfBaseException, where: str, schema: type, overrides: list[str]) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    if where == "command-line override":  # OmegaConf names the first unknown part; show the key as written
+        written = [item.partition("=")[0] for item in overrides]
+        key = next((w for w in written if key and w.startswith(f"{key}.")), key)
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     kind = type(exc).__name__
     if kind in ("ConfigKeyError", "ConfigAttributeError"):

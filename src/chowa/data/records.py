@@ -17,7 +17,7 @@ names needs no conversion script. Null fields of table rows are dropped (Arrow g
 schema; a JSON record says what it means).
 
 Run as (from Python):
-    for where, record in iter_records("hf:kunishou/databricks-dolly-15k-ja", {"instruction": "instruction"}): ...
+    for where, record in iter_records("hf:kunishou/databricks-dolly-15k-ja"): ...
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def expand_sources(patterns: list[str]) -> list[str]:
     return sources
 
 
-def iter_records(source: str, columns: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+def iter_records(source: str) -> Iterator[tuple[str, Any]]:
     """`(where, record)` for every record of one source; a JSONL line that is not JSON gives an `InvalidJson`."""
     if source.startswith(HF_PREFIX):
         rows = _dataset_rows(source, _load_hub(source))
@@ -83,8 +83,7 @@ def iter_records(source: str, columns: dict[str, str] | None = None) -> Iterator
         rows = _dataset_rows(source, _load_arrow(Path(source)))
     else:
         rows = _json_records(Path(source))
-    for where, record in rows:
-        yield where, map_columns(record, columns) if columns else record
+    yield from rows
 
 
 def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool = False,
@@ -92,11 +91,11 @@ def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool
     """([(where, parse(record))], ["where: reason" of each bad record]): a `BadRecord` raised by `parse` stops the
     read with a ChowaError naming where, unless `skip_bad_records`; an `UnreadableSource` always does."""
     parsed, bad = [], []
-    for where, record in iter_records(source, columns):
+    for where, record in iter_records(source):
         try:
             if isinstance(record, InvalidJson):
                 raise BadRecord("", record.reason)
-            parsed.append((where, parse(record)))
+            parsed.append((where, parse(map_columns(record, columns) if columns else record)))
         except BadRecord as exc:
             if not skip_bad_records:
                 raise ChowaError(f"{where}: {exc}") from None
