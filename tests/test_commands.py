@@ -59,7 +59,7 @@ def test_defaults_live_once_for_the_cli_the_pipeline_and_python():
     (GenerateConfig, ["model=m"], "exactly one of --prompt TEXT and --input"),
     (GenerateConfig, ["model=m", "prompt=hi", "input=p.jsonl"], "exactly one of --prompt"),
     (JGLUEConfig, ["model=m", "data_dir=d"], "exactly one of --tasks LIST and --suite"),
-    (JGLUEConfig, ["model=m", "data_dir=d", "suite=nope"], "--suite 'nope' is not one of"),
+    (JGLUEConfig, ["model=m", "data_dir=d", "suite=nope"], "suite='nope' is not one of"),
     (HeldoutEvalConfig, ["model=[sft]"], "expected NAME=DIR"),
     (HeldoutEvalConfig, ["model=[a=x,a=y]"], "the name 'a' is given twice"),
     (HeldoutEvalConfig, ["model=[a=x]", "sampled=true", "greedy=true"], "contradict"),
@@ -82,7 +82,8 @@ def test_the_command_line_reaches_every_kind_of_key(tmp_path):
     _, cfg = _parse(["generate", "--model", "m", "--prompt", "x", "--stop", "A", "--stop", "B", "--greedy"])
     assert cfg.stop == ["A", "B"] and cfg.sampling().resolve(__import__("chowa.formats").formats.get_format(
         "rinna"))["do_sample"] is False
-    _, cfg = _parse(["pipeline", "--from", "sft", "--ppo", "train.steps=3", "method.layout=shared"])
+    _, cfg = _parse(["pipeline", "--config", str(TINY), "--from", "sft", "--ppo", "train.steps=3",
+                     "method.layout=shared"])
     assert cfg.from_stage == "sft" and cfg.ppo["train"] == {"steps": 3, "eval_every": 10, "save_every": 10}
     assert cfg.ppo["method"]["layout"] == "shared" and cfg.ppo["method"]["num_rollouts"] == 64  # on top of the recipe
     with pytest.raises(SystemExit):
@@ -99,3 +100,13 @@ def test_cli_errors_name_the_flag(capsys):
     assert "give it on the command line (FILE)" in capsys.readouterr().err
     assert main(["generate", "--model", "m", "--columns", "oops"]) == 2
     assert "--columns: 'oops' is not of the form KEY=VALUE" in capsys.readouterr().err
+    assert main(["generate", "--model", "m", "--prompt", "x", "columns.a.b=c"]) == 2
+    assert "bad value for key 'columns.a.b'" in capsys.readouterr().err
+    with pytest.raises(ChowaError, match="columns.a must be a string"):  # as a YAML file would nest it
+        load_config(GenerateConfig, overrides=["model=m", "prompt=x"], flags={"columns": {"a": {"b": "c"}}})
+    assert main(["pipeline", "--config", str(TINY), "--ppo", "train.steps=[3"]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["pretrain", "out=o", "tokenizer=t", "data.train=[x]", "data.columns.prompt=q"]) == 2
+    assert "data.columns.prompt: text is read from one column" in capsys.readouterr().err
+    assert main(["generate", "--model", "no/such/folder", "--prompt", "x"]) == 2
+    assert "model: no such folder: no/such/folder" in capsys.readouterr().err

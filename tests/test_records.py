@@ -170,7 +170,7 @@ def test_pretraining_text_streams_from_a_parquet_column(tmp_path, tokenizer_dir,
     for split in ("train", "val"):
         assert (from_jsonl.folder / f"{split}.bin").read_bytes() == (from_parquet.folder / f"{split}.bin").read_bytes()
     assert from_parquet.meta["documents"] == len(documents) and from_parquet.meta["val_documents"] > 0
-    with pytest.raises(ChowaError, match=r"docs.parquet:row 1: expected a string column 'text'"):
+    with pytest.raises(ChowaError, match=r"docs.parquet:row 1: expected a record with a string field 'text'"):
         list(read_documents([str(parquet)]))
 
 
@@ -202,3 +202,57 @@ def test_iter_records_keeps_jsonl_line_numbers(tmp_path):
     assert [where.rsplit(":", 1)[1] for where, _ in rows] == ["1", "3", "4"]
     assert rows[2][1].reason.startswith("not valid JSON")
 
+
+
+def test_a_null_mapped_column_is_absent_not_missing(tmp_path):
+    """Dolly-style data: `context` is empty (null) in most rows; mapped to Alpaca's optional `input`."""
+    rows = [{"question": "Summarise.", "context": "A long text.", "answer": "Short."},
+            {"question": "Hi", "context": None, "answer": "Hello"}]
+    columns = {"instruction": "question", "input": "context", "output": "answer"}
+    loaded = read_conversations(str(_parquet(tmp_path / "dolly.parquet", rows)), columns=columns)
+    first, second = _messages(loaded)
+    assert first[0] == {"role": "user", "content": "Summarise.", "input": "A long text."}
+    assert second == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+
+
+def test_arrow_ipc_files_and_json_arrays_of_documents(tmp_path):
+    table = pa.Table.from_pylist(ALPACA)
+    with pa.OSFile(str(tmp_path / "file.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)  # the IPC file format (Feather 2), not the stream datasets writes
+    reference = _messages(read_conversations(_jsonl(tmp_path / "a.jsonl", ALPACA)))
+    assert _messages(read_conversations(str(tmp_path / "file.arrow"))) == reference
+    array = tmp_path / "docs.json"
+    array.write_text(json.dumps([{"text": "一つ目の文書。\r\nsecond line"}, {"text": "two"}], ensure_ascii=False))
+    assert [(n, doc) for _, n, doc in read_documents([str(array)])] == [(1, "一つ目の文書。\nsecond line"), (1, "two")]
+    array.write_text(json.dumps([{"body": "x"}]))
+    with pytest.raises(ChowaError, match=r"docs.json:1: expected a record with a string field 'text'"):
+        list(read_documents([str(array)]))
+
+
+def test_tokenizer_and_pretrain_read_the_mapped_text_column(tmp_path, project_corpus):
+    from chowa.config.tokenizer import TokenizerStatsConfig, TokenizerTrainConfig
+    from chowa.tokenizer.stats import tokenizer_stats
+    from chowa.tokenizer.train import main as train_tokenizer
+
+    documents = [doc for _, _, doc in read_documents([str(p) for p in project_corpus])]
+    parquet = _parquet(tmp_path / "corpus.parquet", [{"body": doc} for doc in documents])
+    out = train_tokenizer(load_config(TokenizerTrainConfig, overrides=[
+        f"input=[{parquet}]", f"out={tmp_path / 'tok'}", "vocab_size=420", "columns.text=body"]))
+    assert json.loads((out / "metrics.jsonl").read_text())["documents"] >= len(documents)
+    report = tokenizer_stats(str(out), [str(parquet)], field="body")
+    assert report["lines"] == len(documents) and report["round_trip_all"]
+    with pytest.raises(ChowaError, match="columns.prompt: text is read from one column"):
+        load_config(TokenizerStatsConfig, overrides=["tokenizer=t", "input=[x]", "columns.prompt=q"])
+
+
+def test_generate_writes_replies_beside_the_users_own_columns(tmp_path, tiny_model_dir, capsys):
+    from chowa.cli import main
+
+    rows = [{"q": "3たす4は?", "id": 7, "when": __import__("datetime").datetime(2026, 11, 30, 9, 0)}]
+    path = _parquet(tmp_path / "prompts.parquet", rows)
+    out = tmp_path / "replies.jsonl"
+    assert main(["generate", "--model", str(tiny_model_dir), "--format", "rinna", "--input", str(path),
+                 "--columns", "prompt=q", "--greedy", "--max-new-tokens", "3", "--out", str(out)]) == 0
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert record["q"] == "3たす4は?" and record["id"] == 7 and record["when"] == "2026-11-30 09:00:00"
+    assert isinstance(record["reply"], str)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chowa.commands import COMMANDS, PIPELINE
+from chowa.commands import COMMAND, COMMANDS, PIPELINE
+from chowa.config.pipeline import STAGE_NAMES, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "chowa"
@@ -123,7 +124,11 @@ def test_every_command_and_stage_is_a_schema_and_a_run_function():
     for command in COMMANDS:
         assert dataclasses.is_dataclass(command.schema) and callable(command.run), command.name
         assert command.schema.__module__.startswith("chowa.config."), command.name
-    assert [stage.name for stage in PIPELINE] == ["tokenizer", "pretrain", "sft", "reward", "ppo", "eval", "compare"]
+    sections = [f.name for f in dataclasses.fields(PipelineConfig) if typing.get_origin(f.type) is dict
+                or str(f.type).startswith("dict")]
+    assert [stage.name for stage in PIPELINE] == list(STAGE_NAMES) == sections  # one section per stage, in order
+    assert all(stage.schema is COMMAND[name].schema for stage, name in zip(PIPELINE, [
+        "tokenizer train", "pretrain", "sft", "reward", "ppo", "eval heldout", "compare"], strict=True))
 
 
 def test_help_and_version_import_no_torch():

@@ -17,6 +17,7 @@ import sys
 import typing
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
 from chowa import __version__
@@ -118,7 +119,7 @@ def parse_config(args: argparse.Namespace, schema: type):
     hints = typing.get_type_hints(schema)
     for name, value in flags.items():
         if typing.get_origin(hints[name]) is dict:
-            flags[name] = _mapping(value, name)
+            flags[name] = _mapping(value, name, nested=typing.get_args(hints[name]) != (str, str))
     overrides, values = _split_arguments(args.arguments, schema if args.positional else None)
     if args.positional and values:
         field = next(f for f in dataclasses.fields(schema) if f.name == args.positional)
@@ -127,12 +128,18 @@ def parse_config(args: argparse.Namespace, schema: type):
     return load_config(schema, args.config, overrides, flags=flags)
 
 
-def _mapping(items: list[str], name: str) -> dict:
-    """`--NAME KEY=VALUE ...` as a (nested, for dotted keys) mapping."""
+def _mapping(items: list[str], name: str, nested: bool) -> dict:
+    """`--NAME KEY=VALUE ...` as a mapping: of strings (`--columns text=body`), or nested for dotted keys of a
+    config section (`--ppo train.steps=3`)."""
     bad = [item for item in items if "=" not in item or item.startswith("=")]
     if bad:
         raise ChowaError(f"--{name.replace('_', '-')}: {bad[0]!r} is not of the form KEY=VALUE")
-    return OmegaConf.to_container(OmegaConf.from_dotlist(items))
+    if not nested:
+        return dict(item.split("=", 1) for item in items)
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(items))
+    except yaml.YAMLError as exc:
+        raise ChowaError(f"--{name.replace('_', '-')}: a value is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
 def _split_arguments(arguments: list[str], schema: type | None) -> tuple[list[str], list[str]]:

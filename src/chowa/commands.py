@@ -94,7 +94,7 @@ def _pipeline(cfg: PipelineConfig) -> Path:
     return run_pipeline(cfg, PIPELINE)
 
 
-def _generate(cfg: GenerateConfig) -> Path | None:
+def _generate(cfg: GenerateConfig) -> None:
     from chowa.generate import main
     return main(cfg)
 
@@ -230,20 +230,26 @@ COMMANDS: tuple[Command, ...] = (
 COMMAND: dict[str, Command] = {command.name: command for command in COMMANDS}
 
 
-def _stage(name: str, command: str, wiring: Callable[[Path], dict]) -> Stage:
+def _stage(name: str, command: str, wiring: Callable[[Path, PipelineConfig], dict]) -> Stage:
     return Stage(name, COMMAND[command].schema, COMMAND[command].run, wiring)
+
+
+def _eval_wiring(out: Path, cfg: PipelineConfig) -> dict:
+    """Held-out evaluation of the pretrained, SFT and PPO models, in SFT's chat format when it names one (the
+    pretrained model has none of its own), scored by the pipeline's reward model."""
+    return {"out": out / "eval", "reward_model": out / "reward",
+            "model": [f"pretrained={out / 'pretrain'}", f"sft={out / 'sft'}", f"ppo={out / 'ppo'}"],
+            **({"format": cfg.sft["format"]} if cfg.sft.get("format") else {})}
 
 
 # The pipeline's stages in order: which command runs in OUT/<name>/, and the keys the pipeline sets to join them.
 PIPELINE: tuple[Stage, ...] = (
-    _stage("tokenizer", "tokenizer train", lambda out: {"out": out / "tokenizer"}),
-    _stage("pretrain", "pretrain", lambda out: {"out": out / "pretrain", "tokenizer": out / "tokenizer"}),
-    _stage("sft", "sft", lambda out: {"out": out / "sft", "model": out / "pretrain"}),
-    _stage("reward", "reward", lambda out: {"out": out / "reward", "model": out / "sft"}),
-    _stage("ppo", "ppo", lambda out: {"out": out / "ppo", "model": out / "sft"}),
-    _stage("eval", "eval heldout", lambda out: {
-        "out": out / "eval", "reward_model": out / "reward",
-        "model": [f"pretrained={out / 'pretrain'}", f"sft={out / 'sft'}", f"ppo={out / 'ppo'}"]}),
-    _stage("compare", "compare", lambda out: {
+    _stage("tokenizer", "tokenizer train", lambda out, cfg: {"out": out / "tokenizer"}),
+    _stage("pretrain", "pretrain", lambda out, cfg: {"out": out / "pretrain", "tokenizer": out / "tokenizer"}),
+    _stage("sft", "sft", lambda out, cfg: {"out": out / "sft", "model": out / "pretrain"}),
+    _stage("reward", "reward", lambda out, cfg: {"out": out / "reward", "model": out / "sft"}),
+    _stage("ppo", "ppo", lambda out, cfg: {"out": out / "ppo", "model": out / "sft"}),
+    _stage("eval", "eval heldout", _eval_wiring),
+    _stage("compare", "compare", lambda out, cfg: {
         "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": f"reward:{out / 'reward'}"}),
 )

@@ -1,4 +1,5 @@
-"""Writing files so that a crash never leaves half of one: every output chowa writes goes through here.
+"""Files on disk: writes that a crash never leaves half done (every output chowa writes goes through here), and the
+check that a folder a user names is there.
 
 Run as (from Python):
     atomic_write_text("runs/x/report.md", text); write_jsonl("runs/x/replies.jsonl", records)
@@ -10,6 +11,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from chowa.errors import ChowaError
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -29,10 +32,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def json_line(record: dict) -> str:
+    """One record as a JSON line (Japanese unescaped). Values JSON has no type for (a dataset's timestamps, bytes,
+    decimals) are written as their text, so records read from a table can always be written back."""
+    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
+
+
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
     """One JSON object per line (UTF-8, Japanese unescaped), written atomically."""
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    atomic_write_text(path, "".join(json_line(r) for r in records))
     return Path(path)
+
+
+def check_folder(path: str | os.PathLike, what: str) -> bool:
+    """True for a local folder; False for a hub name (`owner/name`, for users with hub access); a ChowaError for a
+    path that names a local folder that is not there, or a file."""
+    folder = Path(path)
+    if folder.is_dir():
+        return True
+    if folder.exists():
+        raise ChowaError(f"{what}: {folder} is not a folder")
+    if str(path).startswith((".", "/", "~")) or len(folder.parts) > 2:
+        raise ChowaError(f"{what}: no such folder: {folder}")
+    return False
 
 
 def _umask() -> int:

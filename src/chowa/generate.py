@@ -12,7 +12,6 @@ Run as:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from chowa.config.generate import GenerateConfig, Sampling
 from chowa.data.prompts import read_prompts
-from chowa.files import write_jsonl
+from chowa.files import check_folder, json_line, write_jsonl
 from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
 from chowa.models.load import default_device, load_causal_lm
 from chowa.padding import pad_rows
@@ -42,6 +41,7 @@ class ChatModel:
 
 def load_chat_model(path: str | os.PathLike, format_name: str | None = None, device: str | None = None) -> ChatModel:
     """Model, tokenizer (SentencePiece-exact for rinna folders) and chat format of a model folder."""
+    check_folder(path, "model")  # before the tokenizer, so a wrong --model is named as such
     tokenizer = load_tokenizer(path)
     fmt = get_format(format_name) if format_name else detect_format(path)
     model = load_causal_lm(path, device=device or default_device()).eval()
@@ -63,7 +63,7 @@ def main(cfg: GenerateConfig) -> None:
         print(f"wrote {write_jsonl(cfg.out, records)}", file=sys.stderr)
     else:
         for record in records:
-            print(json.dumps(record, ensure_ascii=False))
+            print(json_line(record), end="")
 
 
 def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampling: Sampling,

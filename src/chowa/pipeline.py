@@ -43,7 +43,8 @@ class Stage:
     name: str
     schema: type
     run: Callable[[Any], Any]
-    wiring: Callable[[Path], dict]
+    wiring: Callable[[Path, PipelineConfig], dict]
+    """The keys the pipeline sets, from its output folder and config."""
 
 
 def resolve_stage_configs(cfg: PipelineConfig, stages: Sequence[Stage]) -> dict[str, Any]:
@@ -51,11 +52,10 @@ def resolve_stage_configs(cfg: PipelineConfig, stages: Sequence[Stage]) -> dict[
     out = Path(cfg.out)
     configs = {}
     for stage in stages:
-        injected = _as_strings(stage.wiring(out))
-        if stage.name == "eval" and cfg.sft.get("format"):
-            injected["format"] = cfg.sft["format"]  # the pretrained model has no chat format of its own
+        injected = _as_strings(stage.wiring(out, cfg))
         try:
-            configs[stage.name] = load_config(stage.schema, flags=_merge(getattr(cfg, stage.name), injected))
+            configs[stage.name] = load_config(stage.schema, flags=_merge(getattr(cfg, stage.name), injected),
+                                              flags_source="the pipeline config")
         except ChowaError as exc:
             raise ChowaError(f"pipeline section {stage.name!r}: {exc}") from None
     return configs
@@ -73,10 +73,6 @@ def fingerprints(configs: dict[str, Any]) -> dict[str, str]:
 def main(cfg: PipelineConfig, stages: Sequence[Stage]) -> Path:
     """Run `stages` (chowa.commands.PIPELINE) as the module docstring says; returns the output folder."""
     names = [stage.name for stage in stages]
-    for key in ("from_stage", "until"):
-        if getattr(cfg, key) and getattr(cfg, key) not in names:
-            raise ChowaError(f"pipeline: --{key.removesuffix('_stage')} {getattr(cfg, key)!r} is not one of: "
-                             f"{', '.join(names)}")
     out = Path(cfg.out)
     configs = resolve_stage_configs(cfg, stages)
     hashes = fingerprints(configs)

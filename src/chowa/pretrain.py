@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chowa.config import save_config
+from chowa.config import save_config, text_column
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.training import TrainConfig
 from chowa.data.shards import PackedStream, build_token_cache, unigram_entropy
@@ -94,7 +94,7 @@ def _validate(runtime: Runtime, model: torch.nn.Module, stream: PackedStream, tr
 def _token_cache(cfg: PretrainConfig, tokenizer, out: Path):
     return build_token_cache(cfg.data.train, tokenizer, cfg.data.cache_dir or out / "data",
                              val_fraction=cfg.data.val_fraction, encoding=cfg.data.encoding, seed=cfg.runtime.seed,
-                             field=cfg.data.columns.get("text", "text"),
+                             field=text_column(cfg.data.columns, "data.columns"),
                              tokenizer_dir=cfg.tokenizer if Path(cfg.tokenizer).is_dir() else None)
 
 

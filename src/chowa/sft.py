@@ -89,8 +89,6 @@ def main(cfg: SFTConfig) -> Path:
 
 
 def _examples(cfg: SFTConfig, files: list[str], weights: list[float], fmt, tokenizer, runtime: Runtime) -> list:
-    if weights and len(weights) != len(files):
-        raise ChowaError(f"config: data.weights has {len(weights)} entries but data.train has {len(files)}")
     sources = [DataSource(path, weights[i] if weights else 1.0, cfg.data.data_format) for i, path in enumerate(files)]
     loaded = mix_sources(sources, seed=cfg.runtime.seed, skip_bad_records=cfg.data.skip_bad_records,
                          columns=cfg.data.columns)

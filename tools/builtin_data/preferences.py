@@ -11,7 +11,7 @@ Three kinds, each judged by a rule, so a reward model's held-out accuracy measur
 
 In correct and language pairs the chosen reply is the canonical form (`answers.format_output`), whichever style
 the SFT record's own `output` was drawn in; polite pairs draw their wording from a few templates, and cover text
-answers too ("「ねこ」です。" over "ねこ。"). `chowa.ppo.rewards:preferred_reply` is these preferences as a rule, for
+answers too ("「ねこ」です。" over "ねこ。"). `chowa.answers:preferred_reply` is these preferences as a rule, for
 the right answer and for the style of number, weekday and date answers (it ignores the wording of text answers).
 
 Records are `{"messages": [user message], "chosen", "rejected", "kind", "family", "lang", "answer"}`, plus

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -44,6 +45,7 @@ def option(default: Any = REQUIRED, help: str = "", choices: tuple[str, ...] | N
     The keyword-only arguments shape the command-line flag only: `metavar` names its value, `repeat` makes a list
     flag take one value per use (`--stop A --stop B`), `positional` makes the field the command's positional
     arguments, `group` lists the flag under that heading in `--help`, `flag` replaces the `--field-name` spelling.
+    A field whose default is "" (unset) accepts "" besides its `choices`.
     """
     metadata = {"help": help, "choices": choices, "metavar": metavar, "repeat": repeat, "positional": positional,
                 "group": group, "flag": flag}
@@ -59,9 +61,10 @@ def load_config(
     path: str | os.PathLike | None = None,
     overrides: list[str] | None = None,
     flags: dict[str, Any] | None = None,
+    flags_source: str = "command-line option",
 ) -> T:
-    """Merge schema defaults < YAML file < `flags` (command-line options) < `key=value` overrides, validate,
-    and return a `schema` instance."""
+    """Merge schema defaults < YAML file < `flags` (command-line options, or what `flags_source` says they are) <
+    `key=value` overrides, validate, and return a `schema` instance."""
     where = "command-line override"
     try:
         cfg = OmegaConf.structured(schema)
@@ -69,7 +72,7 @@ def load_config(
             where = str(path)
             cfg = OmegaConf.merge(cfg, _read_yaml(Path(path)))
         if flags:
-            where = "command-line option"
+            where = flags_source
             cfg = OmegaConf.merge(cfg, flags)
         if overrides:
             where = "command-line override"
@@ -82,8 +85,19 @@ def load_config(
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise ChowaError(_describe_omegaconf_error(exc, where, schema, overrides or [])) from None
-    _check_choices(obj)
+    except yaml.YAMLError as exc:  # a value OmegaConf parses as YAML, e.g. key=[unclosed
+        raise ChowaError(f"config: a value (from {where}) is not valid YAML: {str(exc).splitlines()[0]}") from None
+    _check_values(obj)
     return obj
+
+
+def text_column(columns: dict[str, str], key: str = "columns") -> str:
+    """The column a text reader (pretraining, tokenizer) reads: `columns.text`, else `text`; a text reader has no
+    other role to map, so any other key is an error naming it."""
+    other = sorted(set(columns) - {"text"})
+    if other:
+        raise ChowaError(f"config: {key}.{other[0]}: text is read from one column; map it as {key}.text=NAME")
+    return columns.get("text", "text")
 
 
 def _how_to_set(schema: type, key: str) -> str:
@@ -159,15 +173,21 @@ def _check_override_syntax(overrides: list[str]) -> None:
             raise ChowaError(f"config: override {item!r} is not of the form key.sub=value")
 
 
-def _check_choices(obj: Any, prefix: str = "") -> None:
+def _check_values(obj: Any, prefix: str = "") -> None:
+    """Choices, and string values of string mappings (OmegaConf lets `columns.a.b=c` nest a mapping there)."""
+    hints = typing.get_type_hints(type(obj))
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
         if dataclasses.is_dataclass(value):
-            _check_choices(value, prefix=f"{prefix}{field.name}.")
+            _check_values(value, prefix=f"{prefix}{field.name}.")
             continue
         choices = field.metadata.get("choices")
-        if choices and value not in choices:
+        if choices and value not in choices and not (value == "" and field.default == ""):
             raise ChowaError(f"config: {prefix}{field.name}={value!r} is not one of: {', '.join(choices)}")
+        if typing.get_args(hints[field.name]) == (str, str):
+            bad = next((k for k, v in value.items() if not isinstance(v, str)), None)
+            if bad is not None:
+                raise ChowaError(f"config: {prefix}{field.name}.{bad} must be a string, got {value[bad]!r}")
 
 
 def renamed_key(schema: type, key: str) -> str | None:

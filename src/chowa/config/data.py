@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
 from chowa.data.conversations import DATA_FORMATS
 from chowa.data.preferences import PREFERENCE_FORMATS
-from chowa.formats import FORMATS
+from chowa.formats import DEFAULT_FORMAT, FORMATS
 
 INSPECT_KINDS = ("sft", "preference")
 
@@ -20,7 +20,7 @@ INSPECT_KINDS = ("sft", "preference")
 class DataInspectConfig:
     files: list[str] = option(REQUIRED, f"Data {DATA_SOURCES}.", metavar="FILE", positional=True)
     kind: str = option("sft", "What the data is for.", choices=INSPECT_KINDS)
-    format: str = option("", f"Chat format to render with (default: rinna-nl). One of: {', '.join(FORMATS)}.")
+    format: str = option("", f"Chat format to render with (default: {DEFAULT_FORMAT}).", choices=tuple(FORMATS))
     data_format: str = option("auto", "Record format (default: detect per file; preference data per record). One "
                                       f"of: auto, {', '.join(DATA_FORMATS)} (sft); {', '.join(PREFERENCE_FORMATS)} "
                                       "(preference).")
@@ -31,7 +31,7 @@ class DataInspectConfig:
 
 @dataclass
 class TemplateRenderConfig:
-    format: str = option(REQUIRED, f"Chat format, one of: {', '.join(FORMATS)}.")
+    format: str = option(REQUIRED, "Chat format.", choices=tuple(FORMATS))
     input: str = option(REQUIRED, 'Conversation file: a JSON list of {"role", "content"} messages or '
                                   '{"messages": [...]}.', metavar="FILE.json")
     eos_token: str = option("</s>", "How EOS is written.")

@@ -26,7 +26,7 @@ class JGLUEConfig:
                                      "that layout.", metavar="DIR")
     tasks: str = option("", "Comma-separated task names, e.g. jcommonsenseqa-1.1-0.3:3 (or give --suite).",
                         metavar="LIST")
-    suite: str = option("", f"A model card's task list and prompt versions, one of: {', '.join(SUITES)}.")
+    suite: str = option("", "A model card's task list and prompt versions (or give --tasks).", choices=tuple(SUITES))
     limit: int | None = option(None, "Evaluate only the first N documents of each task.", metavar="N")
     batch_size: int = option(8, "Rows per forward pass.")
     out: str = option("", "Results JSON (a Markdown table and per-document samples beside it).", metavar="FILE.json")
@@ -40,8 +40,6 @@ class JGLUEConfig:
     def __post_init__(self):
         if bool(self.tasks) == bool(self.suite):
             raise ChowaError("eval jglue: give exactly one of --tasks LIST and --suite NAME")
-        if self.suite and self.suite not in SUITES:
-            raise ChowaError(f"eval jglue: --suite {self.suite!r} is not one of: {', '.join(SUITES)}")
 
 
 @dataclass
@@ -67,7 +65,7 @@ class HeldoutEvalConfig(Sampling):
                           metavar="FILE.jsonl")
     reward_model: str = option("", "Reward-model folder scoring every reply (default: no reward column).",
                                metavar="DIR")
-    format: str = option("", f"Chat format for every model (default: each folder's own). One of: {', '.join(FORMATS)}.")
+    format: str = option("", "Chat format for every model (default: each folder's own).", choices=tuple(FORMATS))
     limit: int = option(0, "Use only the first N prompts (0 = all).")
     batch_size: int = option(32, "Prompts generated together.")
     sampled: bool = option(False, "Sample replies (--temperature/--top-p/--top-k, else the format's defaults) instead "
@@ -77,7 +75,7 @@ class HeldoutEvalConfig(Sampling):
     out: str = option("", "Write heldout.json and replies_<name>.jsonl here.", metavar="DIR")
     jglue_data_dir: str = option("", "Also run a JGLUE suite on every model from this data root (e.g. builtin:jglue; "
                                      "default: no JGLUE).", metavar="DIR")
-    jglue_suite: str = option("rinna-bilingual", f"JGLUE suite, one of: {', '.join(SUITES)}.")
+    jglue_suite: str = option("rinna-bilingual", "JGLUE suite.", choices=tuple(SUITES))
     jglue_limit: int = option(0, "Documents per JGLUE task (0 = all).")
     columns: dict[str, str] = option({}, COLUMNS_HELP)
 

@@ -57,8 +57,8 @@ class Sampling:
 @dataclass
 class ChatConfig(Sampling):
     model: str = option(REQUIRED, "Chat model folder (chowa's or rinna layout).", metavar="DIR")
-    format: str = option("", "Chat format (default: the folder's chat_format.json, chat_template or rinna layout). "
-                             f"One of: {', '.join(FORMATS)}.")
+    format: str = option("", "Chat format (default: the folder's chat_format.json, chat_template or rinna layout).",
+                         choices=tuple(FORMATS))
 
 
 @dataclass

@@ -11,6 +11,10 @@ from typing import Any
 
 from chowa.config import option
 
+# The stages in their order, each a section below (chowa.commands.PIPELINE says what runs in each; a test checks
+# that the two agree).
+STAGE_NAMES = ("tokenizer", "pretrain", "sft", "reward", "ppo", "eval", "compare")
+
 
 @dataclass
 class PipelineConfig:
@@ -25,6 +29,5 @@ class PipelineConfig:
     eval: dict[str, Any] = option({}, "`chowa eval heldout` keys (out, model, reward_model are set by the pipeline).")
     compare: dict[str, Any] = option({}, "`chowa compare` keys (out, a, b, judge are set by the pipeline: PPO against "
                                          "SFT, judged by the pipeline's reward model).")
-    from_stage: str = option("", "Rerun this stage and every later one even if finished.", flag="--from",
-                             metavar="STAGE")
-    until: str = option("", "Stop after this stage.", metavar="STAGE")
+    from_stage: str = option("", "Rerun this stage and every later one even if finished.", STAGE_NAMES, flag="--from")
+    until: str = option("", "Stop after this stage.", STAGE_NAMES)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
 from chowa.config.training import OptimConfig, RuntimeConfig
+from chowa.errors import ChowaError
 from chowa.formats import FORMATS
 
 # Where the value estimate and the frozen reference live (see chowa.ppo.layouts).
@@ -41,6 +42,11 @@ class RewardSourceConfig:
     missing_eos_penalty: float = option(0.0, "Subtract this from the score of a response that never ended.")
     batch_size: int = option(16, "Sequences per reward-model forward pass.")
 
+    def check(self) -> None:
+        """Exactly one source (the unset default cannot hold it, so PPOConfig and RewardSource call this)."""
+        if bool(self.model) == bool(self.function):
+            raise ChowaError("config: set exactly one of reward.model (a reward-model folder) and reward.function "
+                             "(module:function)")
 
 
 @dataclass
@@ -53,6 +59,10 @@ class RolloutConfig:
     eval_samples: int = option(0, "Also answer each held-out prompt with this many sampled replies (fixed seed) and "
                                   "log their mean as heldout_score_sampled / heldout_accuracy_sampled: the policy's "
                                   "expected reward, what trlx's evaluation reports (it samples with gen_kwargs).")
+
+    def __post_init__(self):
+        if self.eval_samples < 0:
+            raise ChowaError(f"config: generation.eval_samples must be 0 or more, got {self.eval_samples}")
 
 
 @dataclass
@@ -83,6 +93,10 @@ class PPOMethodConfig:
                                choices=("minibatch", "rollout"))
     trlx_compat: bool = option(False, "trlx's GAE bootstrap and unmasked approx-KL.")
 
+    def __post_init__(self):
+        if self.value_model and self.layout != "separate":
+            raise ChowaError("config: method.value_model is only used by layout 'separate'")
+
 
 @dataclass
 class PPOTrainConfig:
@@ -101,7 +115,7 @@ class PPOConfig:
     out: str = option(REQUIRED, "Output folder: final policy (HF folder + chat format), checkpoints/, metrics.")
     model: str = option(REQUIRED, "The SFT policy folder to start from; also the frozen reference.")
     tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
-    format: str = option("", f"Chat format; default: the model folder's own. One of: {', '.join(FORMATS)}.")
+    format: str = option("", "Chat format; default: the model folder's own.", choices=tuple(FORMATS))
     data: PromptDataConfig = option(PromptDataConfig(), "Prompts to sample from.")
     reward: RewardSourceConfig = option(RewardSourceConfig(), "Where scores come from, and how they are clipped "
                                                               "and scaled.")
@@ -111,3 +125,6 @@ class PPOConfig:
     optim: OptimConfig = option(OptimConfig(lr=1e-5, min_lr=1e-5, warmup_steps=0, schedule="constant",
                                             betas=[0.9, 0.95], weight_decay=1e-6), "AdamW (trlx defaults).")
     runtime: RuntimeConfig = option(RuntimeConfig(), "Device, precision, seed.")
+
+    def __post_init__(self):
+        self.reward.check()

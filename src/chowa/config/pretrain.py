@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chowa.config import REQUIRED, option
+from chowa.config import REQUIRED, option, text_column
 from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
 from chowa.data.text import ENCODINGS
 
@@ -27,6 +27,9 @@ class PretrainDataConfig:
                                 "and tokenizer are unchanged.")
     columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "
                                          "`body` (JSONL records and datasets).")
+
+    def __post_init__(self):
+        text_column(self.columns, "data.columns")
 
 
 @dataclass

@@ -40,7 +40,7 @@ class RewardConfig:
                                 "format), checkpoints/, metrics.jsonl.")
     model: str = option(REQUIRED, "Folder to start from: an SFT output (or any HF causal LM, or a reward folder).")
     tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
-    format: str = option("", "Chat format; default: the model folder's own. One of: " + ", ".join(FORMATS) + ".")
+    format: str = option("", "Chat format; default: the model folder's own.", choices=tuple(FORMATS))
     data: RewardDataConfig = option(RewardDataConfig(), "Preference pairs to train on.")
     loss: RewardLossConfig = option(RewardLossConfig(), "Bradley–Terry margin and centering.")
     train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size (pairs), evaluation, checkpoints, resume.")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
 from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
 from chowa.data.conversations import DATA_FORMATS
+from chowa.errors import ChowaError
 from chowa.formats import FORMATS
 
 
@@ -30,6 +31,11 @@ class SFTDataConfig:
                                   "in a row attend to the ones before them).")
     columns: dict[str, str] = option({}, COLUMNS_HELP)
 
+    def __post_init__(self):
+        if self.weights and len(self.weights) != len(self.train):
+            raise ChowaError(f"config: data.weights has {len(self.weights)} entries but data.train has "
+                             f"{len(self.train)}")
+
 
 @dataclass
 class LoraConfig:
@@ -46,7 +52,7 @@ class SFTConfig:
     model: str = option(REQUIRED, "Causal-LM folder to start from (chowa's pretrain output or any HF model).")
     tokenizer: str = option("", "Tokenizer folder (default: the model folder).")
     format: str = option("", "Chat format; default: the model folder's own (chat_format.json, chat_template or "
-                             f"rinna layout). One of: {', '.join(FORMATS)}.")
+                             "rinna layout).", choices=tuple(FORMATS))
     data: SFTDataConfig = option(SFTDataConfig(), "Conversations to train on.")
     lora: LoraConfig = option(LoraConfig(), "Optional LoRA adapters.")
     train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")

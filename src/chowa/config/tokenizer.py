@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chowa.config import REQUIRED, option
+from chowa.config import REQUIRED, option, text_column
 from chowa.data.text import ENCODINGS
 
 
@@ -37,10 +37,19 @@ class TokenizerTrainConfig:
     columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "
                                          "`body` (JSONL records and datasets).")
 
+    def __post_init__(self):
+        text_column(self.columns)
+
 
 @dataclass
 class TokenizerStatsConfig:
     tokenizer: str = option(REQUIRED, "Tokenizer folder (chowa, rinna or HF).", metavar="DIR")
-    input: list[str] = option(REQUIRED, "Text or JSONL files or globs.", metavar="FILE")
+    input: list[str] = option(REQUIRED, "Text or JSONL files or globs; Parquet / Arrow files, datasets folders or "
+                                        "hf:NAME[:CONFIG][@SPLIT] (`text` column).", metavar="FILE")
     encoding: str = option("utf-8", "Input encoding.", choices=ENCODINGS)
     keep_cr: bool = option(False, "Keep carriage returns of CRLF line ends.")
+    columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "
+                                         "`body` (JSONL records and datasets).")
+
+    def __post_init__(self):
+        text_column(self.columns)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chowa.config import option
+from chowa.errors import ChowaError
 
 
 @dataclass
@@ -35,6 +36,10 @@ class OptimConfig:
     weight_decay: float = option(0.01, "Decoupled weight decay for weight matrices (never norms, biases or "
                                        "embeddings).")
     grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).")
+
+    def __post_init__(self):
+        if len(self.betas) != 2:
+            raise ChowaError(f"config: optim.betas must hold two numbers, got {list(self.betas)}")
 
 
 @dataclass

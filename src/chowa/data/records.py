@@ -49,8 +49,9 @@ class UnreadableSource(Exception):
     """A record that stops the whole source, skip_bad_records or not (e.g. its format cannot be told)."""
 
 
-class InvalidJson:
-    """A JSONL line that is not JSON: a bad record like any other (skipped with skip_bad_records)."""
+class Unreadable:
+    """A record that cannot be read (a JSONL line that is not JSON, a row without a mapped column): a bad record like
+    any other (skipped with skip_bad_records)."""
 
     def __init__(self, reason: str):
         self.reason = reason
@@ -71,19 +72,11 @@ def expand_sources(patterns: list[str]) -> list[str]:
     return sources
 
 
-def iter_records(source: str) -> Iterator[tuple[str, Any]]:
-    """`(where, record)` for every record of one source; a JSONL line that is not JSON gives an `InvalidJson`."""
-    if source.startswith(HF_PREFIX):
-        rows = _dataset_rows(source, _load_hub(source))
-    elif (folder := _dataset_folder(source)) is not None:
-        rows = _dataset_rows(source, _load_folder(*folder))
-    elif source.endswith(".parquet"):
-        rows = _parquet_rows(Path(source))
-    elif source.endswith(".arrow"):
-        rows = _dataset_rows(source, _load_arrow(Path(source)))
-    else:
-        rows = _json_records(Path(source))
-    yield from rows
+def iter_records(source: str, columns: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+    """`(where, record)` for every record of one source, its columns mapped (`map_columns`); a record that cannot be
+    read (a JSONL line that is not JSON, a row without a mapped column) comes as an `Unreadable` with the reason."""
+    for _, where, record in _records(source, columns):
+        yield where, record
 
 
 def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool = False,
@@ -91,11 +84,11 @@ def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool
     """([(where, parse(record))], ["where: reason" of each bad record]): a `BadRecord` raised by `parse` stops the
     read with a ChowaError naming where, unless `skip_bad_records`; an `UnreadableSource` always does."""
     parsed, bad = [], []
-    for where, record in iter_records(source):
+    for where, record in iter_records(source, columns):
         try:
-            if isinstance(record, InvalidJson):
+            if isinstance(record, Unreadable):
                 raise BadRecord("", record.reason)
-            parsed.append((where, parse(map_columns(record, columns) if columns else record)))
+            parsed.append((where, parse(record)))
         except BadRecord as exc:
             if not skip_bad_records:
                 raise ChowaError(f"{where}: {exc}") from None
@@ -106,16 +99,38 @@ def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool
 
 
 def map_columns(record: Any, columns: dict[str, str]) -> Any:
-    """The record with each column NAME renamed to the ROLE chowa reads (`columns` maps ROLE -> NAME)."""
+    """The record with each column NAME also read as the ROLE chowa expects (`columns` maps ROLE -> NAME); the
+    record keeps its own columns, so what chowa writes back (a reply, a score) sits beside the user's names."""
     if not isinstance(record, dict):
         return record
     missing = [f"{name} (for {role})" for role, name in columns.items() if name not in record]
     if missing:
-        raise BadRecord("", f"no column {', '.join(missing)} named by data.columns; the record has "
-                            f"{', '.join(record) or 'no columns'}")
-    renamed = set(columns.values())
-    return {key: value for key, value in record.items() if key not in renamed} | {
-        role: record[name] for role, name in columns.items()}
+        return Unreadable(f"no column {', '.join(missing)} named by the column mapping; the record has "
+                          f"{', '.join(record) or 'no columns'}")
+    return record | {role: record[name] for role, name in columns.items()}
+
+
+def _records(source: str, columns: dict[str, str] | None) -> Iterator[tuple[int, str, Any]]:
+    """(line or row number, where, record): tables name rows (`file:row N`), JSON files lines (`file:N`). Mapping
+    comes before a table row loses its nulls, so a mapped column that is null in a row is absent, not missing."""
+    table = _is_table(source)
+    for number, record in _numbered_rows(source):
+        if columns and not isinstance(record, Unreadable):
+            record = map_columns(record, columns)
+        yield number, f"{source}:row {number}" if table else f"{source}:{number}", (
+            _drop_nulls(record) if table else record)
+
+
+def _numbered_rows(source: str) -> Iterator[tuple[int, Any]]:
+    if source.startswith(HF_PREFIX):
+        return _dataset_rows(_load_hub(source))
+    if (folder := _dataset_folder(source)) is not None:
+        return _dataset_rows(_load_folder(*folder))
+    if source.endswith(".parquet"):
+        return _parquet_rows(Path(source))
+    if source.endswith(".arrow"):
+        return _arrow_rows(Path(source))
+    return _json_records(Path(source))
 
 
 def count_records(source: str) -> int | None:
@@ -129,7 +144,7 @@ def count_records(source: str) -> int | None:
 
         return pq.ParquetFile(source).metadata.num_rows
     if source.endswith(".arrow"):
-        return len(_load_arrow(Path(source)))
+        return _arrow_table(Path(source)).num_rows
     return None
 
 
@@ -144,22 +159,24 @@ def source_fingerprint(source: str) -> str:
 
 def read_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool = False,
                    field: str = "text") -> Iterator[tuple[Path | str, int, str]]:
-    """Yield `(file, line, document)` for each line of a text file or each JSONL record's `field`, and
-    `(source, row, document)` for each row's `field` column of a table source (Parquet, Arrow, datasets, hf:...).
+    """Yield `(file, line, document)` for each line of a text file and each JSONL (or .json array) record's `field`,
+    and `(source, row, document)` for each row's `field` column of a table source (Parquet, Arrow, datasets, hf:).
 
-    JSONL and table documents may hold newlines; text-file documents never do. With `keep_cr=False` a CRLF (or lone
-    CR before LF) becomes LF, so Windows line ends do not leak `\\r` into a vocabulary.
+    JSON and table documents may hold newlines; text-file documents never do. With `keep_cr=False` a CRLF (or lone
+    CR before LF) becomes LF, so Windows line ends do not leak `\\r` into a vocabulary. A text or JSONL file is read
+    whole, one file at a time; tables are read in batches.
     """
     for source in expand_sources(patterns):
-        if _is_table(source):
-            for where, record in iter_records(source):
-                if not isinstance(record.get(field), str):
-                    raise ChowaError(f"{where}: expected a string column {field!r} (name another with "
-                                     f"columns.text=NAME)")
-                row = int(where.rsplit(" ", 1)[1])
-                yield source, row, record[field] if keep_cr else record[field].replace("\r\n", "\n")
-            continue
         path = Path(source)
+        if _is_table(source) or path.name.removesuffix(".gz").endswith(".json"):
+            for number, where, record in _records(source, None):
+                document = record.get(field) if isinstance(record, dict) else None
+                if not isinstance(document, str):
+                    raise ChowaError(f"{where}: expected a record with a string field {field!r} (name another with "
+                                     "columns.text=NAME)")
+                yield (source if _is_table(source) else path), number, (
+                    document if keep_cr else document.replace("\r\n", "\n"))
+            continue
         text = read_file_text(path, encoding)
         if not keep_cr:
             text = text.replace("\r\n", "\n")
@@ -236,15 +253,6 @@ def _load_hub(spec: str):
             from None
 
 
-def _load_arrow(path: Path):
-    import datasets
-
-    try:
-        return datasets.Dataset.from_file(str(path))
-    except Exception as exc:
-        raise ChowaError(f"{path}: not an Arrow dataset file ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
 def _pick_split(loaded, split: str | None, where: str):
     import datasets
 
@@ -259,15 +267,15 @@ def _pick_split(loaded, split: str | None, where: str):
     return loaded[chosen]
 
 
-def _dataset_rows(source: str, dataset) -> Iterator[tuple[str, Any]]:
+def _dataset_rows(dataset) -> Iterator[tuple[int, Any]]:
     row = 0
     for batch in dataset.iter(batch_size=_BATCH_ROWS):
         for values in zip(*batch.values(), strict=True):
             row += 1
-            yield f"{source}:row {row}", _drop_nulls(dict(zip(batch, values, strict=True)))
+            yield row, dict(zip(batch, values, strict=True))
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:
+def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -275,11 +283,34 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:
         table = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise ChowaError(f"{path}: not a Parquet file ({_first_line(exc)})") from None
+    yield from _batch_rows(table.iter_batches(batch_size=_BATCH_ROWS))
+
+
+def _arrow_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    yield from _batch_rows(_arrow_table(path).to_batches(max_chunksize=_BATCH_ROWS))
+
+
+def _batch_rows(batches) -> Iterator[tuple[int, Any]]:
     row = 0
-    for batch in table.iter_batches(batch_size=_BATCH_ROWS):
+    for batch in batches:
         for record in batch.to_pylist():
             row += 1
-            yield f"{path}:row {row}", _drop_nulls(record)
+            yield row, record
+
+
+def _arrow_table(path: Path):
+    """An Arrow file, memory-mapped: the IPC stream format `datasets` writes, or the IPC file format (Feather 2)."""
+    import pyarrow as pa
+
+    try:
+        source = pa.memory_map(str(path))
+        try:
+            return pa.ipc.open_stream(source).read_all()
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return pa.ipc.open_file(source).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise ChowaError(f"{path}: not an Arrow IPC file or stream ({_first_line(exc)})") from None
 
 
 def _drop_nulls(value: Any) -> Any:
@@ -290,19 +321,18 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
+def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
     """Each record of a JSONL file (or of a .json array) with its line."""
     text = read_file_text(path).replace("\r\n", "\n")
     if path.name.removesuffix(".gz").endswith(".json"):
-        for line, record in _json_array(path, text):
-            yield f"{path}:{line}", record
+        yield from _json_array(path, text)
         return
     for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
-                yield f"{path}:{number}", json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
-                yield f"{path}:{number}", InvalidJson(f"not valid JSON ({exc.msg} at column {exc.colno})")
+                yield number, Unreadable(f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
 def _json_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:

@@ -1,9 +1,9 @@
 """Pretraining data: documents tokenized once into memory-mapped token files, packed into fixed-length windows.
 
 Documents (text lines, JSONL `text` records or the `text` column of a dataset, see `chowa.data.records`) are
-tokenized in batches, each followed by EOS, and appended to one token file per split as they come, so a corpus
-larger than memory streams through (a first pass counts the documents, so the held-out share is drawn exactly as
-for a small corpus). A deterministic share of documents is held out for validation. The streams are cached under
+tokenized in batches, each followed by EOS, and appended to one token file per split as they come: token ids never
+pile up in memory, a dataset (Parquet, Arrow, datasets, hf:) is read in batches of rows, and a text or JSONL file
+one file at a time (a first pass counts the documents, so the held-out share is drawn exactly as before). A deterministic share of documents is held out for validation. The streams are cached under
 `cache_dir/<key>/` where the key hashes the inputs (path, size, mtime; a Hub dataset's fingerprint), the
 tokenizer files and the split settings, so a rerun or a resumed run reuses them and a changed input rebuilds.
 

@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from chowa.errors import ChowaError
+from chowa.files import check_folder
 from chowa.models.build import DTYPES, build_model
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -41,11 +48,8 @@ def load_model(path: str | os.PathLike, head: str = "causal-lm", dtype: str | No
                device: str | torch.device | None = None, **kwargs: Any) -> PreTrainedModel:
     """The model in a local folder (or a hub name, for users with hub access) with the given head, in `dtype`
     (`auto`: the checkpoint's; None: transformers' default) on `device` (None: where transformers puts it)."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ChowaError(f"model: {folder} is not a folder")
-    if folder.exists() and not has_weights(folder):
-        raise ChowaError(f"model: {folder} holds no weights (expected one of {', '.join(WEIGHT_FILES)})")
+    if check_folder(path, "model") and not has_weights(path):
+        raise ChowaError(f"model: {path} holds no weights (expected one of {', '.join(WEIGHT_FILES)})")
     if dtype is not None:
         if dtype != "auto" and dtype not in DTYPES:
             raise ChowaError(f"model: dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -55,6 +59,15 @@ def load_model(path: str | os.PathLike, head: str = "causal-lm", dtype: str | No
     except (OSError, ValueError) as exc:
         raise ChowaError(f"model: cannot load {path} as a {head} model: {exc}") from None
     return model.to(device) if device is not None else model
+
+
+def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
+    """A model folder's config (no weights loaded), with the loader's errors."""
+    check_folder(path, "model")
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ChowaError(f"model: cannot read the config of {path}: {exc}") from None
 
 
 def load_causal_lm(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:

@@ -12,7 +12,7 @@ EOS included when emitted) and `tokenizer`. Built in: `chowa.answers:checked_ans
 
 Run as (from Python):
     source = RewardSource(RewardSourceConfig(function="chowa.answers:checked_answer"), tokenizer, fmt, device)
-    scores = source.score(prompt_ids, response_ids, prompts)          # (B,) float tensor
+    scores = source.score(prompts, prompt_ids, response_ids, replies)   # (B,) float tensor
 """
 
 from __future__ import annotations
@@ -72,9 +72,7 @@ class RewardSource:
     """What PPO asks for: raw scores (B,) for sampled responses, optionally minus the reference reply's score."""
 
     def __init__(self, cfg: RewardSourceConfig, tokenizer, fmt: ChatFormat, device: torch.device):
-        if bool(cfg.model) == bool(cfg.function):
-            raise ChowaError("config: set exactly one of reward.model (a reward-model folder) and reward.function "
-                             "(module:function)")
+        cfg.check()
         self.cfg, self.tokenizer, self.fmt = cfg, tokenizer, fmt
         self.rule = RuleReward(cfg.function, tokenizer, fmt) if cfg.function else None
         self.model = ModelReward(cfg.model, tokenizer, device, cfg.batch_size) if cfg.model else None

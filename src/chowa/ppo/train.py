@@ -34,7 +34,7 @@ from chowa.config import save_config
 from chowa.config.ppo import PPOConfig
 from chowa.data.order import SeededOrder
 from chowa.data.prompts import PromptRecord, read_prompts
-from chowa.errors import ChowaError, TrainingInterrupted
+from chowa.errors import TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
 from chowa.models.load import load_causal_lm
 from chowa.padding import pad_rows
@@ -71,8 +71,6 @@ class PPORun:
     """Everything a PPO run holds between steps (models, reward, controller, scaler), and its two phases."""
 
     def __init__(self, cfg: PPOConfig, runtime: Runtime):
-        if cfg.generation.eval_samples < 0:
-            raise ChowaError(f"config: generation.eval_samples must be 0 or more, got {cfg.generation.eval_samples}")
         self.cfg, self.runtime = cfg, runtime
         self.tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
         if self.tokenizer.pad_token_id is None:
@@ -86,8 +84,6 @@ class PPORun:
         self.order = SeededOrder(len(self.prompts), seed=cfg.runtime.seed)
         self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
         value_model = load_causal_lm(cfg.method.value_model) if cfg.method.value_model else None
-        if value_model is not None and cfg.method.layout != "separate":
-            raise ChowaError("config: ppo.value_model is only used by layout 'separate'")
         self.model = PPOModel(load_causal_lm(cfg.model), cfg.method.layout, cfg.method.num_layers_unfrozen, value_model)
         self.kl = losses.make_kl_controller(cfg.method.init_kl_coef, cfg.method.target, cfg.method.horizon)
         self.scaler = losses.ScoreScaler(cfg.reward.scale)

@@ -32,7 +32,6 @@ Run as:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from chowa.data.preferences import PARSERS as PAIR_PARSERS
 from chowa.data.preferences import preference_format
 from chowa.data.records import BadRecord, expand_sources, parse_records
 from chowa.errors import ChowaError
-from chowa.files import atomic_write_text
+from chowa.files import atomic_write_text, json_line
 from chowa.formats import ChatFormat, Message, detect_format, render_training
 from chowa.models.load import default_device, has_weights, load_model
 from chowa.padding import pad_rows
@@ -126,7 +125,7 @@ def score_file(model_dir: str | os.PathLike, input_path: str | os.PathLike, out_
         raise ChowaError(f"{input_path}: {exc}") from None
     for (index, key), score in zip(slots, scores, strict=True):
         records[index][key] = round(score, 6)
-    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    text = "".join(json_line(record) for record in records)
     if out_path is not None:
         atomic_write_text(out_path, text)
     return text

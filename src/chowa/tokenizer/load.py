@@ -21,6 +21,7 @@ import sentencepiece as spm
 from transformers import AutoTokenizer, PreTrainedTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from chowa.errors import ChowaError
+from chowa.files import check_folder
 from chowa.models.folders import write_compatible_keys
 from chowa.tokenizer.convert import parse_model, sentencepiece_to_tokenizers, special_pieces
 
@@ -34,10 +35,11 @@ _FAST_CLASSES = {None, "TokenizersBackend", "PreTrainedTokenizerFast"}
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     """A tokenizer for a local folder or hub name; SentencePiece folders give SentencePiece's exact ids."""
     folder = Path(path)
-    if not folder.is_dir():
-        if folder.exists() or str(path).startswith((".", "/")):
-            raise ChowaError(f"tokenizer: {path} is not a folder")
-        return AutoTokenizer.from_pretrained(str(path))  # a hub name, for users with hub access
+    if not check_folder(path, "tokenizer"):
+        try:
+            return AutoTokenizer.from_pretrained(str(path))  # a hub name, for users with hub access
+        except (OSError, ValueError) as exc:
+            raise ChowaError(f"tokenizer: cannot load {path}: {str(exc).splitlines()[0]}") from None
     config = _read_json(folder / "tokenizer_config.json")
     model_file = next((folder / name for name in SENTENCEPIECE_FILES if (folder / name).is_file()), None)
     if (folder / "tokenizer.json").is_file() and config.get("tokenizer_class") in _FAST_CLASSES:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from chowa.config import text_column
 from chowa.config.tokenizer import TokenizerStatsConfig
 from chowa.data.records import read_documents
 from chowa.data.text import JAPANESE
@@ -30,11 +31,13 @@ def line_kind(line: str) -> str:
 
 def main(cfg: TokenizerStatsConfig) -> None:
     """`chowa tokenizer stats`: the report as JSON on stdout."""
-    report = tokenizer_stats(cfg.tokenizer, cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr)
+    report = tokenizer_stats(cfg.tokenizer, cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr,
+                             field=text_column(cfg.columns))
     print(json.dumps(report, ensure_ascii=False, indent=2))
 
 
-def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-8", keep_cr: bool = False) -> dict:
+def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-8", keep_cr: bool = False,
+                    field: str = "text") -> dict:
     """Per-kind characters per token, byte-fallback and unknown rates, and round-trip (and SentencePiece) checks."""
     tokenizer = load_tokenizer(tokenizer_dir)
     processor = _sentencepiece_processor(Path(tokenizer_dir))
@@ -44,8 +47,8 @@ def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-
     total_tokens = byte_tokens = unk_tokens = lines = 0
     failures: list[str] = []
     sp_mismatches: list[str] = []
-    for path, number, line in tqdm(read_documents(inputs, encoding=encoding, keep_cr=keep_cr), desc="lines",
-                                   unit=" lines", leave=False):
+    documents = read_documents(inputs, encoding=encoding, keep_cr=keep_cr, field=field)
+    for path, number, line in tqdm(documents, desc="lines", unit=" lines", leave=False):
         ids = tokenizer(line, add_special_tokens=False, verbose=False)["input_ids"]
         kind = line_kind(line)
         chars[kind] += len(line)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from chowa.config import save_config
+from chowa.config import save_config, text_column
 from chowa.config.tokenizer import TokenizerTrainConfig
 from chowa.data.records import read_documents
 from chowa.errors import ChowaError
@@ -59,7 +59,7 @@ def main(cfg: TokenizerTrainConfig) -> Path:
 def _training_documents(cfg: TokenizerTrainConfig) -> Iterator[str]:
     count = 0
     for _, _, document in read_documents(cfg.input, encoding=cfg.encoding, keep_cr=cfg.keep_cr,
-                                         field=cfg.columns.get("text", "text")):
+                                         field=text_column(cfg.columns)):
         if cfg.newline == "nl-token":
             pieces = [document.replace("\n", NL_TOKEN)]
         else:  # a newline never enters the vocabulary: it stays the byte piece <0x0A>

@@ -173,11 +173,10 @@ def write_prompts(task: str, data_dir: str, out: str | Path | IO[str] | None = N
         raise ChowaError(f"{spec.task_id}: data missing: {', '.join(data.missing)}")
     tokenizer = max_length = None
     if model is not None:
-        from transformers import AutoConfig
-
+        from chowa.models.load import load_model_config
         from chowa.tokenizer import load_tokenizer
 
-        config = AutoConfig.from_pretrained(model)
+        config = load_model_config(model)
         tokenizer = load_tokenizer(model)
         max_length = getattr(config, "n_ctx", None) or config.max_position_embeddings
     instances = build_instances(spec, data, limit, tokenizer, max_length)
