@@ -3,9 +3,10 @@
 Documents (text lines, JSONL `text` records or the `text` column of a dataset, see `chowa.data.records`) are
 tokenized in batches, each followed by EOS, and appended to one token file per split as they come: token ids never
 pile up in memory, a dataset (Parquet, Arrow, datasets, hf:) is read in batches of rows, and a text or JSONL file
-one file at a time (a first pass counts the documents, so the held-out share is drawn exactly as before). A deterministic share of documents is held out for validation. The streams are cached under
-`cache_dir/<key>/` where the key hashes the inputs (path, size, mtime; a Hub dataset's fingerprint), the
-tokenizer files and the split settings, so a rerun or a resumed run reuses them and a changed input rebuilds.
+one file at a time. A deterministic share of documents is held out for validation (a first pass counts the
+documents, so it is drawn exactly as for a corpus read whole). The streams are cached under `cache_dir/<key>/`
+where the key hashes the inputs (path, size, mtime; a Hub dataset's fingerprint), the tokenizer files and the split
+settings, so a rerun or a resumed run reuses them and a changed input rebuilds.
 
 For a tokenizer with an `<NL>` piece (rinna japanese-gpt-neox style) newlines inside documents are written as
 `<NL>`, as the tokenizer was trained.
