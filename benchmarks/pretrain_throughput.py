@@ -153,7 +153,7 @@ def run_chowa(setup: Setup, out: Path) -> Result:
     seen: dict[str, torch.nn.Module] = {}
     fit = chowa.pretrain.fit
 
-    def timed_fit(runtime, model, tokenizer, train, optim, out_dir, next_batch, *rest):
+    def timed_fit(runtime, model, tokenizer, cfg, out_dir, next_batch, *rest):
         seen["model"] = model
 
         def timed_next_batch(step: int, micro: int):
@@ -163,7 +163,7 @@ def run_chowa(setup: Setup, out: Path) -> Result:
                 starts.append(stamp())
             return next_batch(step, micro)
 
-        return fit(runtime, model, tokenizer, train, optim, out_dir, timed_next_batch, *rest)
+        return fit(runtime, model, tokenizer, cfg, out_dir, timed_next_batch, *rest)
 
     chowa.pretrain.fit = timed_fit
     try:

@@ -21,9 +21,9 @@ import torch
 from chowa.config import load_config
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.sft import SFTConfig
+from chowa.folders import finish_folder
 from chowa.formats import render_prompt
 from chowa.models.build import build_model
-from chowa.models.folders import write_compatible_keys
 from chowa.pretrain import main as pretrain
 from chowa.sft import main as sft
 from chowa.tokenizer import load_tokenizer
@@ -119,7 +119,7 @@ def llama_folder(tmp_path_factory, tokenizer_dir) -> Path:
                         rope_parameters={"rope_type": "default", "rope_theta": 50000.0})
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    write_compatible_keys(out)
+    finish_folder(out)
     return out
 
 

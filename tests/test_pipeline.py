@@ -74,7 +74,9 @@ def test_every_stage_ran_and_the_report_shows_the_figures(micro_run):
         assert re.search(rf"^\| {name} \| \d+ \|", report, re.M), name
     for name, model in heldout["models"].items():  # the table holds the measured numbers, not placeholders
         style = "—" if model["preferred_style"] is None else f"{100 * model['preferred_style']:.1f}%"
-        assert f"| {name} | {100 * model['accuracy']:.1f}% | {style} | {model['mean_reward']:.3f} |" in report
+        low, high = model["accuracy_ci"]  # each share with its 95% interval (#13)
+        assert (f"| {name} | {100 * model['accuracy']:.1f}% | {100 * low:.1f}–{100 * high:.1f}% | {style} | "
+                in report) and f" | {model['mean_reward']:.3f} |" in report
     summary = json.loads((out / "compare" / "summary.json").read_text())
     assert summary["win"] + summary["tie"] + summary["loss"] == heldout["prompts"]
     assert f"{summary['win']} (" in report and "PPO vs SFT" in report

@@ -95,7 +95,9 @@ def test_resume_continues_exactly(tmp_path, policy_dir, rules):
     ppo(_config(tmp_path / "straight", policy_dir, rules, *common, "train.steps=4"))
     ppo(_config(tmp_path / "resumed", policy_dir, rules, *common, "train.steps=2"))
     assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000002"]
-    ppo(_config(tmp_path / "resumed", policy_dir, rules, *common, "train.steps=4"))
+    # a run of 2 steps continued to 4 (the schedule is constant, so this is the 4-step run interrupted at step 2)
+    ppo(_config(tmp_path / "resumed", policy_dir, rules, *common, "train.steps=4",
+                "train.resume_changes=[train.steps]"))
 
     def logged(run: str) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(tmp_path / run / "metrics.jsonl")]

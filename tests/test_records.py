@@ -17,7 +17,7 @@ from chowa.config.sft import SFTConfig
 from chowa.data.conversations import read_conversations
 from chowa.data.preferences import read_preferences
 from chowa.data.prompts import read_prompts
-from chowa.data.records import count_documents, iter_records, read_documents
+from chowa.data.records import ReadOptions, count_documents, iter_records, read_documents
 from chowa.data.shards import build_token_cache
 from chowa.errors import ChowaError
 from chowa.inspection import inspect_data
@@ -87,11 +87,11 @@ def test_column_mapping_reads_other_names(tmp_path):
     renamed = [{"prompt": r["instruction"], "response": r["output"], "id": i} for i, r in enumerate(ALPACA)]
     path = _parquet(tmp_path / "renamed.parquet", renamed)
     columns = {"instruction": "prompt", "output": "response"}
-    assert _messages(read_conversations(str(path), columns=columns)) == _messages(
+    assert _messages(read_conversations(str(path), options=ReadOptions(columns=columns))) == _messages(
         read_conversations(_jsonl(tmp_path / "a.jsonl", ALPACA)))
     with pytest.raises(ChowaError, match=r"renamed.parquet:row 1: no column answer \(for output\)"):
-        read_conversations(str(path), columns={"instruction": "prompt", "output": "answer"})
-    prompts = read_prompts([str(path)], {"instruction": "prompt"})
+        read_conversations(str(path), options=ReadOptions(columns={"instruction": "prompt", "output": "answer"}))
+    prompts = read_prompts([str(path)], ReadOptions(columns={"instruction": "prompt"}))
     assert prompts[0].messages == [{"role": "user", "content": "0たす0は?"}] and prompts[0].record["id"] == 0
 
 
@@ -104,7 +104,8 @@ def test_preference_message_lists_and_mapped_columns(tmp_path):
     reference = read_preferences([str(_jsonl(tmp_path / "p.jsonl", PAIRS))]).pairs
     implicit = read_preferences([str(_parquet(tmp_path / "lists.parquet", lists))]).pairs
     mapped = read_preferences([str(_parquet(tmp_path / "explicit.parquet", explicit))],
-                              columns={"prompt": "question", "chosen": "good", "rejected": "bad"}).pairs
+                              options=ReadOptions(columns={"prompt": "question", "chosen": "good",
+                                                           "rejected": "bad"})).pairs
     key = [(p.context, p.chosen, p.rejected) for p in reference]
     assert [(p.context, p.chosen, p.rejected) for p in implicit] == key
     assert [(p.context, p.chosen, p.rejected) for p in mapped] == key
@@ -209,7 +210,7 @@ def test_a_null_mapped_column_is_absent_not_missing(tmp_path):
     rows = [{"question": "Summarise.", "context": "A long text.", "answer": "Short."},
             {"question": "Hi", "context": None, "answer": "Hello"}]
     columns = {"instruction": "question", "input": "context", "output": "answer"}
-    loaded = read_conversations(str(_parquet(tmp_path / "dolly.parquet", rows)), columns=columns)
+    loaded = read_conversations(str(_parquet(tmp_path / "dolly.parquet", rows)), options=ReadOptions(columns=columns))
     first, second = _messages(loaded)
     assert first[0] == {"role": "user", "content": "Summarise.", "input": "A long text."}
     assert second == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from chowa.data.text import JAPANESE
 from chowa.errors import ChowaError
+from chowa.tables import wilson_interval
 
 WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 WEEKDAYS_JA = ("月曜日", "火曜日", "水曜日", "木曜日", "金曜日", "土曜日", "日曜日")
@@ -196,7 +197,7 @@ def grade(record: dict, reply: str) -> Grade:
     """The reply's grade against a prompt record (checkable or not)."""
     if not is_checkable(record):
         return Grade(record.get("family"), None, None)
-    return Grade(record["family"], check_answer(record, reply), preferred_style(record, reply))
+    return Grade(record.get("family") or "", check_answer(record, reply), preferred_style(record, reply))
 
 
 def summarize_grades(grades: list[Grade]) -> dict:
@@ -207,8 +208,9 @@ def summarize_grades(grades: list[Grade]) -> dict:
             hits[g.family].append(g.correct)
     every = [hit for family in hits.values() for hit in family]
     styles = [g.preferred_style for g in grades if g.preferred_style is not None]
-    return {"accuracy": share(every), "preferred_style": share(styles),
-            "by_family": {family: share(h) for family, h in sorted(hits.items())}}
+    return {"accuracy": share(every), "accuracy_ci": wilson_interval(sum(every), len(every)), "checked": len(every),
+            "preferred_style": share(styles), "preferred_style_ci": wilson_interval(sum(styles), len(styles)),
+            "styled": len(styles), "by_family": {family: share(h) for family, h in sorted(hits.items())}}
 
 
 def share(flags: list[bool]) -> float | None:

@@ -14,6 +14,7 @@ import sys
 from typing import TextIO
 
 from chowa.config.generate import ChatConfig, Sampling
+from chowa.errors import ChowaError
 from chowa.generate import ChatModel, load_chat_model, stream_reply
 
 HELP = "/reset starts a new conversation, /quit leaves."
@@ -50,7 +51,12 @@ def run_session(chat: ChatModel, sampling: Sampling, stdin: TextIO = sys.stdin, 
             write(f"unknown command {text.split()[0]!r}; {HELP}\n")
             continue
         messages.append({"role": "user", "content": text})
-        reply = stream_reply(chat, messages, dataclasses.replace(sampling, seed=sampling.seed + turn), write)
+        try:
+            reply = stream_reply(chat, messages, dataclasses.replace(sampling, seed=sampling.seed + turn), write)
+        except ChowaError as exc:  # a message too long for the model: say so and keep the conversation
+            messages.pop()
+            write(f"({exc})\n")
+            continue
         write("\n")
         messages.append({"role": "assistant", "content": reply})
         turn += 1

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
+import warnings
 from pathlib import Path
 
 import yaml
@@ -22,7 +24,7 @@ from omegaconf import OmegaConf
 
 from chowa import __version__
 from chowa.commands import COMMAND, COMMANDS, GROUPS, Command
-from chowa.config import describe_fields, load_config
+from chowa.config import describe_fields, load_config, range_help
 from chowa.errors import ChowaError, TrainingInterrupted
 
 _DEST_PREFIX = "cfg__"
@@ -59,6 +61,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, schema: type, default_
     shown = f"default: {default_config}" if default_config else "optional"
     parser.add_argument("--config", metavar="FILE.yaml", default=default_config,
                         help=f"YAML recipe with any of the keys below ({shown}).")
+    parser.add_argument("--verbose", action="store_true", help="Also show the libraries' own load reports, warnings "
+                                                               "and progress bars (transformers, datasets, torch).")
     hints = typing.get_type_hints(schema)
     groups: dict[str, argparse._ArgumentGroup] = {}
     positional = None
@@ -110,7 +114,8 @@ def _flag_help(field: dataclasses.Field) -> str:
     shown = "required" if default == "???" else f"default: {default!r}"
     if field.default_factory is not dataclasses.MISSING:
         shown = f"default: {field.default_factory()!r}"
-    return f"{field.metadata.get('help', '')} ({shown})".replace("%", "%%")
+    limits = f"; {range_help(field.metadata)}" if range_help(field.metadata) else ""
+    return f"{field.metadata.get('help', '')} ({shown}{limits})".replace("%", "%%")
 
 
 def parse_config(args: argparse.Namespace, schema: type):
@@ -163,6 +168,16 @@ def _single(values: list[str], field: dataclasses.Field) -> str:
     return values[0]
 
 
+def quiet_libraries() -> None:
+    """Keep transformers' and datasets' load reports, advisory warnings and progress bars off the terminal (chowa
+    prints what matters; `--verbose` shows them). Environment variables, so they hold before the libraries load and
+    in the processes `accelerate launch` starts; a user's own settings win."""
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("DATASETS_VERBOSITY", "error"),
+                        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", module=r"(transformers|torch|accelerate|peft|datasets|huggingface_hub)\b")
+
+
 def _joined(argv: list[str]) -> list[str]:
     """`reward score ...` -> `"reward score" ...`: a command named by two words whose first word is itself a
     command is one parser beside it (the first command's positional overrides would swallow the second word)."""
@@ -175,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = _joined(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     command: Command = args.command
+    if not args.verbose:
+        quiet_libraries()
     try:
         result = command.run(parse_config(args, command.schema))
     except TrainingInterrupted as exc:

@@ -44,6 +44,19 @@ def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
     return Path(path)
 
 
+def check_writable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
+    """Fail before any work when `path` (a file to write, or with `folder` a folder to write into) cannot be
+    written, instead of after the work is done; the folder is created."""
+    target = Path(path) if folder else Path(path).parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".chowa-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ChowaError(f"{what}: cannot write to {target}: {exc.strerror or exc}") from None
+
+
 def check_folder(path: str | os.PathLike, what: str) -> bool:
     """True for a local folder; False for a hub name (`owner/name`, for users with hub access); a ChowaError for a
     path that names a local folder that is not there, or a file."""

@@ -5,6 +5,11 @@ model card (rinna-ja: repetition_penalty 1.1; rinna bilingual: temperature 1.0, 
 0.7, top_p 0.95) and any option the user sets wins. Generation stops at EOS or at a stop string (the next
 speaker tag), and replies are cleaned as the format says (`<NL>` -> newline, cut at the tag).
 
+Sampled replies draw from one random stream per prompt, seeded by the sampling seed and the prompt's position, so
+a reply does not depend on which prompts share its batch (`--batch-size` changes speed, not results). A prompt
+that leaves no room for the reply in the model's context is refused by `generate` (the record is named); `chat`
+drops the oldest turns of the conversation instead, as chat clients do.
+
 Run as:
     chowa generate --model runs/demo/sft --prompt "3たす4は?"
     chowa generate --model runs/demo/sft --input prompts.jsonl --out replies.jsonl --batch-size 16
@@ -19,15 +24,23 @@ from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
+from transformers.generation.logits_process import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 from transformers.generation.streamers import BaseStreamer
 
 from chowa.config.generate import GenerateConfig, Sampling
 from chowa.data.prompts import read_prompts
-from chowa.files import check_folder, json_line, write_jsonl
+from chowa.data.records import ReadOptions
+from chowa.errors import ChowaError
+from chowa.files import check_folder, check_writable, json_line, write_jsonl
 from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
-from chowa.models.load import default_device, load_causal_lm
+from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
-from chowa.tokenizer import load_tokenizer
 
 Message = dict[str, str]
 
@@ -42,7 +55,7 @@ class ChatModel:
 def load_chat_model(path: str | os.PathLike, format_name: str | None = None, device: str | None = None) -> ChatModel:
     """Model, tokenizer (SentencePiece-exact for rinna folders) and chat format of a model folder."""
     check_folder(path, "model")  # before the tokenizer, so a wrong --model is named as such
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_model_tokenizer(path)
     fmt = get_format(format_name) if format_name else detect_format(path)
     model = load_causal_lm(path, device=device or default_device()).eval()
     return ChatModel(model, tokenizer, fmt)
@@ -50,11 +63,13 @@ def load_chat_model(path: str | os.PathLike, format_name: str | None = None, dev
 
 def main(cfg: GenerateConfig) -> None:
     """`chowa generate`: the reply to --prompt on stdout, or every --input record with its `reply` (JSONL)."""
+    if cfg.out:
+        check_writable(cfg.out, "--out")
     chat = load_chat_model(cfg.model, cfg.format or None)
     if cfg.prompt is not None:
         print(generate_replies(chat, [[{"role": "user", "content": cfg.prompt}]], cfg.sampling())[0])
         return
-    items = read_prompt_file(cfg.input, cfg.columns)
+    items = read_prompt_file(cfg.input, ReadOptions.of(cfg))
     with tqdm(total=len(items), desc="generate", unit="prompt", file=sys.stderr) as bar:
         replies = generate_replies(chat, [messages for _, messages in items], cfg.sampling(), cfg.batch_size,
                                    progress=bar.update)
@@ -70,14 +85,21 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
                      batch_size: int = 8, progress: Callable[[int], None] | None = None) -> list[str]:
     """Cleaned replies, one per conversation (each ends with a user message), generated in left-padded batches."""
     options = sampling.resolve(chat.format)
+    context = context_length(chat.model.config)
     replies: list[str] = []
-    torch.manual_seed(sampling.seed)
     for start in range(0, len(conversations), batch_size):
         prompts = [encode_prompt(c, chat.format, chat.tokenizer) for c in conversations[start:start + batch_size]]
+        for index, ids in enumerate(prompts, start=start + 1):
+            if len(ids) + options["max_new_tokens"] > context:
+                raise ChowaError(f"prompt {index}: {len(ids)} tokens and up to {options['max_new_tokens']} new ones "
+                                 f"do not fit the model's context of {context} positions; shorten it or lower "
+                                 "--max-new-tokens")
         input_ids, attention_mask = pad_rows(prompts, _pad_id(chat.tokenizer), "left", chat.model.device)
+        seeds = [_prompt_seed(sampling.seed, start + row) for row in range(len(prompts))]
         with torch.no_grad():
             output = chat.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                         tokenizer=chat.tokenizer, pad_token_id=_pad_id(chat.tokenizer), **options)
+                                         tokenizer=chat.tokenizer, pad_token_id=_pad_id(chat.tokenizer),
+                                         **_per_prompt_sampling(chat.model, options, seeds))
         for row in output[:, input_ids.shape[1]:]:
             text = chat.tokenizer.decode(row.tolist(), skip_special_tokens=False)
             replies.append(clean_reply(text, chat.format, chat.tokenizer.eos_token or ""))
@@ -88,14 +110,82 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
 
 def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, on_text: Callable[[str], None]) -> str:
     """Generate the reply to `messages`, passing each new stretch of cleaned text to `on_text` as it is decoded
-    (text that may start a stop tag is held back); returns the whole cleaned reply."""
+    (text that may start a stop tag is held back); returns the whole cleaned reply. The oldest turns that do not fit
+    the model's context are left out of the prompt (and `messages` is shortened to match)."""
+    options = sampling.resolve(chat.format)
+    ids = fit_conversation(chat, messages, options["max_new_tokens"])
     streamer = _CleanStreamer(chat, on_text)
-    ids = torch.tensor([encode_prompt(messages, chat.format, chat.tokenizer)], device=chat.model.device)
-    torch.manual_seed(sampling.seed)
+    ids = torch.tensor([ids], device=chat.model.device)
     with torch.no_grad():
         chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), tokenizer=chat.tokenizer,
-                            pad_token_id=_pad_id(chat.tokenizer), streamer=streamer, **sampling.resolve(chat.format))
+                            pad_token_id=_pad_id(chat.tokenizer), streamer=streamer,
+                            **_per_prompt_sampling(chat.model, options, [_prompt_seed(sampling.seed, 0)]))
     return streamer.shown
+
+
+def fit_conversation(chat: ChatModel, messages: list[Message], max_new_tokens: int) -> list[int]:
+    """The prompt ids of `messages`, after dropping its oldest user/assistant pairs (the system message stays) until
+    the prompt and the reply fit the model's context; `messages` is shortened in place. ChowaError when even the
+    last user message alone does not fit."""
+    context = context_length(chat.model.config)
+    first = 1 if messages and messages[0]["role"] == "system" else 0
+    while True:
+        ids = encode_prompt(messages, chat.format, chat.tokenizer)
+        if len(ids) + max_new_tokens <= context:
+            return ids
+        if len(messages) - first < 3:
+            raise ChowaError(f"the message is {len(ids)} tokens; with up to {max_new_tokens} new ones it does not fit "
+                             f"the model's context of {context} positions")
+        del messages[first:first + 2]
+        print(f"(the oldest turns no longer fit the model's context of {context} tokens and were dropped)",
+              file=sys.stderr)
+
+
+def context_length(config) -> int:
+    """How many positions the model reads: GPT-2's `n_ctx`, else `max_position_embeddings`."""
+    return getattr(config, "n_ctx", None) or config.max_position_embeddings
+
+
+def _prompt_seed(seed: int, index: int) -> int:
+    """The seed of the `index`-th prompt's random stream (a 63-bit mix of the two, so neighbours differ)."""
+    return (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
+
+
+def _per_prompt_sampling(model: torch.nn.Module, options: dict, seeds: list[int]) -> dict:
+    """`generate` options that sample each row from its own seeded stream: temperature, top-k and top-p (the card's
+    or the model's, as `generate` would pick them) and the draw itself run as logits processors, and the built-in
+    ones are switched off. Greedy options pass through."""
+    if not options.get("do_sample"):
+        return options
+    options = dict(options)
+
+    def setting(key: str, fallback: float) -> float:  # what is set, else the model's generation config, else HF's
+        value = options.pop(key, None)
+        value = getattr(model.generation_config, key, None) if value is None else value
+        return fallback if value is None else value
+
+    temperature, top_k, top_p = setting("temperature", 1.0), setting("top_k", 50), setting("top_p", 1.0)
+    processors = [TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
+    processors += [TopKLogitsWarper(top_k)] if top_k else []
+    processors += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
+    return options | {"temperature": 1.0, "top_k": 0, "top_p": 1.0,
+                      "logits_processor": LogitsProcessorList([*processors, _RowSampler(seeds)])}
+
+
+class _RowSampler(LogitsProcessor):
+    """Draws each row's next token from its own generator and leaves only that token possible, so the sampling step
+    of `generate` (a multinomial over one certain token) takes it whatever its own random state."""
+
+    def __init__(self, seeds: list[int]):
+        self.seeds, self.generators = seeds, None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.generators is None:
+            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        probs = torch.softmax(scores.float(), dim=-1)
+        chosen = torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, self.generators,
+                                                                                    strict=True)])
+        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
 
 
 class _CleanStreamer(BaseStreamer):
@@ -134,6 +224,6 @@ def _pad_id(tokenizer) -> int:
 
 
 def read_prompt_file(path: str | os.PathLike,
-                     columns: dict[str, str] | None = None) -> list[tuple[dict, list[Message]]]:
+                     options: ReadOptions | None = None) -> list[tuple[dict, list[Message]]]:
     """(record, conversation to answer) for each record of a prompt source (see `chowa.data.prompts`)."""
-    return [(prompt.record, prompt.messages) for prompt in read_prompts([str(path)], columns)]
+    return [(prompt.record, prompt.messages) for prompt in read_prompts([str(path)], options)]

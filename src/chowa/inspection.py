@@ -20,7 +20,7 @@ from typing import Any
 from chowa.config.data import DataInspectConfig, TemplateRenderConfig
 from chowa.data.conversations import read_conversations
 from chowa.data.preferences import read_preference_file
-from chowa.data.records import expand_sources
+from chowa.data.records import ReadOptions, expand_sources
 from chowa.errors import ChowaError
 from chowa.formats import (
     DEFAULT_FORMAT,
@@ -42,7 +42,7 @@ def main(cfg: DataInspectConfig) -> dict:
         from chowa.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
-    report = inspect_data(cfg.files, cfg.kind, cfg.format or None, tokenizer, cfg.data_format, cfg.columns)
+    report = inspect_data(cfg.files, cfg.kind, cfg.format or None, tokenizer, cfg.data_format, ReadOptions.of(cfg))
     print(json.dumps(report, ensure_ascii=False, indent=2) if cfg.json else format_inspection(report))
     return report
 
@@ -68,9 +68,9 @@ def mark_trained(messages: list[Message], fmt: str, tokenizer=None, eos_token: s
     return "".join(out)
 
 
-def inspect_sft(sources: list[str], fmt: str, tokenizer, data_format: str, columns: dict[str, str]) -> dict:
+def inspect_sft(sources: list[str], fmt: str, tokenizer, data_format: str, options: ReadOptions) -> dict:
     """`chowa data inspect --kind sft`: formats per source, records, turns, and the first example rendered."""
-    loaded = [read_conversations(source, data_format, True, columns) for source in sources]
+    loaded = [read_conversations(source, data_format, True, options) for source in sources]
     conversations = [c for part in loaded for c in part.conversations]
     bad = [b for part in loaded for b in part.bad_records]
     report: dict[str, Any] = {
@@ -93,9 +93,9 @@ def inspect_sft(sources: list[str], fmt: str, tokenizer, data_format: str, colum
     return report
 
 
-def inspect_preferences(sources: list[str], fmt: str, tokenizer, data_format: str, columns: dict[str, str]) -> dict:
+def inspect_preferences(sources: list[str], fmt: str, tokenizer, data_format: str, options: ReadOptions) -> dict:
     """`chowa data inspect --kind preference`: counts by format and kind, and the first pair rendered."""
-    loaded = [read_preference_file(source, data_format, True, columns) for source in sources]
+    loaded = [read_preference_file(source, data_format, True, options) for source in sources]
     pairs = [pair for part in loaded for pair in part.pairs]
     bad = [b for part in loaded for b in part.bad_records]
     report: dict[str, Any] = {
@@ -125,18 +125,32 @@ def _merges(records: list) -> dict[str, int]:
             "records_with_merged_turns": sum(r.merged_turns > 0 for r in records)}
 
 
-INSPECTORS: dict[str, Callable[[list[str], str, Any, str, dict[str, str]], dict]] = {
+INSPECTORS: dict[str, Callable[[list[str], str, Any, str, ReadOptions], dict]] = {
     "sft": inspect_sft, "preference": inspect_preferences}
 
 
 def inspect_data(paths: list[str], kind: str = "sft", format_name: str | None = None, tokenizer=None,
-                 data_format: str = "auto", columns: dict[str, str] | None = None) -> dict:
+                 data_format: str = "auto", options: ReadOptions | None = None) -> dict:
     """A summary of data sources for `chowa data inspect`: detected formats, record and bad-record counts, and the
     first example rendered in chat format `format_name` with its trained part marked."""
     if kind not in INSPECTORS:
         raise ChowaError(f"--kind {kind!r} is not one of: {', '.join(INSPECTORS)}")
     fmt = get_format(format_name or DEFAULT_FORMAT).name
-    return INSPECTORS[kind](expand_sources(paths), fmt, tokenizer, data_format, columns or {})
+    report = INSPECTORS[kind](expand_sources(paths), fmt, tokenizer, data_format, options or ReadOptions())
+    if "example" in report:
+        report["example"] = shorten(report["example"])
+    return report
+
+
+def shorten(value: Any, limit: int = 2000) -> Any:
+    """`value` with every string longer than `limit` characters cut, saying how much was left out."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value) - limit:,} more characters)"
+    if isinstance(value, dict):
+        return {key: shorten(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shorten(item, limit) for item in value]
+    return value
 
 
 def format_inspection(report: dict) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from chowa.config import load_config, save_config, to_yaml
 from chowa.config.pipeline import PipelineConfig
 from chowa.errors import ChowaError
-from chowa.files import atomic_write_text
+from chowa.files import atomic_write_text, check_writable
 
 STATE_FILE = "pipeline_state.json"
 
@@ -74,11 +74,12 @@ def main(cfg: PipelineConfig, stages: Sequence[Stage]) -> Path:
     """Run `stages` (chowa.commands.PIPELINE) as the module docstring says; returns the output folder."""
     names = [stage.name for stage in stages]
     out = Path(cfg.out)
+    check_writable(out, "out", folder=True)
     configs = resolve_stage_configs(cfg, stages)
     hashes = fingerprints(configs)
     state = _read_state(out)
     save_config(cfg, out, "pipeline.yaml")
-    rerun = False
+    rerun, ran_now = False, []
     for stage in stages:
         name = stage.name
         record = state.get(name, {})
@@ -94,6 +95,7 @@ def main(cfg: PipelineConfig, stages: Sequence[Stage]) -> Path:
             print(f"pipeline: {name}: running", flush=True)
             started = time.perf_counter()
             stage.run(configs[name])
+            ran_now.append(name)
             state[name] = {"fingerprint": hashes[name], "done": True,
                            "seconds": round(time.perf_counter() - started, 2),
                            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -104,7 +106,7 @@ def main(cfg: PipelineConfig, stages: Sequence[Stage]) -> Path:
     if all(state.get(name, {}).get("done") for name in names):
         from chowa.report import write_report
 
-        report = write_report(out)
+        report = write_report(out, ran_now)
         print(report.summary)
     return out
 

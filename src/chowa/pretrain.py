@@ -35,7 +35,6 @@ def main(cfg: PretrainConfig) -> Path:
     runtime = Runtime(cfg.runtime, out_dir=out)
     tokenizer = load_tokenizer(cfg.tokenizer)
     if runtime.is_main:
-        save_config(cfg, out)
         cache = _token_cache(cfg, tokenizer, out)
     runtime.wait()
     cache = _token_cache(cfg, tokenizer, out)  # every process opens the cache rank 0 built
@@ -58,7 +57,7 @@ def main(cfg: PretrainConfig) -> Path:
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return _validate(runtime, model, val_stream, cfg.train) | {"unigram_entropy": round(entropy, 4)}
 
-    fit(runtime, model, tokenizer, cfg.train, cfg.optim, out, next_batch, causal_lm_loss,
+    fit(runtime, model, tokenizer, cfg, out, next_batch, causal_lm_loss,
         evaluate if val_stream else None, "pretrain")
     if runtime.is_main:
         save_config(cfg, out)

@@ -29,9 +29,11 @@ class Report:
     summary: str
 
 
-def write_report(out_dir: str | os.PathLike) -> Report:
+def write_report(out_dir: str | os.PathLike, ran_now: list[str] | None = None) -> Report:
+    """The report of the pipeline in `out_dir`; `ran_now` names the stages this invocation ran (the rest were
+    finished before), so the summary says how long this run took as well as the whole job."""
     out = Path(out_dir)
-    blocks, summary = _blocks(out)
+    blocks, summary = _blocks(out, ran_now)
     atomic_write_text(out / "report.md", _markdown(blocks, out))
     atomic_write_text(out / "report.html", _html(blocks))
     summary += (f"\nreport: {out / 'report.md'} (and report.html)"
@@ -39,14 +41,15 @@ def write_report(out_dir: str | os.PathLike) -> Report:
     return Report(out / "report.md", out / "report.html", summary)
 
 
-def _blocks(out: Path) -> tuple[list[Block], str]:
+def _blocks(out: Path, ran_now: list[str] | None) -> tuple[list[Block], str]:
     state = _json(out / "pipeline_state.json")
     heldout = _json(out / "eval" / "heldout.json")
     compare = _json(out / "compare" / "summary.json")
     blocks: list[Block] = [("h1", f"chowa pipeline report: {out}")]
     total = sum(s.get("seconds", 0) for s in state.values())
     blocks += [("h2", "What ran"), ("table", ["stage", "seconds", "finished", "config"],
-                [[name, f"{s.get('seconds', 0):.0f}", s.get("finished", ""), f"{name}/config.yaml"]
+                [[name, f"{s.get('seconds', 0):.0f}", s.get("finished", ""),
+                  f"{name}/config.yaml" if (out / name / "config.yaml").is_file() else "—"]
                  for name, s in state.items()]), ("p", f"Total: {total / 60:.1f} minutes.")]
     blocks += _training_section(out)
     models = heldout.get("models", {})
@@ -58,7 +61,9 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
                          "the built-in preference pairs prefer)."),
                    *heldout_tables(models)]
     if compare:
-        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("pre", win_tie_loss_table(compare))]
+        table = win_tie_loss_table(compare).splitlines()  # judge line, blank, then a Markdown table
+        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("p", table[0]),
+                   ("table", _cells(table[2]), [_cells(row) for row in table[4:]])]
     jglue = heldout.get("jglue", {})
     if jglue:
         averages = sorted({key for entry in jglue.values() for key in (entry.get("averages") or {})})
@@ -68,7 +73,7 @@ def _blocks(out: Path) -> tuple[list[Block], str]:
                    ("table", ["model", *averages], [[name, *(_avg(entry["averages"].get(k)) for k in averages)]
                                                     for name, entry in jglue.items()])]
     blocks += _samples_section(models)
-    return blocks, _summary(models, compare, total)
+    return blocks, _summary(models, compare, state, ran_now)
 
 
 def _training_section(out: Path) -> list[Block]:
@@ -123,8 +128,18 @@ def _samples_section(models: dict) -> list[Block]:
     return blocks
 
 
-def _summary(models: dict, compare: dict, total: float) -> str:
-    lines = [f"pipeline finished in {total / 60:.1f} min"]
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def _summary(models: dict, compare: dict, state: dict, ran_now: list[str] | None) -> str:
+    total = sum(s.get("seconds", 0) for s in state.values())
+    if ran_now is None or set(ran_now) == set(state):
+        lines = [f"pipeline finished in {total / 60:.1f} min"]
+    else:
+        now = sum(s.get("seconds", 0) for name, s in state.items() if name in ran_now)
+        ran = f"ran {', '.join(ran_now)} in {now / 60:.1f} min" if ran_now else "every stage was already done"
+        lines = [f"pipeline finished: {ran} (all stages together took {total / 60:.1f} min)"]
     for name, m in models.items():
         lines.append(f"  {name:<10} accuracy {percent(m.get('accuracy')):>7}   preferred style "
                      f"{percent(m.get('preferred_style')):>7}   mean reward {number(m.get('mean_reward'))}")
@@ -180,7 +195,10 @@ def _html(blocks: list[Block]) -> str:
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
             body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
             parts.append(f"<table><tr>{head}</tr>{body}</table>")
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.5}"
+    # Japanese text needs a font that has it: the usual CJK families of each system before the generic one.
+    fonts = ('system-ui,-apple-system,"Segoe UI","Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo",'
+             '"Noto Sans CJK JP","Noto Sans JP","IPAexGothic","Source Han Sans JP",sans-serif')
+    style = (f"body{{font-family:{fonts};max-width:60em;margin:2em auto;line-height:1.5}}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}"
              "img{max-width:100%}pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>chowa report</title><style>{style}</style>"

@@ -1,4 +1,4 @@
-"""The one place that knows where and how a stage runs: device, precision, seeding, ranks, metrics.
+"""The one place that knows where and how a stage runs: device, precision, seeding, ranks, metrics, trackers.
 
 A thin layer on `accelerate.Accelerator`, so the same stage runs on a CPU, one GPU, or under
 `accelerate launch --num_processes N` with DDP, FSDP or DeepSpeed chosen by the accelerate config file.
@@ -20,6 +20,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from chowa.config.training import RuntimeConfig
+from chowa.errors import ChowaError
+from chowa.files import check_writable
 
 
 def resolve_mixed_precision(requested: str) -> str | None:
@@ -38,16 +40,22 @@ class Runtime:
 
     def __init__(self, cfg: RuntimeConfig, out_dir: str | os.PathLike | None = None):
         self.cfg = cfg
-        self.accelerator = Accelerator(
-            mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            cpu=cfg.cpu,
-        )
+        try:
+            self.accelerator = Accelerator(
+                mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
+                gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                cpu=cfg.cpu,
+                log_with=list(cfg.report_to) or None,
+                project_dir=str(out_dir) if out_dir is not None else None,
+            )
+        except (ValueError, ImportError) as exc:  # an unknown or uninstalled tracker
+            raise ChowaError(f"runtime.report_to {list(cfg.report_to)}: {str(exc).splitlines()[0]}") from None
+        self.tracking = False
         set_seed(cfg.seed)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.metrics_path = self.out_dir / "metrics.jsonl" if self.out_dir is not None else None
         if self.out_dir is not None and self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            check_writable(self.out_dir, "out", folder=True)
 
     @property
     def device(self) -> torch.device:
@@ -74,11 +82,30 @@ class Runtime:
         self.accelerator.print(*args)
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append one JSON line to `metrics.jsonl` (rank 0 only; flushed, so a crash loses no written step)."""
+        """Append one JSON line to `metrics.jsonl` (rank 0 only; flushed, so a crash loses no written step), and
+        send its numbers to the trackers of `runtime.report_to`."""
+        if self.tracking:
+            numbers = {k: v for k, v in record.items() if isinstance(v, int | float) and k != "step"}
+            self.accelerator.log(numbers, step=record.get("step"))
         if not self.is_main or self.metrics_path is None:
             return
         with self.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def track(self, name: str, settings: dict[str, Any]) -> None:
+        """Start the trackers of `runtime.report_to` (a run named `chowa-NAME`, its logs in OUT/chowa-NAME/ for
+        TensorBoard) with the run's settings as hyperparameters."""
+        if not self.cfg.report_to:
+            return
+        simple = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in settings.items()}
+        self.accelerator.init_trackers(f"chowa-{name}", config=simple)
+        self.tracking = True
+
+    def finish(self) -> None:
+        """Flush and close the trackers."""
+        if self.tracking:
+            self.accelerator.end_training()
+            self.tracking = False
 
     def wait(self) -> None:
         """Barrier across processes."""

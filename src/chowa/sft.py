@@ -25,13 +25,13 @@ from chowa.config import save_config
 from chowa.config.sft import LoraConfig, SFTConfig
 from chowa.data.conversations import DataSource, mix_sources
 from chowa.data.order import SeededOrder
+from chowa.data.records import ReadOptions
 from chowa.errors import ChowaError
+from chowa.folders import finish_folder
 from chowa.formats import chat_template, render_training, resolve_format, save_format
-from chowa.models.folders import write_compatible_keys
-from chowa.models.load import load_causal_lm
+from chowa.models.load import load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
 from chowa.runtime import Runtime
-from chowa.tokenizer import load_tokenizer
 from chowa.training.loop import fit
 from chowa.training.plots import plot_metrics
 
@@ -47,13 +47,11 @@ class Example:
 def main(cfg: SFTConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
-    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
+    tokenizer = load_model_tokenizer(cfg.model, cfg.tokenizer)
     fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
     tokenizer.chat_template = chat_template(fmt)  # saved with every checkpoint, so apply_chat_template matches
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if runtime.is_main:
-        save_config(cfg, out)
     train_examples = _examples(cfg, cfg.data.train, cfg.data.weights, fmt, tokenizer, runtime)
     heldout = _examples(cfg, cfg.data.heldout, [], fmt, tokenizer, runtime) if cfg.data.heldout else []
     if cfg.data.packing:
@@ -73,13 +71,16 @@ def main(cfg: SFTConfig) -> Path:
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return reply_loss(runtime, model, heldout, cfg.train.batch_size, tokenizer.pad_token_id)
 
-    model = fit(runtime, model, tokenizer, cfg.train, cfg.optim, out, next_batch, masked_lm_loss,
+    model = fit(runtime, model, tokenizer, cfg, out, next_batch, masked_lm_loss,
                 evaluate if heldout else None, "sft")
     if cfg.lora.enabled and runtime.is_main:  # a plain folder: merged weights, no adapter files
         model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
-        write_compatible_keys(out)
+        finish_folder(out)
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             (out / name).unlink(missing_ok=True)
+        readme = out / "README.md"  # peft's empty model-card template says nothing true of this folder
+        if readme.is_file() and "Model Card for Model ID" in readme.read_text(encoding="utf-8"):
+            readme.unlink()
     if runtime.is_main:
         save_format(out, fmt)
         save_config(cfg, out)
@@ -91,7 +92,7 @@ def main(cfg: SFTConfig) -> Path:
 def _examples(cfg: SFTConfig, files: list[str], weights: list[float], fmt, tokenizer, runtime: Runtime) -> list:
     sources = [DataSource(path, weights[i] if weights else 1.0, cfg.data.data_format) for i, path in enumerate(files)]
     loaded = mix_sources(sources, seed=cfg.runtime.seed, skip_bad_records=cfg.data.skip_bad_records,
-                         columns=cfg.data.columns)
+                         options=ReadOptions.of(cfg.data))
     if loaded.bad_records:
         runtime.print(f"sft: skipped {len(loaded.bad_records)} bad records, first: {loaded.bad_records[0]}")
     examples = []

@@ -1,12 +1,15 @@
 """The results tables commands print and the pipeline report shows: Markdown tables and their cells, the held-out
-tables of `chowa eval heldout`, and the win/tie/loss table of `chowa compare`. Below both `chowa.eval` and
-`chowa.report`, so neither imports the other.
+tables of `chowa eval heldout`, and the win/tie/loss table of `chowa compare`, each share with its 95% interval
+(Wilson's, which stays inside 0-100% and is honest for small counts, as lm-eval reports a stderr beside every
+score). Below both `chowa.eval` and `chowa.report`, so neither imports the other.
 
 Run as (from Python):
     print(markdown_table(["model", "accuracy"], [["sft", percent(0.058)]]))
 """
 
 from __future__ import annotations
+
+import math
 
 Block = tuple  # ("h2", text) | ("p", text) | ("table", headers, rows) | ("img", path, caption) | ("pre", text)
 
@@ -22,6 +25,21 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> list[float] | None:
+    """The Wilson score interval of a share (95% for z = 1.96), or None for no trials."""
+    if trials <= 0:
+        return None
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]  # a list, as JSON keeps it
+
+
+def interval(bounds: list[float] | None) -> str:
+    """A 95% interval of a share as "8.1–18.3%", or "—"."""
+    return "—" if not bounds else f"{100 * bounds[0]:.1f}–{100 * bounds[1]:.1f}%"
+
+
 def number(value: float | None) -> str:
     """A score to three decimals, or "—"."""
     return "—" if value is None else f"{value:.3f}"
@@ -30,9 +48,9 @@ def number(value: float | None) -> str:
 def heldout_tables(models: dict[str, dict]) -> list[Block]:
     """The held-out table blocks of `chowa.eval.heldout` results: one row per model, then accuracy per family."""
     families = sorted({family for m in models.values() for family in m.get("by_family", {})})
-    return [("table", ["model", "checked-answer accuracy", "preferred style", "mean reward"],
-             [[name, percent(m.get("accuracy")), percent(m.get("preferred_style")), number(m.get("mean_reward"))]
-              for name, m in models.items()]),
+    return [("table", ["model", "checked-answer accuracy", "95% CI", "preferred style", "95% CI", "mean reward"],
+             [[name, percent(m.get("accuracy")), interval(m.get("accuracy_ci")), percent(m.get("preferred_style")),
+               interval(m.get("preferred_style_ci")), number(m.get("mean_reward"))] for name, m in models.items()]),
             ("table", ["family", *models], [[family, *(percent(m["by_family"].get(family)) for m in models.values())]
                                             for family in families])]
 
@@ -44,7 +62,10 @@ def heldout_markdown(models: dict[str, dict]) -> str:
 
 def win_tie_loss_table(summary: dict) -> str:
     """A `chowa compare` summary as a Markdown table in the shape of the rinna card's PPO vs SFT comparison."""
-    cells = [f"{summary[k]} ({summary['percent'][k]:.1f}%)" for k in ("win", "tie", "loss")]
-    return "\n".join([f"judge: {summary['judge']}, {summary['prompts']} prompts", "",
+    intervals = summary.get("interval", {})
+    cells = [f"{summary[k]} ({summary['percent'][k]:.1f}%" + (
+        f" [{100 * intervals[k][0]:.1f}–{100 * intervals[k][1]:.1f}])" if intervals.get(k) else ")")
+        for k in ("win", "tie", "loss")]
+    return "\n".join([f"judge: {summary['judge']}, {summary['prompts']} prompts (95% intervals in brackets)", "",
                       "| comparison | win | tie | loss |", "|---|---|---|---|",
                       f"| A ({summary['a']}) vs B ({summary['b']}) | {' | '.join(cells)} |"])

@@ -38,17 +38,19 @@ COLUMNS_HELP = ("Column mapping ROLE -> NAME: read the data's column NAME as the
 
 
 def option(default: Any = REQUIRED, help: str = "", choices: tuple[str, ...] | None = None, *,
+           minimum: float | None = None, maximum: float | None = None, above: float | None = None,
            metavar: str | None = None, repeat: bool = False, positional: bool = False,
            group: str | None = None, flag: str | None = None) -> Any:
-    """A dataclass field with its help text (shown by `--help`) and, optionally, the allowed values.
+    """A dataclass field with its help text (shown by `--help`) and, optionally, the allowed values: `choices`, or a
+    range for a number (`minimum` and `maximum` inclusive, `above` exclusive), checked by `load_config`.
 
     The keyword-only arguments shape the command-line flag only: `metavar` names its value, `repeat` makes a list
     flag take one value per use (`--stop A --stop B`), `positional` makes the field the command's positional
     arguments, `group` lists the flag under that heading in `--help`, `flag` replaces the `--field-name` spelling.
     A field whose default is "" (unset) accepts "" besides its `choices`.
     """
-    metadata = {"help": help, "choices": choices, "metavar": metavar, "repeat": repeat, "positional": positional,
-                "group": group, "flag": flag}
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "above": above,
+                "metavar": metavar, "repeat": repeat, "positional": positional, "group": group, "flag": flag}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     if dataclasses.is_dataclass(default):
@@ -151,6 +153,8 @@ def describe_fields(schema: type, prefix: str = "") -> list[tuple[str, str, str,
         choices = field.metadata.get("choices")
         if choices:
             help_text = f"{help_text} One of: {', '.join(choices)}."
+        if range_help(field.metadata):
+            help_text = f"{help_text} Range: {range_help(field.metadata)}."
         rows.append((key, _type_name(field_type), default, help_text))
     return rows
 
@@ -184,10 +188,34 @@ def _check_values(obj: Any, prefix: str = "") -> None:
         choices = field.metadata.get("choices")
         if choices and value not in choices and not (value == "" and field.default == ""):
             raise ChowaError(f"config: {prefix}{field.name}={value!r} is not one of: {', '.join(choices)}")
+        out_of_range = _out_of_range(value, field.metadata)
+        if out_of_range:
+            raise ChowaError(f"config: {prefix}{field.name}={value!r} must be {out_of_range}")
         if typing.get_args(hints[field.name]) == (str, str):
             bad = next((k for k, v in value.items() if not isinstance(v, str)), None)
             if bad is not None:
                 raise ChowaError(f"config: {prefix}{field.name}.{bad} must be a string, got {value[bad]!r}")
+
+
+def range_help(metadata: dict) -> str:
+    """A field's range as text ("at least 1", "above 0, at most 1"), or ""."""
+    parts = [f"{word} {metadata[key]}" for key, word in (("minimum", "at least"), ("above", "above"),
+                                                         ("maximum", "at most")) if metadata.get(key) is not None]
+    return ", ".join(parts)
+
+
+def _out_of_range(value: Any, metadata: dict) -> str | None:
+    """What a number breaks of its field's range ("at least 1"), or None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    low, high, above = metadata.get("minimum"), metadata.get("maximum"), metadata.get("above")
+    if low is not None and value < low:
+        return f"at least {low}"
+    if high is not None and value > high:
+        return f"at most {high}"
+    if above is not None and value <= above:
+        return f"above {above}"
+    return None
 
 
 def renamed_key(schema: type, key: str) -> str | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
+from chowa.config import DATA_SOURCES, REQUIRED, option
+from chowa.config.reading import ReadConfig
 from chowa.data.conversations import DATA_FORMATS
 from chowa.data.preferences import PREFERENCE_FORMATS
 from chowa.formats import DEFAULT_FORMAT, FORMATS
@@ -17,7 +18,7 @@ INSPECT_KINDS = ("sft", "preference")
 
 
 @dataclass
-class DataInspectConfig:
+class DataInspectConfig(ReadConfig):
     files: list[str] = option(REQUIRED, f"Data {DATA_SOURCES}.", metavar="FILE", positional=True)
     kind: str = option("sft", "What the data is for.", choices=INSPECT_KINDS)
     format: str = option("", f"Chat format to render with (default: {DEFAULT_FORMAT}).", choices=tuple(FORMATS))
@@ -26,7 +27,6 @@ class DataInspectConfig:
                                       "(preference).")
     tokenizer: str = option("", "Also count tokens with this tokenizer.", metavar="DIR")
     json: bool = option(False, "Print JSON (keys: format, records, bad_records, ...).")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
 
 
 @dataclass

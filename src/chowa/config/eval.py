@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chowa.config import COLUMNS_HELP, REQUIRED, option
+from chowa.config import REQUIRED, option
 from chowa.config.generate import Sampling
+from chowa.config.reading import ReadConfig
 from chowa.errors import ChowaError
 from chowa.eval.jglue.tasks import SUITES
 from chowa.formats import FORMATS
@@ -27,8 +28,8 @@ class JGLUEConfig:
     tasks: str = option("", "Comma-separated task names, e.g. jcommonsenseqa-1.1-0.3:3 (or give --suite).",
                         metavar="LIST")
     suite: str = option("", "A model card's task list and prompt versions (or give --tasks).", choices=tuple(SUITES))
-    limit: int | None = option(None, "Evaluate only the first N documents of each task.", metavar="N")
-    batch_size: int = option(8, "Rows per forward pass.")
+    limit: int | None = option(None, "Evaluate only the first N documents of each task.", metavar="N", minimum=0)
+    batch_size: int = option(8, "Rows per forward pass.", minimum=1)
     out: str = option("", "Results JSON (a Markdown table and per-document samples beside it).", metavar="FILE.json")
     sequential: bool = option(False, "Score one request at a time, as the reference harness does (same scores, "
                                      "slower).")
@@ -46,14 +47,14 @@ class JGLUEConfig:
 class EvalPromptsConfig:
     task: str = option(REQUIRED, "Task name, e.g. jnli-1.1-0.3.")
     data_dir: str = option(REQUIRED, "Data root.", metavar="DIR")
-    limit: int | None = option(None, "First N documents only.", metavar="N")
+    limit: int | None = option(None, "First N documents only.", metavar="N", minimum=0)
     model: str = option("", "Model whose tokenizer trims prompts to its context (default: no trimming).",
                         metavar="DIR")
     out: str = option("", "Output file (default: stdout).", metavar="FILE.jsonl")
 
 
 @dataclass
-class HeldoutEvalConfig(Sampling):
+class HeldoutEvalConfig(Sampling, ReadConfig):
     """Held-out checked answers, preferred style and reward (and JGLUE-format scores) of several models: `chowa eval
     heldout`, and the pipeline's `eval` stage."""
 
@@ -66,18 +67,17 @@ class HeldoutEvalConfig(Sampling):
     reward_model: str = option("", "Reward-model folder scoring every reply (default: no reward column).",
                                metavar="DIR")
     format: str = option("", "Chat format for every model (default: each folder's own).", choices=tuple(FORMATS))
-    limit: int = option(0, "Use only the first N prompts (0 = all).")
-    batch_size: int = option(32, "Prompts generated together.")
+    limit: int = option(0, "Use only the first N prompts (0 = all).", minimum=0)
+    batch_size: int = option(32, "Prompts generated together.", minimum=1)
     sampled: bool = option(False, "Sample replies (--temperature/--top-p/--top-k, else the format's defaults) instead "
                                   "of greedy decoding.")
     max_new_tokens: int | None = option(32, "Longest reply in tokens.", group="sampling (Hugging Face semantics; "
-                                        "unset = the format's model-card default)")
+                                        "unset = the format's model-card default)", minimum=1)
     out: str = option("", "Write heldout.json and replies_<name>.jsonl here.", metavar="DIR")
     jglue_data_dir: str = option("", "Also run a JGLUE suite on every model from this data root (e.g. builtin:jglue; "
                                      "default: no JGLUE).", metavar="DIR")
     jglue_suite: str = option("rinna-bilingual", "JGLUE suite.", choices=tuple(SUITES))
-    jglue_limit: int = option(0, "Documents per JGLUE task (0 = all).")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
+    jglue_limit: int = option(0, "Documents per JGLUE task (0 = all).", minimum=0)
 
     def __post_init__(self):
         self.model_folders()  # NAME=DIR, each name once
@@ -108,7 +108,7 @@ class HeldoutEvalConfig(Sampling):
 
 
 @dataclass
-class CompareConfig(Sampling):
+class CompareConfig(Sampling, ReadConfig):
     """Model A against model B on a prompt file: `chowa compare`, and the pipeline's `compare` stage."""
 
     a: str = option(REQUIRED, "Model A folder (the one whose wins are counted).", metavar="DIR")
@@ -118,8 +118,7 @@ class CompareConfig(Sampling):
                       metavar="DIR")
     prompts: str = option("builtin:prompts/heldout.jsonl", "Prompt records (messages, instruction or prompt).",
                           metavar="FILE.jsonl")
-    batch_size: int = option(8, "Prompts generated together.")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
+    batch_size: int = option(8, "Prompts generated together.", minimum=1)
 
 
 @dataclass

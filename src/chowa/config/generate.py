@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chowa.config import COLUMNS_HELP, REQUIRED, option
+from chowa.config import REQUIRED, option
+from chowa.config.reading import ReadConfig
 from chowa.errors import ChowaError
 from chowa.formats import FORMATS, ChatFormat
 
@@ -24,12 +25,13 @@ DEFAULT_MAX_NEW_TOKENS = 128
 class Sampling:
     """Sampling options; None means "the chat format's default" (see `resolve`)."""
 
-    temperature: float | None = option(None, "Softmax temperature.", group=_SAMPLING)
-    top_p: float | None = option(None, "Nucleus sampling mass.", group=_SAMPLING)
-    top_k: int | None = option(None, "Sample among the k most likely tokens.", group=_SAMPLING)
+    temperature: float | None = option(None, "Softmax temperature; 0 means greedy decoding.", group=_SAMPLING,
+                                       minimum=0)
+    top_p: float | None = option(None, "Nucleus sampling mass.", group=_SAMPLING, above=0, maximum=1)
+    top_k: int | None = option(None, "Sample among the k most likely tokens (0 = all).", group=_SAMPLING, minimum=0)
     repetition_penalty: float | None = option(None, "Divide logits of tokens already present (>1 discourages "
-                                                    "repeats).", group=_SAMPLING)
-    max_new_tokens: int | None = option(None, "Longest reply in tokens.", group=_SAMPLING)
+                                                    "repeats).", group=_SAMPLING, above=0)
+    max_new_tokens: int | None = option(None, "Longest reply in tokens.", group=_SAMPLING, minimum=1)
     greedy: bool = option(False, "Greedy decoding instead of sampling.", group=_SAMPLING)
     stop: list[str] = option([], "Extra stop string (repeatable); the format's speaker tags always stop.",
                              metavar="TEXT", repeat=True, group=_SAMPLING)
@@ -41,7 +43,7 @@ class Sampling:
         for key in ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens"):
             if getattr(self, key) is not None:
                 options[key] = getattr(self, key)
-        if self.greedy:
+        if self.greedy or self.temperature == 0:  # temperature 0 is greedy, as OpenAI, vLLM and TRL read it
             options["do_sample"] = False
         if not options["do_sample"]:
             for key in ("temperature", "top_p", "top_k"):
@@ -62,13 +64,12 @@ class ChatConfig(Sampling):
 
 
 @dataclass
-class GenerateConfig(ChatConfig):
+class GenerateConfig(ChatConfig, ReadConfig):
     prompt: str | None = option(None, "One user message.", metavar="TEXT")
     input: str = option("", "Prompt records (JSONL with `messages`, Alpaca `instruction`/`input`, or `prompt`); each "
                             "is written back with a `reply` field.", metavar="FILE.jsonl")
     out: str = option("", "Where to write records with replies (default: stdout).", metavar="FILE.jsonl")
-    batch_size: int = option(8, "Prompts generated together.")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
+    batch_size: int = option(8, "Prompts generated together.", minimum=1)
 
     def __post_init__(self):
         if (self.prompt is None) == (not self.input):

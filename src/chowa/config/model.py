@@ -19,5 +19,5 @@ class ModelListConfig:
 @dataclass
 class ModelInfoConfig:
     preset: str = option(REQUIRED, "Preset name or a folder with config.json.", metavar="NAME|DIR")
-    vocab_size: int | None = option(None, "Vocabulary size (default: the preset's).", metavar="N")
+    vocab_size: int | None = option(None, "Vocabulary size (default: the preset's).", metavar="N", minimum=1)
     json: bool = option(False, "Print JSON instead of a table.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
+from chowa.config import DATA_SOURCES, REQUIRED, option
+from chowa.config.reading import ReadConfig
 from chowa.config.training import OptimConfig, RuntimeConfig
 from chowa.errors import ChowaError
 from chowa.formats import FORMATS
@@ -19,14 +20,13 @@ LAYOUTS = ("separate", "shared", "hydra", "reference-branch")
 
 
 @dataclass
-class PromptDataConfig:
+class PromptDataConfig(ReadConfig):
     prompts: list[str] = option(REQUIRED, f"Prompt {DATA_SOURCES} (OpenAI `messages`, Alpaca "
                                           "`instruction`/`input` or `prompt`), e.g. `builtin:sft/train.jsonl`.")
     heldout: list[str] = option([], "Held-out prompt files, answered and scored at every evaluation (see "
                                     "generation.eval_greedy and eval_samples).")
-    heldout_size: int = option(64, "Use at most this many held-out prompts (the first ones).")
-    max_prompt_length: int = option(256, "Keep only the last this-many prompt tokens.")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
+    heldout_size: int = option(64, "Use at most this many held-out prompts (the first ones).", minimum=0)
+    max_prompt_length: int = option(256, "Keep only the last this-many prompt tokens.", minimum=1)
 
 
 @dataclass
@@ -36,11 +36,11 @@ class RewardSourceConfig:
                                "`chowa.answers:checked_answer`. Exactly one of `model` and `function`.")
     reference_reply: bool = option(False, "Score minus the score of the prompt's reference reply (Alpaca `output` "
                                           "or a final assistant message), as trlx's hh example.")
-    cliprange_reward: float = option(10.0, "Clip scores to ±this (0 = no clipping).")
+    cliprange_reward: float = option(10.0, "Clip scores to ±this (0 = no clipping).", minimum=0)
     scale: str = option("none", "Divide scores by the running std (`running`), the first rollout's std (`ref`), "
                                 "or not at all.", choices=("running", "ref", "none"))
-    missing_eos_penalty: float = option(0.0, "Subtract this from the score of a response that never ended.")
-    batch_size: int = option(16, "Sequences per reward-model forward pass.")
+    missing_eos_penalty: float = option(0.0, "Subtract this from the score of a response that never ended.", minimum=0)
+    batch_size: int = option(16, "Sequences per reward-model forward pass.", minimum=1)
 
     def check(self) -> None:
         """Exactly one source (the unset default cannot hold it, so PPOConfig and RewardSource call this)."""
@@ -51,14 +51,15 @@ class RewardSourceConfig:
 
 @dataclass
 class RolloutConfig:
-    max_new_tokens: int = option(64, "Longest response in tokens; one that runs out is scored as is.")
-    temperature: float = option(1.0, "Sampling temperature; log-probs are taken at the same temperature.")
+    max_new_tokens: int = option(64, "Longest response in tokens; one that runs out is scored as is.", minimum=1)
+    temperature: float = option(1.0, "Sampling temperature; log-probs are taken at the same temperature.", above=0)
     stop: list[str] = option([], "Stop strings ending a response (cut before them, EOS appended); empty = the chat "
                                  "format's own turn tags.")
     eval_greedy: bool = option(True, "Answer held-out prompts greedily (else sampled with a fixed seed).")
     eval_samples: int = option(0, "Also answer each held-out prompt with this many sampled replies (fixed seed) and "
                                   "log their mean as heldout_score_sampled / heldout_accuracy_sampled: the policy's "
-                                  "expected reward, what trlx's evaluation reports (it samples with gen_kwargs).")
+                                  "expected reward, what trlx's evaluation reports (it samples with gen_kwargs).",
+                               minimum=0)
 
     def __post_init__(self):
         if self.eval_samples < 0:
@@ -71,23 +72,23 @@ class PPOMethodConfig:
                                   "shared (value head on the policy), hydra (frozen bottom shared with a reference "
                                   "branch), reference-branch (value on a branch of the frozen bottom).",
                          choices=LAYOUTS)
-    num_layers_unfrozen: int = option(2, "Top blocks that train (-1 = all); hydra layouts branch here.")
+    num_layers_unfrozen: int = option(2, "Top blocks that train (-1 = all); hydra layouts branch here.", minimum=-1)
     value_model: str = option("", "Folder to initialise the separate critic's trunk from (e.g. the reward model); "
                                   "default: the policy.")
-    num_rollouts: int = option(64, "Samples collected per step on each process.")
-    chunk_size: int = option(16, "Prompts sampled together.")
-    ppo_epochs: int = option(4, "Passes over each step's samples.")
-    batch_size: int = option(16, "Samples per optimizer step.")
-    minibatch_size: int = option(0, "Samples per forward/backward (gradient accumulation); 0 = batch_size.")
-    init_kl_coef: float = option(0.05, "Initial KL penalty coefficient β.")
-    target: float | None = option(None, "Target KL for the adaptive controller; null = fixed β.")
-    horizon: int = option(10000, "Adaptive controller horizon.")
+    num_rollouts: int = option(64, "Samples collected per step on each process.", minimum=1)
+    chunk_size: int = option(16, "Prompts sampled together.", minimum=1)
+    ppo_epochs: int = option(4, "Passes over each step's samples.", minimum=1)
+    batch_size: int = option(16, "Samples per optimizer step.", minimum=1)
+    minibatch_size: int = option(0, "Samples per forward/backward (gradient accumulation); 0 = batch_size.", minimum=0)
+    init_kl_coef: float = option(0.05, "Initial KL penalty coefficient β.", minimum=0)
+    target: float | None = option(None, "Target KL for the adaptive controller; null = fixed β.", above=0)
+    horizon: int = option(10000, "Adaptive controller horizon.", minimum=1)
     kl_estimator: str = option("k1", "Per-token KL penalty estimator.", choices=("k1", "k3"))
-    gamma: float = option(1.0, "Discount.")
-    lam: float = option(0.95, "GAE λ.")
-    cliprange: float = option(0.2, "Policy ratio clip ε.")
-    cliprange_value: float = option(0.2, "Value clip ε_v.")
-    vf_coef: float = option(1.0, "Value loss weight.")
+    gamma: float = option(1.0, "Discount.", minimum=0, maximum=1)
+    lam: float = option(0.95, "GAE λ.", minimum=0, maximum=1)
+    cliprange: float = option(0.2, "Policy ratio clip ε.", above=0)
+    cliprange_value: float = option(0.2, "Value clip ε_v.", above=0)
+    vf_coef: float = option(1.0, "Value loss weight.", minimum=0)
     whiten: str = option("masked", "Advantage whitening.", choices=("masked", "trlx", "none"))
     whiten_scope: str = option("minibatch", "Whiten per minibatch (trlx) or over the whole rollout.",
                                choices=("minibatch", "rollout"))
@@ -100,12 +101,16 @@ class PPOMethodConfig:
 
 @dataclass
 class PPOTrainConfig:
-    steps: int = option(100, "PPO steps (each: collect method.num_rollouts samples, then method.ppo_epochs passes).")
-    eval_every: int = option(10, "Score the held-out prompts every this many steps (0 = only at the end).")
-    save_every: int = option(50, "Save a resumable checkpoint every this many steps (0 = only at the end).")
-    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
-    resume: str = option("auto", "`auto`: continue from the latest checkpoint in `out`; `never`; or a folder.")
-    log_samples: int = option(4, "Sampled replies per step written to samples.jsonl.")
+    steps: int = option(100, "PPO steps (each: collect method.num_rollouts samples, then method.ppo_epochs passes).",
+                        minimum=1)
+    eval_every: int = option(10, "Score the held-out prompts every this many steps (0 = only at the end).", minimum=0)
+    save_every: int = option(50, "Save a resumable checkpoint every this many steps (0 = only at the end).", minimum=0)
+    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).", minimum=0)
+    resume: str = option("auto", "`auto`: continue from the latest checkpoint in `out`; `never`; or a folder. A "
+                                 "checkpoint whose run had a config that changes the result is refused.")
+    resume_changes: list[str] = option([], "Keys allowed to differ from the checkpoint's config when resuming, e.g. "
+                                           "[train.steps].")
+    log_samples: int = option(4, "Sampled replies per step written to samples.jsonl.", minimum=0)
 
 
 @dataclass

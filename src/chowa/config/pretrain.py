@@ -21,8 +21,9 @@ class PretrainDataConfig:
                                         "hf:NAME[:CONFIG][@SPLIT] (`text` column, read in batches); "
                                         "`builtin:corpus/*.txt` is chowa's own corpus.")
     encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
-    seq_len: int = option(256, "Tokens per training window.")
-    val_fraction: float = option(0.02, "Share of documents held out for validation loss and perplexity.")
+    seq_len: int = option(256, "Tokens per training window.", minimum=1)
+    val_fraction: float = option(0.02, "Share of documents held out for validation loss and perplexity.", minimum=0,
+                                 maximum=0.5)
     cache_dir: str = option("", "Where the tokenized cache lives (default: OUT/data). Reused while the inputs "
                                 "and tokenizer are unchanged.")
     columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "

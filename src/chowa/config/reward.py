@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
+from chowa.config import DATA_SOURCES, REQUIRED, option
+from chowa.config.reading import ReadConfig
 from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
 from chowa.data.preferences import PREFERENCE_FORMATS
 from chowa.formats import FORMATS
 
 
 @dataclass
-class RewardDataConfig:
+class RewardDataConfig(ReadConfig):
     train: list[str] = option(REQUIRED, f"Preference {DATA_SOURCES}; `builtin:preference/train.jsonl` is "
                                         "chowa's own set.")
     heldout: list[str] = option([], "Held-out preference files for accuracy, margin and score statistics.")
@@ -23,15 +24,15 @@ class RewardDataConfig:
                               choices=("auto", *PREFERENCE_FORMATS))
     skip_bad_records: bool = option(False, "Skip and count malformed records instead of stopping at the first.")
     max_length: int = option(512, "Longest sequence (context + reply + EOS) in tokens; longer pairs are dropped "
-                                  "and counted, since cutting would remove the token the score is read at.")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
+                                  "and counted, since cutting would remove the token the score is read at.", minimum=2)
 
 
 @dataclass
 class RewardLossConfig:
     margin: float = option(0.0, "Margin the chosen score should beat the rejected by (a record's own `margin` "
                                 "field wins).")
-    centering_coef: float = option(0.0, "Weight of mean((r_c + r_r)^2), which keeps scores near 0 (TRL: 0.01).")
+    centering_coef: float = option(0.0, "Weight of mean((r_c + r_r)^2), which keeps scores near 0 (TRL: 0.01).",
+                                   minimum=0)
 
 
 @dataclass
@@ -49,10 +50,9 @@ class RewardConfig:
 
 
 @dataclass
-class RewardScoreConfig:
+class RewardScoreConfig(ReadConfig):
     model: str = option(REQUIRED, "Reward model folder (chowa reward output).", metavar="DIR")
     input: str = option(REQUIRED, "Records to score: conversations ending with a reply, prompt/chosen/rejected "
                                   "pairs or hh-rlhf transcripts.", metavar="FILE.jsonl")
     out: str = option("", "Write here instead of stdout.", metavar="FILE.jsonl")
-    batch_size: int = option(8, "Conversations scored together.")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
+    batch_size: int = option(8, "Conversations scored together.", minimum=1)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chowa.config import COLUMNS_HELP, DATA_SOURCES, REQUIRED, option
+from chowa.config import DATA_SOURCES, REQUIRED, option
+from chowa.config.reading import ReadConfig
 from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
 from chowa.data.conversations import DATA_FORMATS
 from chowa.errors import ChowaError
@@ -16,7 +17,7 @@ from chowa.formats import FORMATS
 
 
 @dataclass
-class SFTDataConfig:
+class SFTDataConfig(ReadConfig):
     train: list[str] = option(REQUIRED, f"Training {DATA_SOURCES}; `builtin:sft/train.jsonl` is chowa's own "
                                         "instruction set.")
     weights: list[float] = option([], "Mixture weight per `train` entry (2.0 = every record twice, 0.5 = a random "
@@ -26,10 +27,9 @@ class SFTDataConfig:
                               choices=("auto", *DATA_FORMATS))
     skip_bad_records: bool = option(False, "Skip and count malformed records instead of stopping at the first.")
     max_length: int = option(512, "Longest example in tokens; longer ones are cut (their cut replies train on "
-                                  "what remains).")
+                                  "what remains).", minimum=2)
     packing: bool = option(False, "Pack several examples into each max_length row (fewer pad tokens; examples "
                                   "in a row attend to the ones before them).")
-    columns: dict[str, str] = option({}, COLUMNS_HELP)
 
     def __post_init__(self):
         if self.weights and len(self.weights) != len(self.train):
@@ -40,9 +40,9 @@ class SFTDataConfig:
 @dataclass
 class LoraConfig:
     enabled: bool = option(False, "Train low-rank adapters (peft) instead of every weight.")
-    r: int = option(16, "Adapter rank.")
-    alpha: int = option(32, "Adapter scaling numerator (scale = alpha / r).")
-    dropout: float = option(0.05, "Dropout on the adapter input.")
+    r: int = option(16, "Adapter rank.", minimum=1)
+    alpha: int = option(32, "Adapter scaling numerator (scale = alpha / r).", above=0)
+    dropout: float = option(0.05, "Dropout on the adapter input.", minimum=0, maximum=0.99)
     target_modules: list[str] = option([], "Module names to adapt; empty = peft's default for the architecture.")
 
 

@@ -18,7 +18,7 @@ class TokenizerTrainConfig:
                                         "files or globs; .gz allowed; Parquet / Arrow files, datasets folders or "
                                         "hf:NAME[:CONFIG][@SPLIT] (`text` column).")
     out: str = option(REQUIRED, "Output folder (a Hugging Face tokenizer folder).")
-    vocab_size: int = option(8000, "Vocabulary size, special and byte pieces included.")
+    vocab_size: int = option(8000, "Vocabulary size, special and byte pieces included.", minimum=8)
     model_type: str = option("unigram", "SentencePiece algorithm.", choices=("unigram", "bpe"))
     newline: str = option("byte", "How newlines are tokenized: as byte pieces, or as the literal <NL> piece "
                                   "(documents' newlines are rewritten to <NL> for training).",
@@ -26,14 +26,14 @@ class TokenizerTrainConfig:
     encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
     normalization: str = option("identity", "Unicode normalization built into the tokenizer.",
                                 choices=("identity", "nfkc", "nmt_nfkc"))
-    max_lines: int = option(0, "Read at most this many documents (0 = all).")
+    max_lines: int = option(0, "Read at most this many documents (0 = all).", minimum=0)
     keep_cr: bool = option(False, "Keep carriage returns of CRLF line ends in the training text.")
     character_coverage: float = option(0.9995, "Share of characters covered by single pieces; the rarest fall "
-                                               "back to bytes.")
+                                               "back to bytes.", above=0, maximum=1)
     user_defined_symbols: list[str] = option([], "Extra pieces always kept whole (e.g. chat tags).")
     max_sentence_length: int = option(16384, "Longest document in bytes used for training (longer are skipped "
-                                             "by SentencePiece).")
-    model_max_length: int = option(2048, "model_max_length written to tokenizer_config.json.")
+                                             "by SentencePiece).", minimum=1)
+    model_max_length: int = option(2048, "model_max_length written to tokenizer_config.json.", minimum=1)
     columns: dict[str, str] = option({}, "Column mapping, e.g. columns.text=body: the text is the record's column "
                                          "`body` (JSONL records and datasets).")
 

@@ -14,28 +14,32 @@ from chowa.errors import ChowaError
 
 @dataclass
 class TrainConfig:
-    steps: int = option(1000, "Optimizer steps in total.")
+    steps: int = option(1000, "Optimizer steps in total.", minimum=1)
     batch_size: int = option(8, "Sequences per micro-batch on each process. Global batch = batch_size x "
-                                "runtime.gradient_accumulation_steps x processes.")
-    eval_every: int = option(100, "Evaluate on the held-out data every this many steps (0 = only at the end).")
-    eval_batches: int = option(8, "Held-out micro-batches per evaluation on each process.")
-    save_every: int = option(200, "Save a resumable checkpoint every this many steps (0 = only at the end).")
-    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).")
+                                "runtime.gradient_accumulation_steps x processes.", minimum=1)
+    eval_every: int = option(100, "Evaluate on the held-out data every this many steps (0 = only at the end).",
+                             minimum=0)
+    eval_batches: int = option(8, "Held-out micro-batches per evaluation on each process.", minimum=1)
+    save_every: int = option(200, "Save a resumable checkpoint every this many steps (0 = only at the end).", minimum=0)
+    keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).", minimum=0)
     resume: str = option("auto", "`auto`: continue from the latest complete checkpoint in `out` if there is one; "
-                                 "`never`: start over; or the path of a checkpoint folder.")
+                                 "`never`: start over; or the path of a checkpoint folder. A checkpoint whose run had "
+                                 "a config that changes the result is refused, naming the keys.")
+    resume_changes: list[str] = option([], "Keys allowed to differ from the checkpoint's config when resuming, e.g. "
+                                           "[train.steps] to train a finished run further.")
 
 
 @dataclass
 class OptimConfig:
-    lr: float = option(5e-4, "Peak learning rate (reached at the end of warmup).")
-    min_lr: float = option(1e-5, "Learning rate the cosine schedule decays to at the last step.")
-    warmup_steps: int = option(100, "Optimizer steps of linear warmup from 0 to `lr`.")
+    lr: float = option(5e-4, "Peak learning rate (reached at the end of warmup).", above=0)
+    min_lr: float = option(1e-5, "Learning rate the cosine schedule decays to at the last step.", minimum=0)
+    warmup_steps: int = option(100, "Optimizer steps of linear warmup from 0 to `lr`.", minimum=0)
     schedule: str = option("cosine", "Learning-rate schedule after warmup.", choices=("cosine", "linear", "constant"))
     betas: list[float] = option([0.9, 0.999], "AdamW betas.")
-    eps: float = option(1e-8, "AdamW epsilon.")
+    eps: float = option(1e-8, "AdamW epsilon.", above=0)
     weight_decay: float = option(0.01, "Decoupled weight decay for weight matrices (never norms, biases or "
-                                       "embeddings).")
-    grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).")
+                                       "embeddings).", minimum=0)
+    grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).", minimum=0)
 
     def __post_init__(self):
         if len(self.betas) != 2:
@@ -48,5 +52,8 @@ class RuntimeConfig:
     mixed_precision: str = option("auto", "Autocast precision. `auto`: what `accelerate launch` was told, else "
                                           "bf16 on GPUs that support it, fp16 on other GPUs, none on CPU.",
                                   choices=("auto", "no", "fp16", "bf16"))
-    gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step.")
+    gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step.", minimum=1)
     cpu: bool = option(False, "Run on the CPU even when a GPU is present.")
+    report_to: list[str] = option([], "Experiment trackers to send the metrics to as well, through accelerate: "
+                                      "tensorboard (pip install 'chowa[track]'), wandb, mlflow, comet_ml, aim, "
+                                      "clearml, dvclive. metrics.jsonl is written either way.")

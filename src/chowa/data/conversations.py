@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chowa.data.records import BadRecord, UnreadableSource, expand_sources, parse_records
+from chowa.data.records import BadRecord, ReadOptions, UnreadableSource, expand_sources, parse_records
 from chowa.errors import ChowaError
 from chowa.formats import (
     ROLES,
@@ -185,7 +185,7 @@ def detect_data_format(record: Any) -> str | None:
 
 
 def read_conversations(path: str | os.PathLike, data_format: str = "auto", skip_bad_records: bool = False,
-                       columns: dict[str, str] | None = None) -> LoadedData:
+                       options: ReadOptions | None = None) -> LoadedData:
     """Every record of one source (file, dataset folder or `hf:` spec) as a conversation."""
     source = str(path)
     if data_format != "auto" and data_format not in PARSERS:
@@ -204,7 +204,7 @@ def read_conversations(path: str | os.PathLike, data_format: str = "auto", skip_
         merged = hh_merged_turns(record["chosen"]) if detected[0] == "hh-rlhf" else 0
         return messages, merged
 
-    parsed, bad = parse_records(source, parse, skip_bad_records, columns)
+    parsed, bad = parse_records(source, parse, skip_bad_records, options)
     if not detected and not bad:
         raise ChowaError(f"{source}: no records")
     return LoadedData([ConversationRecord(where, messages, merged) for where, (messages, merged) in parsed], bad,
@@ -212,7 +212,7 @@ def read_conversations(path: str | os.PathLike, data_format: str = "auto", skip_
 
 
 def mix_sources(sources: list[DataSource], seed: int = 0, skip_bad_records: bool = False,
-                columns: dict[str, str] | None = None) -> LoadedData:
+                options: ReadOptions | None = None) -> LoadedData:
     """All sources' records repeated or subsampled by weight, shuffled with `seed` (see the module docstring)."""
     rng = random.Random(seed)
     mixed = LoadedData([], [], {})
@@ -221,7 +221,7 @@ def mix_sources(sources: list[DataSource], seed: int = 0, skip_bad_records: bool
             raise ChowaError(f"data source {source.path}: weight must be positive, got {source.weight}")
         records: list[ConversationRecord] = []
         for path in expand_sources([source.path]):
-            loaded = read_conversations(path, source.format, skip_bad_records, columns)
+            loaded = read_conversations(path, source.format, skip_bad_records, options)
             records += loaded.conversations
             mixed.bad_records += loaded.bad_records
             mixed.formats.update(loaded.formats)

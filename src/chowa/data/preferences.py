@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chowa.data.conversations import _need_object, _string, hh_merged_turns, hh_messages
-from chowa.data.records import BadRecord, expand_sources, parse_records
+from chowa.data.records import BadRecord, ReadOptions, expand_sources, parse_records
 from chowa.errors import ChowaError
 from chowa.formats import Message, conversation_problem
 
@@ -169,22 +169,22 @@ PARSERS: dict[str, Callable[[Any], PreferencePair]] = {
 
 
 def read_preference_file(path: str | os.PathLike, data_format: str = "auto", skip_bad_records: bool = False,
-                         columns: dict[str, str] | None = None) -> LoadedPreferences:
+                         options: ReadOptions | None = None) -> LoadedPreferences:
     """Every record of one source as a `PreferencePair`; `auto` detects the format of each record from its keys."""
     if data_format != "auto" and data_format not in PARSERS:
         raise ChowaError(f"data_format {data_format!r} is not one of: auto, {', '.join(PARSERS)}")
     parser = _any if data_format == "auto" else lambda record: replace(PARSERS[data_format](record),
                                                                         format=data_format)
-    parsed, bad = parse_records(str(path), parser, skip_bad_records, columns)
+    parsed, bad = parse_records(str(path), parser, skip_bad_records, options)
     return LoadedPreferences([replace(pair, source=where) for where, pair in parsed], bad)
 
 
 def read_preferences(patterns: list[str], data_format: str = "auto", skip_bad_records: bool = False,
-                     columns: dict[str, str] | None = None) -> LoadedPreferences:
+                     options: ReadOptions | None = None) -> LoadedPreferences:
     """The pairs of every source matched by `patterns` (paths, globs, `builtin:` names, datasets), in order."""
     total = LoadedPreferences([], [])
     for source in expand_sources(patterns):
-        loaded = read_preference_file(source, data_format, skip_bad_records, columns)
+        loaded = read_preference_file(source, data_format, skip_bad_records, options)
         total.pairs += loaded.pairs
         total.bad_records += loaded.bad_records
     return total

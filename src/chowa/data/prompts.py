@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chowa.data.records import BadRecord, expand_sources, parse_records
+from chowa.data.records import BadRecord, ReadOptions, expand_sources, parse_records
 from chowa.errors import ChowaError
 from chowa.formats import Message, conversation_problem
 
@@ -32,12 +32,12 @@ class PromptRecord:
     """The raw record (`family`, `answer`, `lang`, ...), for rule-based rewards."""
 
 
-def read_prompts(patterns: list[str], columns: dict[str, str] | None = None) -> list[PromptRecord]:
+def read_prompts(patterns: list[str], options: ReadOptions | None = None) -> list[PromptRecord]:
     """Every record of the sources (files, globs, datasets; see `chowa.data.records`); a malformed one raises
     ChowaError naming where it is."""
     prompts = []
     for source in expand_sources(patterns):
-        parsed, _ = parse_records(source, _prompt_record, columns=columns)
+        parsed, _ = parse_records(source, _prompt_record, options=options)
         prompts += [replace(prompt, source=where) for where, prompt in parsed]
     if not prompts:
         raise ChowaError(f"prompts: no records in {', '.join(patterns)}")

@@ -22,14 +22,17 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chowa.data.text import expand_inputs, read_file_text
+from chowa.data.text import decode_bytes, expand_inputs, open_binary, read_file_text
 from chowa.errors import ChowaError
 
 HF_PREFIX = "hf:"
@@ -43,6 +46,21 @@ class BadRecord(Exception):
 
     def __init__(self, field: str, reason: str):
         super().__init__(f"{field}: {reason}" if field else reason)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a source is read: `columns` maps ROLE -> the record's column NAME, `encoding` decodes JSON files, and a
+    JSONL line longer than `max_record_bytes` is a bad record (it is skipped over, never held in memory)."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    encoding: str = "utf-8"
+    max_record_bytes: int = 8 << 20
+
+    @classmethod
+    def of(cls, cfg: Any) -> ReadOptions:
+        """The options of a config section with `columns`, `encoding` and `max_record_bytes` (a ReadConfig)."""
+        return cls(dict(cfg.columns), cfg.encoding, cfg.max_record_bytes)
 
 
 class UnreadableSource(Exception):
@@ -72,19 +90,19 @@ def expand_sources(patterns: list[str]) -> list[str]:
     return sources
 
 
-def iter_records(source: str, columns: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+def iter_records(source: str, options: ReadOptions | None = None) -> Iterator[tuple[str, Any]]:
     """`(where, record)` for every record of one source, its columns mapped (`map_columns`); a record that cannot be
-    read (a JSONL line that is not JSON, a row without a mapped column) comes as an `Unreadable` with the reason."""
-    for _, where, record in _records(source, columns):
+    read (a JSONL line that is not JSON or too long, a row without a mapped column) comes as an `Unreadable`."""
+    for _, where, record in _records(source, options or ReadOptions()):
         yield where, record
 
 
 def parse_records(source: str, parse: Callable[[Any], T], skip_bad_records: bool = False,
-                  columns: dict[str, str] | None = None) -> tuple[list[tuple[str, T]], list[str]]:
+                  options: ReadOptions | None = None) -> tuple[list[tuple[str, T]], list[str]]:
     """([(where, parse(record))], ["where: reason" of each bad record]): a `BadRecord` raised by `parse` stops the
     read with a ChowaError naming where, unless `skip_bad_records`; an `UnreadableSource` always does."""
     parsed, bad = [], []
-    for where, record in iter_records(source, columns):
+    for where, record in iter_records(source, options):
         try:
             if isinstance(record, Unreadable):
                 raise BadRecord("", record.reason)
@@ -110,18 +128,18 @@ def map_columns(record: Any, columns: dict[str, str]) -> Any:
     return record | {role: record[name] for role, name in columns.items()}
 
 
-def _records(source: str, columns: dict[str, str] | None) -> Iterator[tuple[int, str, Any]]:
+def _records(source: str, options: ReadOptions) -> Iterator[tuple[int, str, Any]]:
     """(line or row number, where, record): tables name rows (`file:row N`), JSON files lines (`file:N`). Mapping
     comes before a table row loses its nulls, so a mapped column that is null in a row is absent, not missing."""
     table = _is_table(source)
-    for number, record in _numbered_rows(source):
-        if columns and not isinstance(record, Unreadable):
-            record = map_columns(record, columns)
+    for number, record in _numbered_rows(source, options):
+        if options.columns and not isinstance(record, Unreadable):
+            record = map_columns(record, options.columns)
         yield number, f"{source}:row {number}" if table else f"{source}:{number}", (
             _drop_nulls(record) if table else record)
 
 
-def _numbered_rows(source: str) -> Iterator[tuple[int, Any]]:
+def _numbered_rows(source: str, options: ReadOptions) -> Iterator[tuple[int, Any]]:
     if source.startswith(HF_PREFIX):
         return _dataset_rows(_load_hub(source))
     if (folder := _dataset_folder(source)) is not None:
@@ -130,7 +148,7 @@ def _numbered_rows(source: str) -> Iterator[tuple[int, Any]]:
         return _parquet_rows(Path(source))
     if source.endswith(".arrow"):
         return _arrow_rows(Path(source))
-    return _json_records(Path(source))
+    return _json_records(Path(source), options)
 
 
 def count_records(source: str) -> int | None:
@@ -169,7 +187,7 @@ def read_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool =
     for source in expand_sources(patterns):
         path = Path(source)
         if _is_table(source) or path.name.removesuffix(".gz").endswith(".json"):
-            for number, where, record in _records(source, None):
+            for number, where, record in _records(source, ReadOptions(encoding=encoding)):
                 document = record.get(field) if isinstance(record, dict) else None
                 if not isinstance(document, str):
                     raise ChowaError(f"{where}: expected a record with a string field {field!r} (name another with "
@@ -321,18 +339,48 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """Each record of a JSONL file (or of a .json array) with its line."""
-    text = read_file_text(path).replace("\r\n", "\n")
+def _json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, Any]]:
+    """Each record of a JSONL file (or of a .json array) with its line. JSONL is read a line at a time, and a line
+    longer than `options.max_record_bytes` is skipped over in chunks, so memory stays bounded by that size."""
     if path.name.removesuffix(".gz").endswith(".json"):
-        yield from _json_array(path, text)
+        yield from _json_array(path, read_file_text(path, options.encoding).replace("\r\n", "\n"))
         return
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, Unreadable(f"not valid JSON ({exc.msg} at column {exc.colno})")
+    limit, offset = options.max_record_bytes, 0
+    with open_binary(path) as stream:
+        for number in itertools.count(1):
+            line = _read_line(stream, path, limit)
+            if not line:
+                return
+            if len(line) > limit and not line.endswith(b"\n"):
+                skipped = len(line) + _skip_line(stream, path)
+                offset += skipped
+                yield number, Unreadable(f"a record of {skipped:,} bytes, over max_record_bytes={limit:,}")
+                continue
+            text = decode_bytes(line, path, options.encoding, offset, number)
+            offset += len(line)
+            if text.strip():
+                try:
+                    yield number, json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield number, Unreadable(f"not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _read_line(stream, path: Path, limit: int) -> bytes:
+    try:
+        return stream.readline(limit + 1)
+    except (EOFError, OSError, zlib.error) as exc:  # a gzip file cut short
+        raise ChowaError(f"{path}: not a complete gzip file ({exc}); was it cut short in a download or copy?") \
+            from None
+
+
+def _skip_line(stream, path: Path) -> int:
+    """Read past the rest of an overlong line in 1 MiB pieces; returns how many bytes that was."""
+    skipped = 0
+    while True:
+        piece = _read_line(stream, path, 1 << 20)
+        skipped += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return skipped
 
 
 def _json_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:

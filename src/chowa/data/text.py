@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import gzip
 import re
+import zlib
 from pathlib import Path
 
 from chowa.errors import ChowaError
@@ -46,28 +47,40 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
     return files
 
 
-def decode_bytes(data: bytes, path: Path, encoding: str = "utf-8") -> str:
-    """Decode a whole file's bytes; a UTF-8 error names the file, byte offset and line and how to fix it."""
+def decode_bytes(data: bytes, path: Path, encoding: str = "utf-8", offset: int = 0, line: int = 1) -> str:
+    """Decode a file's bytes (or a part of them starting at byte `offset` on `line`); a UTF-8 error names the file,
+    byte offset and line and how to fix it."""
     if encoding not in ENCODINGS:
-        raise ChowaError(f"--encoding {encoding!r} is not one of: {', '.join(ENCODINGS)}")
+        raise ChowaError(f"encoding {encoding!r} is not one of: {', '.join(ENCODINGS)}")
     if encoding in ("utf-8", "auto"):
         try:
-            return data.decode("utf-8-sig")
+            return data.decode("utf-8-sig" if offset == 0 else "utf-8")
         except UnicodeDecodeError as exc:
             if encoding == "utf-8":
-                line = data.count(b"\n", 0, exc.start) + 1
+                at = line + data.count(b"\n", 0, exc.start)
                 raise ChowaError(
-                    f"{path}: not valid UTF-8 at byte offset {exc.start} (line {line}, byte "
-                    f"0x{data[exc.start]:02X}). If the file is Shift_JIS (common for Japanese text from Windows "
-                    f"or Aozora Bunko), pass --encoding shift_jis, or --encoding auto to detect it."
+                    f"{path}: not valid UTF-8 at byte offset {offset + exc.start} (line {at}, byte "
+                    f"0x{data[exc.start]:02X}). If the file is Shift_JIS (common for Japanese text from Windows or "
+                    f"Aozora Bunko), read it with encoding shift_jis (--encoding shift_jis; data.encoding=shift_jis "
+                    f"in sft, reward and ppo), or auto to detect it."
                 ) from None
     try:
         return data.decode(_PYTHON_CODEC["shift_jis"])
     except UnicodeDecodeError as exc:
         raise ChowaError(
-            f"{path}: neither UTF-8 nor Shift_JIS; the first undecodable byte is at offset {exc.start}. "
+            f"{path}: neither UTF-8 nor Shift_JIS; the first undecodable byte is at offset {offset + exc.start}. "
             f"Convert the file to UTF-8 first (e.g. with iconv)."
         ) from None
+
+
+def open_binary(path: Path):
+    """The file as a binary stream, gzip opened transparently."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+        return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    except OSError as exc:
+        raise ChowaError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def read_file_text(path: Path, encoding: str = "utf-8") -> str:
@@ -77,5 +90,9 @@ def read_file_text(path: Path, encoding: str = "utf-8") -> str:
     except OSError as exc:
         raise ChowaError(f"{path}: cannot read: {exc.strerror}") from None
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ChowaError(f"{path}: not a complete gzip file ({exc}); was it cut short in a download or copy?") \
+                from None
     return decode_bytes(data, path, encoding)

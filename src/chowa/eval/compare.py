@@ -50,14 +50,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from chowa.config import load_callable
+from chowa.config import load_callable, save_config
 from chowa.config.eval import CompareConfig, CompareTallyConfig
 from chowa.config.generate import Sampling
+from chowa.data.records import ReadOptions
 from chowa.errors import ChowaError
-from chowa.files import atomic_write_text
+from chowa.files import atomic_write_text, check_writable
 from chowa.formats import ChatFormat, Message, render_prompt
 from chowa.generate import generate_replies, load_chat_model, read_prompt_file
-from chowa.tables import win_tie_loss_table
+from chowa.tables import wilson_interval, win_tie_loss_table
 
 KEY_FILE = ".sheet_key.json"
 SHEET_COLUMNS = ["prompt_id", "prompt", "reply_1", "reply_2", "verdict"]
@@ -77,10 +78,10 @@ class Side:
 
 def compare(a_dir: str | os.PathLike, b_dir: str | os.PathLike, prompts_file: str | os.PathLike, judge: str,
             out_dir: str | os.PathLike, sampling: Sampling | None = None, batch_size: int = 8, seed: int = 0,
-            tolerance: float = 1e-6, columns: dict[str, str] | None = None) -> dict:
+            tolerance: float = 1e-6, options: ReadOptions | None = None) -> dict:
     """Generate both models' replies, judge them and write the outputs; returns the summary (for `human`: where
     the sheet is)."""
-    items = read_prompt_file(prompts_file, columns)
+    items = read_prompt_file(prompts_file, options)
     if not items:
         raise ChowaError(f"{prompts_file}: holds no prompts")
     kind, target = _parse_judge(judge)  # before generating, so a typo costs no generation time
@@ -195,6 +196,7 @@ def summarize(finals: list[str], a_name: str, b_name: str, judge: str, disagreem
     total = max(len(finals), 1)
     return {"a": a_name, "b": b_name, "judge": judge, "prompts": len(finals), **counts,
             "percent": {k: round(100 * v / total, 1) for k, v in counts.items()},
+            "interval": {k: wilson_interval(v, len(finals)) for k, v in counts.items()},
             "order_disagreements": disagreements}
 
 
@@ -303,8 +305,10 @@ def _read_sheet(path: Path) -> list[dict]:
 def main(cfg: CompareConfig) -> dict:
     """`chowa compare` (and the pipeline's compare stage): print A's table and write it as table.md; for the human
     judge, write the sheet and say how to tally it."""
+    check_writable(cfg.out, "--out", folder=True)
     summary = compare(cfg.a, cfg.b, cfg.prompts, cfg.judge, cfg.out, cfg.sampling(), cfg.batch_size, cfg.seed,
-                      columns=cfg.columns)
+                      options=ReadOptions.of(cfg))
+    save_config(cfg, cfg.out)
     if cfg.judge == "human":
         print(f"wrote {summary['sheet']}: fill its verdict column with 1, 2 or tie, then run: chowa compare tally "
               f"{summary['sheet']}")

@@ -18,10 +18,14 @@ import json
 import os
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from chowa.answers import grade, is_checkable, summarize_grades
+from chowa.config import save_config
 from chowa.config.eval import HeldoutEvalConfig
 from chowa.config.generate import Sampling
-from chowa.files import atomic_write_text, write_jsonl
+from chowa.data.records import ReadOptions
+from chowa.files import atomic_write_text, check_writable, write_jsonl
 from chowa.generate import generate_replies, load_chat_model, read_prompt_file
 from chowa.tables import heldout_markdown
 
@@ -29,10 +33,10 @@ from chowa.tables import heldout_markdown
 def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, sampling: Sampling,
                  reward_model: str | os.PathLike | None = None, format_name: str | None = None, batch_size: int = 16,
                  limit: int = 0, out_dir: str | os.PathLike | None = None,
-                 columns: dict[str, str] | None = None) -> dict:
+                 options: ReadOptions | None = None) -> dict:
     """{"prompts", "checkable", "models": {name: {"accuracy", "preferred_style", "by_family", "mean_reward",
     "samples"}}}; `preferred_style` is the share of value answers in the asker's language, polite if Japanese."""
-    items = read_prompt_file(prompts, columns)
+    items = read_prompt_file(prompts, options)
     items = items[:limit] if limit else items
     scorer = None
     if reward_model is not None:
@@ -42,7 +46,9 @@ def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, sampling: S
     results = {"prompts": len(items), "checkable": sum(is_checkable(r) for r, _ in items), "models": {}}
     for name, folder in models.items():
         chat = load_chat_model(folder, format_name)
-        replies = generate_replies(chat, [messages for _, messages in items], sampling, batch_size)
+        with tqdm(total=len(items), desc=f"eval {name}", unit="prompt", leave=False) as bar:
+            replies = generate_replies(chat, [messages for _, messages in items], sampling, batch_size,
+                                       progress=bar.update)
         del chat
         records = [record | {"reply": reply} for (record, _), reply in zip(items, replies, strict=True)]
         summary = _grade(records)
@@ -85,13 +91,16 @@ def _grade(records: list[dict]) -> dict:
 
 def main(cfg: HeldoutEvalConfig) -> dict:
     """Run the evaluation, print the tables, and write heldout.json (and the replies) when `out` is set."""
+    if cfg.out:
+        check_writable(cfg.out, "--out", folder=True)
     results = heldout_eval(cfg.model_folders(), cfg.prompts, cfg.replies(), reward_model=cfg.reward_model or None,
                            format_name=cfg.format or None, batch_size=cfg.batch_size, limit=cfg.limit,
-                           out_dir=cfg.out or None, columns=cfg.columns)
+                           out_dir=cfg.out or None, options=ReadOptions.of(cfg))
     if cfg.jglue_data_dir:
         results["jglue"] = _jglue(cfg)
     if cfg.out:
         write_results(cfg.out, results)
+        save_config(cfg, cfg.out)
     print(heldout_markdown(results["models"]))
     return results
 

@@ -28,9 +28,8 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from chowa.errors import ChowaError
-from chowa.models.load import default_device, load_causal_lm
+from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
-from chowa.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 # Sampling and penalty settings a model folder may carry; the reference's HF `generate` would have applied them.
@@ -58,8 +57,8 @@ class HFCausalLM:
     @classmethod
     def from_folder(cls, path: str | os.PathLike, dtype: str = "auto", device: str | None = None,
                     **kwargs) -> HFCausalLM:
-        model = load_causal_lm(path, dtype=dtype, device=device or default_device())
-        return cls(model, load_tokenizer(path), **kwargs)
+        tokenizer = load_model_tokenizer(path)
+        return cls(load_causal_lm(path, dtype=dtype, device=device or default_device()), tokenizer, **kwargs)
 
     @property
     def device(self) -> torch.device:

@@ -9,11 +9,13 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -26,6 +28,8 @@ from chowa.errors import ChowaError
 from chowa.files import check_folder
 from chowa.models.build import DTYPES, build_model
 
+# What a sequence classifier made from a language model adds (transformers names its head `score` or `classifier`).
+_HEAD_PREFIXES = ("score.", "classifier.")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
@@ -45,20 +49,41 @@ def default_device() -> str:
 
 
 def load_model(path: str | os.PathLike, head: str = "causal-lm", dtype: str | None = None,
-               device: str | torch.device | None = None, **kwargs: Any) -> PreTrainedModel:
+               device: str | torch.device | None = None, new_head: bool = False, **kwargs: Any) -> PreTrainedModel:
     """The model in a local folder (or a hub name, for users with hub access) with the given head, in `dtype`
-    (`auto`: the checkpoint's; None: transformers' default) on `device` (None: where transformers puts it)."""
+    (`auto`: the checkpoint's; None: transformers' default) on `device` (None: where transformers puts it).
+
+    Every weight the model needs must be in the folder, so a reward model is never loaded as a language model with
+    a random LM head (or the reverse); `new_head=True` lets the head alone start fresh (a reward model made from an
+    SFT folder).
+    """
     if check_folder(path, "model") and not has_weights(path):
         raise ChowaError(f"model: {path} holds no weights (expected one of {', '.join(WEIGHT_FILES)})")
+    _check_kind(path, head)
     if dtype is not None:
         if dtype != "auto" and dtype not in DTYPES:
             raise ChowaError(f"model: dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
         kwargs["dtype"] = dtype if dtype == "auto" else DTYPES[dtype]
     try:
-        model = HEADS[head].from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ChowaError(f"model: cannot load {path} as a {head} model: {exc}") from None
+        model, info = HEADS[head].from_pretrained(str(path), output_loading_info=True, **kwargs)
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise ChowaError(f"model: cannot load {path} as a {head} model: {str(exc).splitlines()[0]}") from None
+    missing = sorted(key for key in info["missing_keys"] if not (new_head and key.startswith(_HEAD_PREFIXES)))
+    if missing:
+        raise ChowaError(f"model: {path} lacks weights a {head} model needs ({', '.join(missing[:3])}"
+                         f"{', …' if len(missing) > 3 else ''}): is it a folder of another kind of model?")
     return model.to(device) if device is not None else model
+
+
+def _check_kind(path: str | os.PathLike, head: str) -> None:
+    """A sequence classifier (a chowa reward model) has no LM head to generate with: say so before loading."""
+    config = Path(path) / "config.json"
+    if head != "causal-lm" or not config.is_file():
+        return
+    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    if architectures and all(name.endswith("ForSequenceClassification") for name in architectures):
+        raise ChowaError(f"model: {path} is a sequence classifier ({architectures[0]}: a reward model), with no "
+                         f"language-model head to generate with; score replies with chowa reward score --model {path}")
 
 
 def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
@@ -68,6 +93,33 @@ def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
         return AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise ChowaError(f"model: cannot read the config of {path}: {exc}") from None
+
+
+def check_vocabulary(tokenizer, rows: int, tokenizer_source: str | os.PathLike,
+                     model_source: str | os.PathLike) -> None:
+    """The tokenizer must be the model's: no id past the embedding table, and no table far larger than the
+    vocabulary (tables are padded for speed by at most a few hundred rows; more means another tokenizer)."""
+    size = len(tokenizer)
+    if size > rows:
+        raise ChowaError(f"tokenizer: {tokenizer_source} has {size:,} tokens but the model in {model_source} has "
+                         f"{rows:,} embedding rows, so ids from {rows:,} up would index nothing; use the tokenizer the "
+                         "model was trained with")
+    if rows - size > max(256, rows // 100):
+        raise ChowaError(f"tokenizer: {tokenizer_source} has {size:,} tokens but the model in {model_source} has "
+                         f"{rows:,} embedding rows: it is not the tokenizer the model was trained with")
+
+
+def load_model_tokenizer(model: str | os.PathLike, tokenizer: str | os.PathLike = ""):
+    """The tokenizer of a model (its own folder's, or `tokenizer`), checked against the model's vocabulary before any
+    weights load (`check_vocabulary`)."""
+    from chowa.tokenizer import load_tokenizer
+
+    source = tokenizer or model
+    loaded = load_tokenizer(source)
+    vocab_size = getattr(load_model_config(model), "vocab_size", None)
+    if vocab_size:
+        check_vocabulary(loaded, vocab_size, source, model)
+    return loaded
 
 
 def load_causal_lm(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
@@ -83,8 +135,6 @@ def load_or_build_model(spec: str, tokenizer, overrides: dict[str, Any] | None =
         if overrides:
             raise ChowaError(f"model_config overrides {sorted(overrides)} cannot change the trained model in {spec}")
         model = load_causal_lm(spec)
-        if model.get_input_embeddings().num_embeddings < len(tokenizer):
-            raise ChowaError(f"model: {spec} has {model.get_input_embeddings().num_embeddings} embeddings but the "
-                             f"tokenizer has {len(tokenizer)} tokens")
+        check_vocabulary(tokenizer, model.get_input_embeddings().num_embeddings, "the tokenizer", spec)
         return model
     return build_model(spec, tokenizer=tokenizer, seed=seed, **overrides)

@@ -34,7 +34,7 @@ from transformers import PreTrainedModel
 
 from chowa.config.ppo import LAYOUTS
 from chowa.errors import ChowaError
-from chowa.models.folders import write_compatible_keys
+from chowa.folders import finish_folder
 from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input
 
 _BLOCK_LIST_NAMES = ("layers", "h", "blocks", "block")
@@ -196,7 +196,7 @@ class PPOModel(nn.Module):
     def save_pretrained(self, out_dir: str | os.PathLike) -> None:
         """Write the policy as a plain causal-LM folder (`AutoModelForCausalLM.from_pretrained` reloads it)."""
         self.policy.save_pretrained(out_dir)
-        write_compatible_keys(out_dir)
+        finish_folder(out_dir)
 
     @torch.no_grad()
     def _check_reference_branch(self) -> None:

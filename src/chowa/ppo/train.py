@@ -30,24 +30,23 @@ import torch
 from tqdm import tqdm
 
 from chowa.answers import grade
-from chowa.config import save_config
 from chowa.config.ppo import PPOConfig
 from chowa.data.order import SeededOrder
 from chowa.data.prompts import PromptRecord, read_prompts
+from chowa.data.records import ReadOptions
 from chowa.errors import TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
-from chowa.models.load import load_causal_lm
+from chowa.models.load import load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
 from chowa.ppo import losses
 from chowa.ppo.layouts import PPOModel
 from chowa.ppo.rewards import RewardSource
 from chowa.ppo.rollout import Rollout, decode_replies, sample
 from chowa.runtime import Runtime
-from chowa.tokenizer import load_tokenizer
-from chowa.training.checkpoint import StopSignal, load_checkpoint, resolve_resume, save_checkpoint, save_model_folder
-from chowa.training.loop import trim_metrics
+from chowa.training.checkpoint import StopSignal, save_checkpoint, save_model_folder
+from chowa.training.loop import begin_run, report_eval, trim_metrics
 from chowa.training.optim import build_optimizer, build_scheduler
-from chowa.training.plots import plot_metrics
+from chowa.training.plots import plot_metrics, read_metrics
 
 # ppo.png's panels. The k3 statistic (`kl`, what the adaptive controller reads) is heavy-tailed when sampled from the
 # policy, so it gets its own panel and does not flatten the k1 estimate of the KL to the SFT policy.
@@ -72,14 +71,14 @@ class PPORun:
 
     def __init__(self, cfg: PPOConfig, runtime: Runtime):
         self.cfg, self.runtime = cfg, runtime
-        self.tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
+        self.tokenizer = load_model_tokenizer(cfg.model, cfg.tokenizer)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
         self.tokenizer.chat_template = chat_template(self.fmt)
         self.stop = tuple(cfg.generation.stop) or self.fmt.stop
-        self.prompts = read_prompts(cfg.data.prompts, cfg.data.columns)
-        self.heldout = (read_prompts(cfg.data.heldout, cfg.data.columns)[:cfg.data.heldout_size]
+        self.prompts = read_prompts(cfg.data.prompts, ReadOptions.of(cfg.data))
+        self.heldout = (read_prompts(cfg.data.heldout, ReadOptions.of(cfg.data))[:cfg.data.heldout_size]
                         if cfg.data.heldout else [])
         self.order = SeededOrder(len(self.prompts), seed=cfg.runtime.seed)
         self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
@@ -282,8 +281,6 @@ def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
 def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
-    if runtime.is_main:
-        save_config(cfg, out)
     run = PPORun(cfg, runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
@@ -294,19 +291,15 @@ def main(cfg: PPOConfig) -> Path:
     # Each process samples with its own random stream (the same seed everywhere would correlate their rollouts);
     # a resumed run restores every process's stream from the checkpoint.
     torch.manual_seed(cfg.runtime.seed * 1009 + runtime.process_index)
-    start_step, checkpoint = 0, resolve_resume(cfg.train.resume, out)
-    if checkpoint is not None:
-        trainer_state = load_checkpoint(runtime, checkpoint)
-        start_step = trainer_state["step"]
+    start_step, trainer_state = begin_run(runtime, cfg, out, "ppo")
+    if trainer_state is not None:
         run.load_state(trainer_state)
-        runtime.print(f"ppo: resuming from {checkpoint} (step {start_step})")
-    trim_metrics(runtime, start_step)
     trim_metrics(runtime, start_step, out / "samples.jsonl")
     runtime.print(f"ppo: {len(run.prompts):,} prompts, {len(run.heldout):,} held out, layout {cfg.method.layout}, "
                   f"format {run.fmt.name}")
-    if run.heldout and checkpoint is None:  # the SFT baseline of the held-out curve
+    if run.heldout and trainer_state is None:  # the SFT baseline of the held-out curve
         metrics, logged = run.evaluate(0)
-        runtime.log({"step": 0} | metrics)
+        runtime.log(report_eval(runtime, "ppo", 0, metrics))
         _log_samples(runtime, out, logged)
     progress = tqdm(total=cfg.train.steps, initial=start_step, desc="ppo", disable=not runtime.is_main, unit="step")
     with StopSignal() as stop:
@@ -325,7 +318,7 @@ def main(cfg: PPOConfig) -> Path:
             done = step + 1 == cfg.train.steps
             if run.heldout and (done or (cfg.train.eval_every and (step + 1) % cfg.train.eval_every == 0)):
                 metrics, heldout_logged = run.evaluate(step + 1)
-                record |= metrics
+                record |= report_eval(runtime, "ppo", step + 1, metrics)
                 logged += heldout_logged
             runtime.log(record)
             _log_samples(runtime, out, logged)
@@ -334,7 +327,7 @@ def main(cfg: PPOConfig) -> Path:
             interrupted = stop.any_rank(runtime)
             if done or interrupted or (cfg.train.save_every and (step + 1) % cfg.train.save_every == 0):
                 save_checkpoint(runtime, out, step + 1, run.unwrapped.policy, run.tokenizer,
-                                {"stage": "ppo", **run.state()}, keep=cfg.train.keep_checkpoints)
+                                {"stage": "ppo", **run.state()}, keep=cfg.train.keep_checkpoints, config=cfg)
             if interrupted:
                 progress.close()
                 raise TrainingInterrupted(f"ppo: stopped by {stop.requested or 'a signal'} after step {step + 1}; "
@@ -347,8 +340,25 @@ def main(cfg: PPOConfig) -> Path:
         plot_metrics(runtime.metrics_path, out / "ppo.png", PPO_CURVES, title)
         plot_metrics(runtime.metrics_path, out / "ppo_losses.png",
                      [("pg_clipfrac", "approx_kl"), ("vf_loss",), ("explained_variance",), ("entropy",)], title)
+    runtime.finish()
+    runtime.print(_summary(runtime.metrics_path, out))
     runtime.wait()
     return out
+
+
+def _summary(metrics_path: Path | None, out: Path) -> str:
+    """One paragraph on a finished PPO run: steps and time, training and held-out scores, the KL at the end."""
+    records = read_metrics(metrics_path) if metrics_path is not None and metrics_path.exists() else []
+    steps = [r for r in records if "score_mean" in r]
+    parts = [f"ppo: finished, {len(steps)} steps in {sum(r.get('seconds', 0) for r in steps):.0f} s"]
+    if steps:
+        parts.append(f"training score {steps[0]['score_mean']:.3f} → {steps[-1]['score_mean']:.3f}, KL (k1) at the "
+                     f"end {steps[-1].get('kl_k1', float('nan')):.3f}")
+    for key in ("heldout_score", "heldout_score_sampled", "heldout_accuracy"):
+        values = [r[key] for r in records if key in r]
+        if values:
+            parts.append(f"{key.replace('_', ' ')} {values[0]:.3f} → {values[-1]:.3f}")
+    return "; ".join(parts) + f". Wrote {out}."
 
 
 def _reduce(accelerator, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -43,9 +43,9 @@ from chowa.config.reward import RewardScoreConfig
 from chowa.data.conversations import PARSERS, detect_data_format
 from chowa.data.preferences import PARSERS as PAIR_PARSERS
 from chowa.data.preferences import preference_format
-from chowa.data.records import BadRecord, expand_sources, parse_records
+from chowa.data.records import BadRecord, ReadOptions, expand_sources, parse_records
 from chowa.errors import ChowaError
-from chowa.files import atomic_write_text, json_line
+from chowa.files import atomic_write_text, check_writable, json_line
 from chowa.formats import ChatFormat, Message, detect_format, render_training
 from chowa.models.load import default_device, has_weights, load_model
 from chowa.padding import pad_rows
@@ -109,13 +109,13 @@ def load_reward_model(folder: str | os.PathLike, device: str | torch.device | No
 
 
 def score_file(model_dir: str | os.PathLike, input_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-               batch_size: int = 8, columns: dict[str, str] | None = None) -> str:
+               batch_size: int = 8, options: ReadOptions | None = None) -> str:
     """`chowa reward score`: the JSONL text of the input's records with scores added (also written to `out_path`).
     The input is any data source of `chowa.data.records` (JSONL, Parquet, a datasets folder, hf:...)."""
     reward_model = load_reward_model(model_dir)
     parsed = [item for source in expand_sources([str(input_path)])
               for item in parse_records(source, lambda record: (record, _scored_conversations(record)),
-                                        columns=columns)[0]]
+                                        options=options)[0]]
     records = [record for _, (record, _) in parsed]
     slots = [(index, key) for index, (_, (_, scored)) in enumerate(parsed) for key, _ in scored]
     conversations = [messages for _, (_, scored) in parsed for _, messages in scored]
@@ -145,7 +145,9 @@ def _scored_conversations(record: object) -> list[tuple[str, list[Message]]]:
 
 def main(cfg: RewardScoreConfig) -> Path | None:
     """`chowa reward score`: the scored records to `out`, or to stdout."""
-    text = score_file(cfg.model, cfg.input, cfg.out or None, cfg.batch_size, cfg.columns)
+    if cfg.out:
+        check_writable(cfg.out, "--out")
+    text = score_file(cfg.model, cfg.input, cfg.out or None, cfg.batch_size, ReadOptions.of(cfg))
     if cfg.out:
         return Path(cfg.out)
     print(text, end="")

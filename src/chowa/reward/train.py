@@ -27,15 +27,14 @@ from chowa.config import save_config
 from chowa.config.reward import RewardConfig, RewardLossConfig
 from chowa.data.order import SeededOrder
 from chowa.data.preferences import read_preferences
+from chowa.data.records import ReadOptions
 from chowa.errors import ChowaError
 from chowa.formats import ChatFormat, chat_template, render_training, resolve_format, save_format
-from chowa.models.load import load_model
+from chowa.models.load import load_model, load_model_tokenizer
 from chowa.padding import pad_rows
 from chowa.reward.losses import bradley_terry_loss
 from chowa.reward.score import sequence_scores
 from chowa.runtime import Runtime
-from chowa.tokenizer import load_tokenizer
-from chowa.training.checkpoint import resolve_resume
 from chowa.training.loop import fit
 from chowa.training.plots import plot_metrics
 
@@ -53,14 +52,12 @@ class EncodedPair:
 def main(cfg: RewardConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
-    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
+    tokenizer = load_model_tokenizer(cfg.model, cfg.tokenizer)
     fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
     tokenizer.chat_template = chat_template(fmt)
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         # The score is read at the last id that is not the pad id; an EOS pad would hide the final EOS.
         tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
-    if runtime.is_main:
-        save_config(cfg, out)
     train_pairs = encode_pairs(cfg, cfg.data.train, fmt, tokenizer, runtime)
     heldout = encode_pairs(cfg, cfg.data.heldout, fmt, tokenizer, runtime) if cfg.data.heldout else []
     kinds = sorted({pair.kind for pair in heldout if pair.kind})
@@ -82,10 +79,8 @@ def main(cfg: RewardConfig) -> Path:
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return heldout_metrics(runtime, model, heldout, kinds, cfg.train.batch_size, pad_id, cfg.loss)
 
-    if heldout and resolve_resume(cfg.train.resume, out) is None:
-        runtime.log({"step": 0} | evaluate(model.eval()))  # the untrained head: accuracy near chance
-    fit(runtime, model, tokenizer, cfg.train, cfg.optim, out, next_batch, loss_fn, evaluate if heldout else None,
-        "reward")
+    # At step 0 (the untrained head) held-out accuracy is near chance.
+    fit(runtime, model, tokenizer, cfg, out, next_batch, loss_fn, evaluate if heldout else None, "reward")
     if runtime.is_main:
         save_format(out, fmt)
         save_config(cfg, out)
@@ -102,7 +97,7 @@ def load_reward_backbone(path: str, tokenizer) -> PreTrainedModel:
     transformers keeps the trunk's weights, drops the LM head and initialises the new `score` head from the
     model's `initializer_range` (a normal draw, so the starting scores are small and differ per sequence).
     """
-    model = load_model(path, "sequence-classification", num_labels=1)
+    model = load_model(path, "sequence-classification", new_head=True, num_labels=1)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))  # room for the added pad token
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -112,7 +107,7 @@ def load_reward_backbone(path: str, tokenizer) -> PreTrainedModel:
 def encode_pairs(cfg: RewardConfig, files: list[str], fmt: ChatFormat, tokenizer,
                  runtime: Runtime) -> list[EncodedPair]:
     """Each pair's two sequences as ids; pairs with a side longer than `max_length` are dropped."""
-    loaded = read_preferences(files, cfg.data.data_format, cfg.data.skip_bad_records, cfg.data.columns)
+    loaded = read_preferences(files, cfg.data.data_format, cfg.data.skip_bad_records, ReadOptions.of(cfg.data))
     if loaded.bad_records:
         runtime.print(f"reward: skipped {len(loaded.bad_records)} bad records, first: {loaded.bad_records[0]}")
     encoded, too_long = [], 0

@@ -22,7 +22,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizer, PreTrainedTokenizer
 
 from chowa.errors import ChowaError
 from chowa.files import check_folder
-from chowa.models.folders import write_compatible_keys
+from chowa.folders import finish_folder
 from chowa.tokenizer.convert import parse_model, sentencepiece_to_tokenizers, special_pieces
 
 SENTENCEPIECE_FILES = ("spiece.model", "tokenizer.model", "sentencepiece.bpe.model")
@@ -76,7 +76,7 @@ def save_tokenizer_folder(model_bytes: bytes, out_dir: str | os.PathLike, model_
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer_from_sentencepiece(model_bytes, model_max_length=model_max_length).save_pretrained(str(out))
-    write_compatible_keys(out)
+    finish_folder(out)
     tmp = out / ".spiece.model.tmp"
     tmp.write_bytes(model_bytes)
     os.replace(tmp, out / "spiece.model")

@@ -7,7 +7,9 @@ Layout of a stage's output folder:
                                      state/  (accelerate: optimizer, scheduler, RNG of every process, scaler)
 
 A checkpoint is written into a hidden `.tmp-…` folder and renamed into place only when every process has
-finished, so a crash or `kill -9` mid-write leaves the previous checkpoint as the latest complete one.
+finished, so a crash or `kill -9` mid-write leaves the previous checkpoint as the latest complete one. Each
+checkpoint keeps the run's `config.yaml`: resuming with a config that would compute something else (another
+learning rate, other data, LoRA on a full fine-tune) is refused with the differing keys named (`resume_from`).
 `StopSignal` turns SIGINT/SIGTERM into a flag the loop checks after each optimizer step, so an interrupted run
 saves a checkpoint before it exits.
 
@@ -18,6 +20,7 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,13 +31,20 @@ from typing import Any
 
 import torch
 
+from chowa.config import load_config, save_config
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text
-from chowa.models.folders import write_compatible_keys
+from chowa.folders import finish_folder
 from chowa.runtime import Runtime
 
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
+CONFIG_FILE = "config.yaml"
+# Keys that do not change what a run computes: where it writes, how often it evaluates, saves and logs, what it
+# evaluates on (held-out sets and their sampling use their own RNG streams), and resuming itself.
+NEUTRAL_KEYS = ("out", "train.eval_every", "train.eval_batches", "train.save_every", "train.keep_checkpoints",
+                "train.resume", "train.resume_changes", "train.log_samples", "data.heldout", "data.heldout_size",
+                "generation.eval_greedy", "generation.eval_samples")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -64,6 +74,45 @@ def resolve_resume(resume: str, out_dir: str | os.PathLike) -> Path | None:
     return path
 
 
+def resume_from(cfg: Any, out: str | os.PathLike, stage: str) -> Path | None:
+    """The checkpoint `cfg.train.resume` names, or None; refused (ChowaError) when the run it belongs to had a config
+    that differs from `cfg` in a key that changes the result, unless `cfg.train.resume_changes` accepts the key."""
+    checkpoint = resolve_resume(cfg.train.resume, out)
+    if checkpoint is None:
+        return None
+    recorded = checkpoint / CONFIG_FILE if (checkpoint / CONFIG_FILE).is_file() else Path(out) / CONFIG_FILE
+    if not recorded.is_file():
+        return checkpoint  # a checkpoint of a version that kept no config: nothing to compare with
+    try:
+        before = flat_config(load_config(type(cfg), recorded))
+    except ChowaError as exc:
+        raise ChowaError(f"{stage}: cannot compare with the run in {out} ({exc}); start over with "
+                         "train.resume=never or choose a new out") from None
+    now = flat_config(cfg)
+    accepted = set(NEUTRAL_KEYS) | set(cfg.train.resume_changes)
+    changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
+               and not any(key == a or key.startswith(f"{a}.") for a in accepted)]
+    if changed:
+        shown = "; ".join(f"{key}: {before.get(key)!r} → {now.get(key)!r}" for key in changed[:8])
+        raise ChowaError(
+            f"{stage}: {out} holds a run made with another config, so continuing it would not give what this config "
+            f"asks for ({shown}{'; …' if len(changed) > 8 else ''}). Start over with train.resume=never, or choose a "
+            f"new out=...; to continue that run anyway, accept the keys with train.resume_changes=[{changed[0]}]")
+    return checkpoint
+
+
+def flat_config(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a config as {dotted key: value}; lists and mappings (model_config, columns) compare whole."""
+    flat = {}
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if dataclasses.is_dataclass(value):
+            flat |= flat_config(value, f"{prefix}{field.name}.")
+        else:
+            flat[f"{prefix}{field.name}"] = value
+    return flat
+
+
 def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folder: str | os.PathLike) -> None:
     """Write `model` (unwrapped from DDP/FSDP/DeepSpeed) and `tokenizer` as a plain Hugging Face folder.
 
@@ -77,13 +126,14 @@ def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folde
         accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))
-        write_compatible_keys(folder)
+        finish_folder(folder)
     runtime.wait()
 
 
 def save_checkpoint(runtime: Runtime, out_dir: str | os.PathLike, step: int, model: torch.nn.Module, tokenizer,
-                    trainer_state: dict[str, Any], keep: int = 2) -> Path:
-    """Save a resumable checkpoint for optimizer step `step` and keep the newest `keep` (0 keeps all)."""
+                    trainer_state: dict[str, Any], keep: int = 2, config: Any = None) -> Path:
+    """Save a resumable checkpoint for optimizer step `step` (with the run's `config`) and keep the newest `keep`
+    (0 keeps all)."""
     root = Path(out_dir) / CHECKPOINTS
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
@@ -95,6 +145,8 @@ def save_checkpoint(runtime: Runtime, out_dir: str | os.PathLike, step: int, mod
     save_model_folder(runtime, model, tokenizer, tmp)
     if runtime.is_main:
         atomic_write_text(tmp / TRAINER_STATE, json.dumps({**trainer_state, "step": step}, indent=2) + "\n")
+        if config is not None:
+            save_config(config, tmp, CONFIG_FILE)
         if final.exists():  # a rerun of the same step: replace the old copy
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -5,7 +5,7 @@ for that optimizer step, a pure function of its arguments, which is what makes r
 `loss_fn(model, batch) -> (mean loss, target tokens)`, and optionally `evaluate(model) -> metrics`.
 
 Run as (from Python):
-    model = fit(runtime, model, tokenizer, cfg.train, cfg.optim, out, next_batch, loss_fn, evaluate, "pretrain")
+    model = fit(runtime, model, tokenizer, cfg, out, next_batch, loss_fn, evaluate, "pretrain")
 """
 
 from __future__ import annotations
@@ -14,19 +14,21 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from chowa.config.training import OptimConfig, TrainConfig
+from chowa.config import save_config
 from chowa.errors import TrainingInterrupted
 from chowa.files import atomic_write_text
 from chowa.runtime import Runtime
 from chowa.training.checkpoint import (
     StopSignal,
+    flat_config,
     latest_checkpoint,
     load_checkpoint,
-    resolve_resume,
+    resume_from,
     save_checkpoint,
     save_model_folder,
 )
@@ -36,23 +38,20 @@ from chowa.training.plots import read_metrics
 Batch = dict[str, torch.Tensor]
 
 
-def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig, optim: OptimConfig, out: Path,
+def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path,
         next_batch: Callable[[int, int], Batch], loss_fn: Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, int]],
         evaluate: Callable[[torch.nn.Module], dict] | None, stage: str) -> torch.nn.Module:
-    """Train `model` for `train.steps` optimizer steps; writes metrics, checkpoints and the final HF folder."""
-    accelerator = runtime.accelerator
+    """Train `model` for `cfg.train.steps` optimizer steps (`cfg` is the stage's config, with `train` and `optim`);
+    writes config.yaml, metrics, checkpoints and the final HF folder, and prints a summary."""
+    train, optim, accelerator = cfg.train, cfg.optim, runtime.accelerator
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
-    start_step, checkpoint = 0, resolve_resume(train.resume, out)
-    if checkpoint is not None:
-        start_step = load_checkpoint(runtime, checkpoint)["step"]
-        runtime.print(f"{stage}: resuming from {checkpoint} (step {start_step})")
-    trim_metrics(runtime, start_step)
-    if checkpoint is None and evaluate is not None:  # where the held-out curve starts
+    start_step, _ = begin_run(runtime, cfg, out, stage)
+    if start_step == 0 and evaluate is not None:  # where the held-out curve starts
         model.eval()
-        runtime.log({"step": 0} | evaluate(model))
+        runtime.log(report_eval(runtime, stage, 0, evaluate(model)))
     accumulation = runtime.cfg.gradient_accumulation_steps
     progress = tqdm(total=train.steps, initial=start_step, desc=stage, disable=not runtime.is_main, unit="step")
     with StopSignal() as stop:
@@ -83,14 +82,14 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig,
             done = step + 1 == train.steps
             if evaluate is not None and (done or (train.eval_every and (step + 1) % train.eval_every == 0)):
                 model.eval()
-                record.update(evaluate(model))
+                record.update(report_eval(runtime, stage, step + 1, evaluate(model)))
             runtime.log(record)
             progress.update(1)
             progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{tokens / seconds:.0f}")
             interrupted = stop.any_rank(runtime)
             if done or interrupted or (train.save_every and (step + 1) % train.save_every == 0):
                 save_checkpoint(runtime, out, step + 1, model, tokenizer, {"stage": stage},
-                                keep=train.keep_checkpoints)
+                                keep=train.keep_checkpoints, config=cfg)
             if interrupted:
                 progress.close()
                 raise TrainingInterrupted(f"{stage}: stopped by {stop.requested or 'a signal'} after step {step + 1}; "
@@ -98,7 +97,48 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, train: TrainConfig,
                                           f"(resume=auto) to continue.")
     progress.close()
     save_model_folder(runtime, model, tokenizer, out)
+    runtime.finish()
+    runtime.print(run_summary(runtime.metrics_path, stage, out))
     return accelerator.unwrap_model(model)
+
+
+def begin_run(runtime: Runtime, cfg: Any, out: Path, stage: str) -> tuple[int, dict | None]:
+    """The step the run starts at and the checkpoint's trainer state: 0 and None, or a checkpoint's after restoring
+    it (`resume_from` refuses one of another config). Only now, when the run starts for real, is config.yaml
+    written."""
+    state, checkpoint = None, resume_from(cfg, out, stage)
+    if checkpoint is not None:
+        state = load_checkpoint(runtime, checkpoint)
+        done = " (the run is finished; nothing to train)" if state["step"] >= cfg.train.steps else ""
+        runtime.print(f"{stage}: resuming from {checkpoint} (step {state['step']}){done}")
+    start_step = state["step"] if state else 0
+    trim_metrics(runtime, start_step)
+    if runtime.is_main:
+        save_config(cfg, out)
+    runtime.track(stage, flat_config(cfg))
+    return start_step, state
+
+
+def report_eval(runtime: Runtime, stage: str, step: int, metrics: dict) -> dict:
+    """Print held-out metrics as they come (they are in metrics.jsonl too); returns them with the step."""
+    shown = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items() if isinstance(value, int | float))
+    runtime.print(f"{stage}: step {step}: {shown}")
+    return {"step": step} | metrics
+
+
+def run_summary(metrics_path: Path | None, stage: str, out: Path) -> str:
+    """One paragraph on a finished run: steps and time, the training loss and the held-out figures, first to last."""
+    records = read_metrics(metrics_path) if metrics_path is not None and metrics_path.exists() else []
+    steps = [r for r in records if "train_loss" in r]
+    parts = [f"{stage}: finished, {len(steps)} steps in {sum(r.get('seconds', 0) for r in steps):.0f} s"]
+    if steps:
+        parts.append(f"training loss {steps[0]['train_loss']:.3f} → {steps[-1]['train_loss']:.3f}")
+    evals = [r for r in records if any(key.startswith("val_") for key in r)]
+    for key in ("val_loss", "val_accuracy"):
+        values = [r[key] for r in evals if key in r]
+        if values:
+            parts.append(f"held-out {key.removeprefix('val_')} {values[0]:.4g} → {values[-1]:.4g}")
+    return "; ".join(parts) + f". Wrote {out}."
 
 
 def trim_metrics(runtime: Runtime, start_step: int, path: Path | None = None) -> None:

@@ -23,8 +23,9 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 
 
 def plot_metrics(metrics_path: str | os.PathLike, png_path: str | os.PathLike, panels: list[tuple[str, ...]],
-                 title: str = "", x_key: str = "step") -> Path | None:
-    """One panel per tuple of metric names, each plotted against `x_key`; None when nothing was logged."""
+                 title: str = "", x_key: str = "step", columns: int = 2) -> Path | None:
+    """One panel per tuple of metric names, each plotted against `x_key`, in rows of at most `columns` panels (a
+    single row of five is too wide to read in a report); None when nothing was logged."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,8 +35,12 @@ def plot_metrics(metrics_path: str | os.PathLike, png_path: str | os.PathLike, p
     panels = [keys for keys in panels if any(key in r for r in records for key in keys)]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
-    for axis, keys in zip(axes[0], panels, strict=True):
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.6 * rows), squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    for axis, keys in zip(axes.flat, panels, strict=False):
         for key in keys:
             points = [(r[x_key], r[key]) for r in records if key in r and x_key in r and r[key] is not None]
             if points:

@@ -26,6 +26,7 @@ from chowa.eval.jglue import metrics
 from chowa.eval.jglue.data import load_task_data
 from chowa.eval.jglue.tasks import Instance, TaskSpec, build_instances, parse_task, resolve_tasks
 from chowa.eval.models import HFCausalLM
+from chowa.files import check_writable
 
 log = logging.getLogger(__name__)
 CARD_COLUMNS = {"jcommonsenseqa": "JCommonsenseQA", "jnli": "JNLI", "marc_ja": "MARC-ja", "jsquad": "JSQuAD",
@@ -44,6 +45,7 @@ def run_jglue(model: str | HFCausalLM, data_dir: str, tasks: str | list[str] | N
     if rouge_tokenizer not in ("model", "mecab"):
         raise ChowaError(f"rouge_tokenizer must be 'model' or 'mecab', got {rouge_tokenizer!r}")
     specs = resolve_tasks(tasks, suite)
+    task_data = [load_task_data(spec.name, data_dir) for spec in specs]
     # The reference seeds both global RNGs at start-up; ROUGE's bootstrap reads numpy's.
     random.seed(1234)
     np.random.seed(1234)
@@ -52,8 +54,7 @@ def run_jglue(model: str | HFCausalLM, data_dir: str, tasks: str | list[str] | N
     results = {"model": str(model) if not isinstance(model, HFCausalLM) else None, "suite": suite, "limit": limit,
                "max_length": lm.max_length, "rouge_tokenizer": rouge_tokenizer, "tasks": {}}
     samples = {}
-    for spec in specs:
-        data = load_task_data(spec.name, data_dir)
+    for spec, data in zip(specs, task_data, strict=True):
         if data.missing:
             results["tasks"][spec.task_id] = {"status": "missing", "missing_files": data.missing}
             continue
@@ -198,6 +199,13 @@ def write_prompts(task: str, data_dir: str, out: str | Path | IO[str] | None = N
 
 def main(cfg: JGLUEConfig) -> dict:
     """`chowa eval jglue`: evaluate, print the cards' table, write the results when `out` is set."""
+    if cfg.out:
+        check_writable(cfg.out, "--out")
+    specs = resolve_tasks(cfg.tasks or None, cfg.suite or None)
+    missing = [load_task_data(spec.name, cfg.data_dir).missing for spec in specs]
+    if all(missing):  # before the model loads: there is nothing to evaluate
+        raise ChowaError(f"eval jglue: no requested task has its files under {cfg.data_dir} (for {specs[0].task_id}: "
+                         f"{', '.join(missing[0])}); see --help for the layout")
     results = run_jglue(cfg.model, cfg.data_dir, tasks=cfg.tasks or None, suite=cfg.suite or None, limit=cfg.limit,
                         batch_size=cfg.batch_size, out=cfg.out or None, sequential=cfg.sequential,
                         rouge_tokenizer=cfg.rouge_tokenizer, dtype=cfg.dtype, device=cfg.device or None)
@@ -207,6 +215,8 @@ def main(cfg: JGLUEConfig) -> dict:
 
 def prompts_main(cfg: EvalPromptsConfig) -> None:
     """`chowa eval prompts`: write the task's prompts to `out` (or stdout)."""
+    if cfg.out:
+        check_writable(cfg.out, "--out")
     count = write_prompts(cfg.task, cfg.data_dir, out=cfg.out or None, limit=cfg.limit, model=cfg.model or None)
     if cfg.out:
         print(f"wrote {count} prompts to {cfg.out}", file=sys.stderr)

@@ -12,10 +12,11 @@ the new ones; 5.x reads the new ones (and pops the legacy ones on load), 4.x the
                            tokenizer), chat_template (4.x reads it there; 5.x prefers chat_template.jinja)
 
 tests/test_compat.py loads a saved folder in throwaway environments with transformers 4.34 and the last 4.x and
-checks the token ids and logits against chowa's.
+checks the token ids and logits against chowa's. The tokenizer's `model_max_length` is set to the model's context
+(a tokenizer trained alone says 2048 whatever model it later serves).
 
 Run as (from Python):
-    model.save_pretrained(folder); tokenizer.save_pretrained(folder); write_compatible_keys(folder)
+    model.save_pretrained(folder); tokenizer.save_pretrained(folder); finish_folder(folder)
 """
 
 from __future__ import annotations
@@ -30,15 +31,20 @@ TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 _FAST_NAMES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
-def write_compatible_keys(folder: str | os.PathLike) -> None:
-    """Add the transformers 4.x keys to the folder's config.json and tokenizer_config.json (where present)."""
+def finish_folder(folder: str | os.PathLike) -> None:
+    """Add the transformers 4.x keys to the folder's config.json and tokenizer_config.json (where present), and
+    give the tokenizer the model's context as its model_max_length."""
     folder = Path(folder)
     config = _read(folder / "config.json")
     if config is not None:
         _write(folder / "config.json", config | legacy_config_keys(config))
     tokenizer_config = _read(folder / "tokenizer_config.json")
     if tokenizer_config is not None:
-        _write(folder / "tokenizer_config.json", legacy_tokenizer_keys(tokenizer_config, folder))
+        tokenizer_config = legacy_tokenizer_keys(tokenizer_config, folder)
+        context = (config or {}).get("n_ctx") or (config or {}).get("max_position_embeddings")
+        if context:
+            tokenizer_config["model_max_length"] = context
+        _write(folder / "tokenizer_config.json", tokenizer_config)
 
 
 def legacy_config_keys(config: dict) -> dict:
