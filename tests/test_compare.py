@@ -91,6 +91,9 @@ def test_pointwise_rule_judge_is_order_invariant_and_counts_from_a(models, promp
     assert [r["final"] for r in rows] == expected and {"A", "B"} <= set(expected)
     assert (summary["win"], summary["tie"], summary["loss"]) == tuple(expected.count(v) for v in ("A", "tie", "B"))
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
+    low, high = summary["interval"]["win"]  # a 95% (Wilson) interval around each share (#13)
+    assert low < summary["win"] / len(rows) < high and f"[{100 * low:.1f}–{100 * high:.1f}]" in win_tie_loss_table(
+        summary)
     table = win_tie_loss_table(summary)
     assert f"| A ({models[0]}) vs B ({models[1]}) | {summary['win']} (" in table
 

@@ -32,6 +32,32 @@ def test_batched_generation_equals_one_at_a_time(tiny_model_dir):
     assert batched == single and any(batched)
 
 
+def test_sampled_replies_do_not_depend_on_the_batch(tiny_model_dir):
+    """Each prompt samples from its own seeded stream (#13: a seeded comparison must not change with --batch-size)."""
+    model = load_chat_model(tiny_model_dir, "rinna")
+    sampled = Sampling(max_new_tokens=12, temperature=1.0, seed=5)
+    runs = [generate_replies(model, _conversations(PROMPTS), sampled, batch_size=size) for size in (1, 2, 5)]
+    assert runs[0] == runs[1] == runs[2] and len(set(runs[0])) > 1
+    assert generate_replies(model, _conversations(PROMPTS), Sampling(max_new_tokens=12, seed=6)) != runs[0]
+    streamed: list[str] = []  # the terminal's reply is the first prompt's stream too
+    assert stream_reply(model, _conversations(PROMPTS[:1])[0], sampled, streamed.append) == runs[0][0]
+
+
+def test_chat_drops_the_oldest_turns_that_no_longer_fit(tiny_model_dir, capsys):
+    model = load_chat_model(tiny_model_dir, "rinna")
+    context = model.model.config.max_position_embeddings
+    history = []
+    for turn in range(8):
+        history += [{"role": "user", "content": f"質問{turn} " + "猫" * (context // 12)},
+                    {"role": "assistant", "content": "はい"}]
+    history.append({"role": "user", "content": "最後の質問"})
+    reply = stream_reply(model, history, GREEDY, lambda text: None)
+    assert isinstance(reply, str) and history[-1]["content"] == "最後の質問" and len(history) < 17
+    assert "the oldest turns no longer fit" in capsys.readouterr().err
+    with pytest.raises(ChowaError, match="does not fit the model's context"):
+        stream_reply(model, [{"role": "user", "content": "猫" * context}], GREEDY, lambda text: None)
+
+
 def test_streamed_reply_equals_batch_reply(tiny_model_dir):
     model = load_chat_model(tiny_model_dir, "rinna")
     pieces: list[str] = []

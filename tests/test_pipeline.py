@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -87,6 +90,52 @@ def test_every_stage_ran_and_the_report_shows_the_figures(micro_run):
         assert f"]({png})" in report and (out / png).is_file()
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 4 and "<table>" in page
+
+
+def test_the_report_reads_well(micro_run):
+    """What a reader of the report sees: a readable PPO figure, the comparison as a table, config links that lead
+    somewhere, and fonts for Japanese text."""
+    out, _ = micro_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    width, height = struct.unpack(">II", (out / "ppo" / "ppo.png").read_bytes()[16:24])
+    assert width / height < 2.5, (width, height)  # panels in rows, not five in a line
+    assert "<th>comparison</th>" in page and "| comparison |" not in page
+    for link in re.findall(r"<td>(\w+/config\.yaml)</td>", page):
+        assert (out / link).is_file(), link
+    assert "eval/config.yaml" in page and "compare/config.yaml" in page
+    assert '"Noto Sans CJK JP"' in page and '"Hiragino Sans"' in page
+
+
+def test_the_report_renders_in_a_browser(micro_run, tmp_path):
+    """The self-contained page in headless Chromium (installed by `make test` on Debian): it renders, with its
+    images and tables, to a screenshot that is not blank."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (make test installs it on Debian: apt-get install chromium)")
+    out, _ = micro_run
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", "--hide-scrollbars"]
+    url = (out / "report.html").resolve().as_uri()
+    subprocess.run([browser, *flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert dom.count("<table>") >= 5 and dom.count("<img ") == 4 and "chowa pipeline report" in dom
+    width, height = struct.unpack(">II", shot.read_bytes()[16:24])
+    assert (width, height) == (1200, 2400)
+    colors = zlib.decompress(b"".join(_png_chunks(shot.read_bytes(), b"IDAT")))
+    assert len(set(colors[i:i + 3] for i in range(0, min(len(colors), 3_000_000), 997))) > 20  # not a blank page
+
+
+def _png_chunks(data: bytes, kind: bytes) -> list[bytes]:
+    chunks, position = [], 8
+    while position < len(data):
+        length, name = struct.unpack(">I4s", data[position:position + 8])
+        if name == kind:
+            chunks.append(data[position + 8:position + 8 + length])
+        position += 12 + length
+    return chunks
 
 
 def test_rerun_skips_finished_stages_and_a_changed_stage_reruns_what_follows(micro_run, capsys):

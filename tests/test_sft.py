@@ -34,7 +34,7 @@ def _overrides(out: Path, model: Path, train: Path, heldout: Path, *extra: str) 
             "runtime.cpu=true", *extra]
 
 
-def test_sft_lowers_heldout_reply_loss_and_saves_its_format(tmp_path, tiny_model_dir):
+def test_sft_lowers_heldout_reply_loss_and_saves_its_format(tmp_path, tiny_model_dir, capsys):
     train = _alpaca(tmp_path / "train.jsonl", range(0, 120))
     heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1020))
     out = tmp_path / "sft"
@@ -42,6 +42,9 @@ def test_sft_lowers_heldout_reply_loss_and_saves_its_format(tmp_path, tiny_model
                                                     "train.eval_every=40", "train.save_every=40")))
     evaluated = [r for r in read_metrics(out / "metrics.jsonl") if "val_loss" in r]
     assert [r["step"] for r in evaluated] == [0, 40, 80]
+    printed = capsys.readouterr().out  # each evaluation is printed as it comes, and a summary at the end
+    assert all(f"sft: step {r['step']}: val_loss {r['val_loss']:.4g}" in printed for r in evaluated)
+    assert "sft: finished, 80 steps" in printed and f"held-out loss {evaluated[0]['val_loss']:.4g} → " in printed
     assert evaluated[-1]["val_loss"] < 0.6 * evaluated[0]["val_loss"], evaluated
     assert json.loads((out / "chat_format.json").read_text())["format"] == "rinna"
     plain = AutoTokenizer.from_pretrained(str(out))
@@ -61,6 +64,10 @@ def test_lora_trains_adapters_and_saves_merged_plain_weights(tmp_path, tiny_mode
                                                     "lora.enabled=true", "lora.r=4",
                                                     "lora.target_modules=[query_key_value,dense_h_to_4h]")))
     assert not (out / "adapter_config.json").exists()
+    assert not (out / "README.md").exists()  # peft's empty model-card template would say nothing true (#13)
+    config = json.loads((out / "config.json").read_text())
+    assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == \
+        config["max_position_embeddings"]  # the model's context, not the 2048 the tokenizer was trained with
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     tuned = AutoModelForCausalLM.from_pretrained(str(out))
     name = "gpt_neox.layers.0.attention.query_key_value.weight"

@@ -197,7 +197,7 @@ def _html(blocks: list[Block]) -> str:
             parts.append(f"<table><tr>{head}</tr>{body}</table>")
     # Japanese text needs a font that has it: the usual CJK families of each system before the generic one.
     fonts = ('system-ui,-apple-system,"Segoe UI","Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo",'
-             '"Noto Sans CJK JP","Noto Sans JP","IPAexGothic","Source Han Sans JP",sans-serif')
+             '"Noto Sans CJK JP","Noto Sans JP","IPAexGothic","IPAPGothic","IPAGothic","Source Han Sans JP",sans-serif')
     style = (f"body{{font-family:{fonts};max-width:60em;margin:2em auto;line-height:1.5}}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}"
              "img{max-width:100%}pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}")
