@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
 
 from chowa.cli import main as cli_main
+from chowa.config import load_config
+from chowa.config.sft import SFTConfig
 from chowa.formats import save_format
 from chowa.tokenizer import load_tokenizer
+from chowa.training.checkpoint import resume_from
 
 PAIRS = [{"instruction": f"{a}たす{b}は?", "output": f"{a + b}です。"} for a in range(6) for b in range(6)]
 
@@ -87,13 +90,19 @@ CASES = [
     ("a tokenizer larger than the model",
      lambda w: _sft(w, f"out={w['root'] / 'big'}", f"tokenizer={w['root'] / 'bigtok'}"),
      "embedding rows, so ids from"),
+    ("a tokenizer much smaller than the model",
+     lambda w: _sft(w, f"out={w['root'] / 'small'}", model=w["root"] / "wide"),
+     "it is not the tokenizer the model was trained with"),
     ("a prompt longer than the context",
      lambda w: ["generate", "--model", w["sft"], "--prompt", "猫" * 600, "--max-new-tokens", "8"],
-     "do not fit the model's context of"),
+     "fill the model's context of 512 positions and leave no room for a reply"),
     ("generate with a reward model", lambda w: ["generate", "--model", w["reward"], "--prompt", "hi"],
      "is a sequence classifier"),
     ("JGLUE on an empty data folder",
      lambda w: ["eval", "jglue", "--model", w["sft"], "--data-dir", w["root"], "--suite", "rinna-bilingual"],
+     "no requested task has its files under"),
+    ("held-out eval with JGLUE on an empty data folder",
+     lambda w: ["eval", "heldout", "--model", f"sft={w['sft']}", "--jglue-data-dir", w["root"]],
      "no requested task has its files under"),
     ("top-p above 1", lambda w: ["generate", "--model", w["sft"], "--prompt", "hi", "--top-p", "1.5"],
      "top_p=1.5 must be at most 1"),
@@ -115,6 +124,8 @@ CASES = [
     ("an output folder that cannot be written",
      lambda w: ["generate", "--model", w["sft"], "--input", w["data"], "--out", w["root"] / "a-file" / "r.jsonl"],
      "--out: cannot write to"),
+    ("a misspelt resume_changes key", lambda w: _sft(w, f"out={w['sft']}", "train.resume_changes=[train.stepz]"),
+     "train.resume_changes names 'train.stepz', which is not a key of sft's config"),
     ("a stage output that cannot be written", lambda w: _sft(w, f"out={w['root'] / 'a-file' / 'run'}"),
      "out: cannot write to"),
 ]
@@ -126,6 +137,11 @@ def test_every_fault_is_one_clear_error(world, capsys, case, argv, message):
         bigger = load_tokenizer(world["tokenizer"])
         bigger.add_tokens([f"<extra_{n}>" for n in range(100)])
         bigger.save_pretrained(str(world["root"] / "bigtok"))
+    if case == "a tokenizer much smaller than the model":  # the 420-token tokenizer beside a 1,000-row model
+        tokenizer = load_tokenizer(world["tokenizer"])
+        GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=64)).save_pretrained(str(world["root"] / "wide"))
+        tokenizer.save_pretrained(str(world["root"] / "wide"))
     if "another lr and data" in case:
         _jsonl(world["root"] / "other.jsonl", PAIRS[:10])
     recorded = (world["sft"] / "config.yaml").read_text()
@@ -140,6 +156,9 @@ def test_a_refused_resume_names_the_keys_and_an_accepted_change_trains_on(world,
     assert code == 2 and "train.steps: 4 → 6" in error and "train.resume_changes=[train.steps]" in error
     code, _, out, _ = _run(capsys, *base, "train.steps=4")  # the same config: the run is finished, nothing to do
     assert code == 0 and "the run is finished; nothing to train" in out
+    watched = load_config(SFTConfig, overrides=[*base[1:], "train.steps=4", "runtime.report_to=[tensorboard]",
+                                                "train.eval_every=1"])
+    assert resume_from(watched, world["sft"], "sft") is not None  # tracking and evaluating more change no result
     rerun = world["root"] / "longer"
     shutil.copytree(world["sft"], rerun)
     code, _, out, _ = _run(capsys, *[a for a in base if not a.startswith("out=")], f"out={rerun}", "train.steps=6",

@@ -14,6 +14,7 @@ import sentencepiece as spm
 
 from chowa import chat
 from chowa.errors import ChowaError
+from chowa.formats import encode_prompt
 from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file, stream_reply
 from chowa.tokenizer.load import SentencePieceTokenizer
 
@@ -41,6 +42,12 @@ def test_sampled_replies_do_not_depend_on_the_batch(tiny_model_dir):
     assert generate_replies(model, _conversations(PROMPTS), Sampling(max_new_tokens=12, seed=6)) != runs[0]
     streamed: list[str] = []  # the terminal's reply is the first prompt's stream too
     assert stream_reply(model, _conversations(PROMPTS[:1])[0], sampled, streamed.append) == runs[0][0]
+    model.model.generation_config.min_p = 1.0  # a model's own filter still applies: only the likeliest token is left
+    try:
+        assert generate_replies(model, _conversations(PROMPTS), sampled) == generate_replies(
+            model, _conversations(PROMPTS), GREEDY)
+    finally:
+        model.model.generation_config.min_p = None
 
 
 def test_chat_drops_the_oldest_turns_that_no_longer_fit(tiny_model_dir, capsys):
@@ -53,9 +60,44 @@ def test_chat_drops_the_oldest_turns_that_no_longer_fit(tiny_model_dir, capsys):
     history.append({"role": "user", "content": "最後の質問"})
     reply = stream_reply(model, history, GREEDY, lambda text: None)
     assert isinstance(reply, str) and history[-1]["content"] == "最後の質問" and len(history) < 17
-    assert "the oldest turns no longer fit" in capsys.readouterr().err
-    with pytest.raises(ChowaError, match="does not fit the model's context"):
-        stream_reply(model, [{"role": "user", "content": "猫" * context}], GREEDY, lambda text: None)
+    assert capsys.readouterr().err.count("oldest exchanges no longer fit") == 1
+    too_long = [*history, {"role": "assistant", "content": "はい"}, {"role": "user", "content": "猫" * context}]
+    with pytest.raises(ChowaError, match="fills the model's context"):
+        stream_reply(model, too_long, GREEDY, lambda text: None)
+    assert len(too_long) == len(history) + 2  # nothing dropped by a turn that is refused
+
+
+@pytest.fixture(scope="module")
+def short_context_model(tmp_path_factory, tokenizer_dir):
+    """A random GPT-NeoX that reads 64 positions, so replies run into the end of the context."""
+    from chowa.models.build import build_model
+    from chowa.tokenizer import load_tokenizer
+
+    out = tmp_path_factory.mktemp("short-context")
+    tokenizer = load_tokenizer(tokenizer_dir)
+    build_model("tiny", tokenizer=tokenizer, seed=1, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=64).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return load_chat_model(out, "rinna")
+
+
+def test_replies_stop_at_the_end_of_the_context_whatever_the_batch(short_context_model):
+    """The rinna card's 512 new tokens on a smaller model: each reply gets what its own prompt leaves (#13)."""
+    model, texts = short_context_model, ["猫", "What is 3 plus 4?", "こんにちは、元気ですか"]
+    unbounded = Sampling(greedy=True, max_new_tokens=512)
+    batched = generate_replies(model, _conversations(texts), unbounded, batch_size=3)
+    assert batched == [generate_replies(model, _conversations([t]), unbounded)[0] for t in texts]
+    for text, reply in zip(texts, batched, strict=True):
+        room = 64 - len(encode_prompt(_conversations([text])[0], model.format, model.tokenizer))
+        assert 0 < room < 64
+        exact = Sampling(greedy=True, max_new_tokens=room)
+        assert reply == generate_replies(model, _conversations([text]), exact)[0]
+    sampled = Sampling(max_new_tokens=512, seed=3)
+    assert generate_replies(model, _conversations(texts), sampled, batch_size=3) == generate_replies(
+        model, _conversations(texts), sampled, batch_size=1)
+    with pytest.raises(ChowaError, match=r"prompts.jsonl:2: \d+ tokens fill the model's context of 64 positions"):
+        generate_replies(model, _conversations(["猫", "猫" * 100]), unbounded, names=["prompts.jsonl:1",
+                                                                                       "prompts.jsonl:2"])
 
 
 def test_streamed_reply_equals_batch_reply(tiny_model_dir):

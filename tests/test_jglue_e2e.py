@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from chowa.config import load_config
+from chowa.errors import ChowaError
 from chowa.eval.jglue.runner import run_jglue, write_prompts
 from chowa.eval.models import HFCausalLM
 from chowa.tokenizer import load_tokenizer
@@ -108,10 +110,15 @@ def test_write_prompts_with_model_trims_and_sets_budgets(setup, tmp_path):
 
 def test_missing_task_is_reported_missing(setup, tmp_path):
     root, model = setup
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    results = run_jglue(str(model), str(empty), tasks="jnli-1.1-0.3,xwinograd_ja", dtype="float32", device="cpu")
-    assert results["tasks"]["jnli-1.1-0.3"]["status"] == "missing" and results["averages"] == {}
+    partial = tmp_path / "partial"  # xwinograd's file and nothing else
+    shutil.copytree(Path(root) / "xwinograd", partial / "xwinograd")
+    results = run_jglue(str(model), str(partial), tasks="jnli-1.1-0.3,xwinograd_ja", dtype="float32", device="cpu")
+    tasks = results["tasks"]
+    assert tasks["jnli-1.1-0.3"]["status"] == "missing" and tasks["xwinograd_ja"]["status"] == "ok"
+    assert results["averages"] and all(key.endswith("_partial") for key in results["averages"])  # never a 0 counted
+    (partial / "xwinograd" / "dataset.tsv").unlink()
+    with pytest.raises(ChowaError, match="no requested task has its files under"):  # nothing at all: an error
+        run_jglue(str(model), str(partial), tasks="jnli-1.1-0.3,xwinograd_ja", dtype="float32", device="cpu")
 
 
 def test_batch_size_bounds_rows_per_forward(setup):

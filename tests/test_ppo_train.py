@@ -15,6 +15,7 @@ from chowa.data.prompts import read_prompts
 from chowa.errors import ChowaError
 from chowa.formats import encode_prompt, get_format, save_format
 from chowa.models.build import build_model
+from chowa.models.load import load_trunk
 from chowa.ppo.rewards import ModelReward
 from chowa.ppo.rollout import end_response, sample
 from chowa.ppo.train import PPOConfig
@@ -155,10 +156,14 @@ def test_reward_model_scores_prompt_plus_response_ids(tmp_path, policy_dir):
         alone = [rm(torch.tensor([ids])).logits[0, 0].item() for ids in ([5, 6, 7, tokenizer.eos_token_id],
                                                                            sequences[1])]
     assert scores == pytest.approx(alone, abs=1e-5)
-    # the stage with a reward model, shaped against the reference replies and scaled by the running std
+    trunk = load_trunk(tmp_path / "rm").base_model  # a reward folder can seed the separate critic (#13 review)
+    assert all(torch.equal(a, b) for a, b in zip(trunk.state_dict().values(), rm.base_model.state_dict().values(),
+                                                  strict=True))
+    # the stage with a reward model, shaped against the reference replies and scaled by the running std, its
+    # critic's trunk started from the reward model
     out = ppo(_config(tmp_path / "run", policy_dir, "''", f"reward.model={tmp_path / 'rm'}",
                       "reward.reference_reply=true", "reward.scale=running", "method.num_rollouts=16", "train.steps=2",
-                      "data.heldout_size=4"))
+                      "data.heldout_size=4", "method.layout=separate", f"method.value_model={tmp_path / 'rm'}"))
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2] and all(abs(r["score_mean"]) < 10 for r in records[1:])
 

@@ -197,7 +197,8 @@ def grade(record: dict, reply: str) -> Grade:
     """The reply's grade against a prompt record (checkable or not)."""
     if not is_checkable(record):
         return Grade(record.get("family"), None, None)
-    return Grade(record.get("family") or "", check_answer(record, reply), preferred_style(record, reply))
+    family = record.get("family") or ""  # a user's own checkable prompt may name no family
+    return Grade(family, check_answer(record, reply), preferred_style(record, reply))
 
 
 def summarize_grades(grades: list[Grade]) -> dict:

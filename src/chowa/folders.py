@@ -41,10 +41,17 @@ def finish_folder(folder: str | os.PathLike) -> None:
     tokenizer_config = _read(folder / "tokenizer_config.json")
     if tokenizer_config is not None:
         tokenizer_config = legacy_tokenizer_keys(tokenizer_config, folder)
-        context = (config or {}).get("n_ctx") or (config or {}).get("max_position_embeddings")
+        context = context_length(config or {})
         if context:
             tokenizer_config["model_max_length"] = context
         _write(folder / "tokenizer_config.json", tokenizer_config)
+
+
+def context_length(config) -> int | None:
+    """How many positions the model reads (`n_ctx`, `n_positions` or `max_position_embeddings`, from a config or
+    its dict); None for a model without a fixed context (BLOOM's ALiBi)."""
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    return get("n_ctx") or get("n_positions") or get("max_position_embeddings")
 
 
 def legacy_config_keys(config: dict) -> dict:

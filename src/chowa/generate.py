@@ -6,9 +6,9 @@ model card (rinna-ja: repetition_penalty 1.1; rinna bilingual: temperature 1.0, 
 speaker tag), and replies are cleaned as the format says (`<NL>` -> newline, cut at the tag).
 
 Sampled replies draw from one random stream per prompt, seeded by the sampling seed and the prompt's position, so
-a reply does not depend on which prompts share its batch (`--batch-size` changes speed, not results). A prompt
-that leaves no room for the reply in the model's context is refused by `generate` (the record is named); `chat`
-drops the oldest turns of the conversation instead, as chat clients do.
+a reply does not depend on which prompts share its batch (`--batch-size` changes speed, not results). A reply gets
+`max_new_tokens`, or what its prompt leaves of the model's context if that is less; a prompt that fills the context
+is refused by `generate` (the record is named), while `chat` drops the oldest turns instead, as chat clients do.
 
 Run as:
     chowa generate --model runs/demo/sft --prompt "3たす4は?"
@@ -25,12 +25,17 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 from transformers.generation.logits_process import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
     LogitsProcessor,
     LogitsProcessorList,
+    MinPLogitsWarper,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
+    TypicalLogitsWarper,
 )
+from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from chowa.config.generate import GenerateConfig, Sampling
@@ -38,6 +43,7 @@ from chowa.data.prompts import read_prompts
 from chowa.data.records import ReadOptions
 from chowa.errors import ChowaError
 from chowa.files import check_folder, check_writable, json_line, write_jsonl
+from chowa.folders import context_length
 from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, get_format
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
@@ -69,11 +75,11 @@ def main(cfg: GenerateConfig) -> None:
     if cfg.prompt is not None:
         print(generate_replies(chat, [[{"role": "user", "content": cfg.prompt}]], cfg.sampling())[0])
         return
-    items = read_prompt_file(cfg.input, ReadOptions.of(cfg))
+    items = read_prompts([str(cfg.input)], ReadOptions.of(cfg))
     with tqdm(total=len(items), desc="generate", unit="prompt", file=sys.stderr) as bar:
-        replies = generate_replies(chat, [messages for _, messages in items], cfg.sampling(), cfg.batch_size,
-                                   progress=bar.update)
-    records = [record | {"reply": reply} for (record, _), reply in zip(items, replies, strict=True)]
+        replies = generate_replies(chat, [item.messages for item in items], cfg.sampling(), cfg.batch_size,
+                                   progress=bar.update, names=[item.source for item in items])
+    records = [item.record | {"reply": reply} for item, reply in zip(items, replies, strict=True)]
     if cfg.out:
         print(f"wrote {write_jsonl(cfg.out, records)}", file=sys.stderr)
     else:
@@ -82,29 +88,39 @@ def main(cfg: GenerateConfig) -> None:
 
 
 def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampling: Sampling,
-                     batch_size: int = 8, progress: Callable[[int], None] | None = None) -> list[str]:
-    """Cleaned replies, one per conversation (each ends with a user message), generated in left-padded batches."""
+                     batch_size: int = 8, progress: Callable[[int], None] | None = None,
+                     names: list[str] | None = None) -> list[str]:
+    """Cleaned replies, one per conversation (each ends with a user message), generated in left-padded batches.
+
+    Every prompt is checked before anything is generated: one that fills the model's context is refused, named by
+    `names` (e.g. "file:line") or its position. A reply gets `max_new_tokens`, or what is left of the context when
+    that is less, whatever prompts share its batch."""
     options = sampling.resolve(chat.format)
     context = context_length(chat.model.config)
+    prompts = [encode_prompt(c, chat.format, chat.tokenizer) for c in conversations]
+    for index, ids in enumerate(prompts):
+        if context and len(ids) >= context:
+            name = names[index] if names else f"prompt {index + 1}"
+            raise ChowaError(f"{name}: {len(ids)} tokens fill the model's context of {context} positions and leave "
+                             "no room for a reply; shorten it")
+    rooms = [reply_room(len(ids), options["max_new_tokens"], context) for ids in prompts]
     replies: list[str] = []
-    for start in range(0, len(conversations), batch_size):
-        prompts = [encode_prompt(c, chat.format, chat.tokenizer) for c in conversations[start:start + batch_size]]
-        for index, ids in enumerate(prompts, start=start + 1):
-            if len(ids) + options["max_new_tokens"] > context:
-                raise ChowaError(f"prompt {index}: {len(ids)} tokens and up to {options['max_new_tokens']} new ones "
-                                 f"do not fit the model's context of {context} positions; shorten it or lower "
-                                 "--max-new-tokens")
-        input_ids, attention_mask = pad_rows(prompts, _pad_id(chat.tokenizer), "left", chat.model.device)
-        seeds = [_prompt_seed(sampling.seed, start + row) for row in range(len(prompts))]
+    for start in range(0, len(prompts), batch_size):
+        batch, room = prompts[start:start + batch_size], rooms[start:start + batch_size]
+        input_ids, attention_mask = pad_rows(batch, _pad_id(chat.tokenizer), "left", chat.model.device)
+        seeds = [_prompt_seed(sampling.seed, start + row) for row in range(len(batch))]
+        limits = {"max_new_tokens": max(room)}
+        if min(room) < max(room):
+            limits["stopping_criteria"] = StoppingCriteriaList([_RowBudget(room, input_ids.shape[1])])
         with torch.no_grad():
             output = chat.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                          tokenizer=chat.tokenizer, pad_token_id=_pad_id(chat.tokenizer),
-                                         **_per_prompt_sampling(chat.model, options, seeds))
-        for row in output[:, input_ids.shape[1]:]:
-            text = chat.tokenizer.decode(row.tolist(), skip_special_tokens=False)
+                                         **_per_prompt_sampling(chat.model, options, seeds) | limits)
+        for row, limit in zip(output[:, input_ids.shape[1]:], room, strict=True):  # (padding after a row's stop)
+            text = chat.tokenizer.decode(row[:limit].tolist(), skip_special_tokens=False)
             replies.append(clean_reply(text, chat.format, chat.tokenizer.eos_token or ""))
         if progress is not None:
-            progress(len(prompts))
+            progress(len(batch))
     return replies
 
 
@@ -113,37 +129,41 @@ def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, o
     (text that may start a stop tag is held back); returns the whole cleaned reply. The oldest turns that do not fit
     the model's context are left out of the prompt (and `messages` is shortened to match)."""
     options = sampling.resolve(chat.format)
-    ids = fit_conversation(chat, messages, options["max_new_tokens"])
+    ids, room = fit_conversation(chat, messages, options["max_new_tokens"])
     streamer = _CleanStreamer(chat, on_text)
     ids = torch.tensor([ids], device=chat.model.device)
     with torch.no_grad():
         chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), tokenizer=chat.tokenizer,
                             pad_token_id=_pad_id(chat.tokenizer), streamer=streamer,
-                            **_per_prompt_sampling(chat.model, options, [_prompt_seed(sampling.seed, 0)]))
+                            **_per_prompt_sampling(chat.model, options, [_prompt_seed(sampling.seed, 0)])
+                            | {"max_new_tokens": room})
     return streamer.shown
 
 
-def fit_conversation(chat: ChatModel, messages: list[Message], max_new_tokens: int) -> list[int]:
-    """The prompt ids of `messages`, after dropping its oldest user/assistant pairs (the system message stays) until
-    the prompt and the reply fit the model's context; `messages` is shortened in place. ChowaError when even the
-    last user message alone does not fit."""
+def fit_conversation(chat: ChatModel, messages: list[Message], max_new_tokens: int) -> tuple[list[int], int]:
+    """The prompt ids of `messages` and the room left for the reply, after dropping the oldest user/assistant pairs
+    (the system message stays) until the prompt leaves `max_new_tokens`, or half the context if that is less, for
+    the reply; `messages` is shortened in place. ChowaError, with `messages` untouched, when the last user message
+    alone fills the context."""
     context = context_length(chat.model.config)
     first = 1 if messages and messages[0]["role"] == "system" else 0
-    while True:
-        ids = encode_prompt(messages, chat.format, chat.tokenizer)
-        if len(ids) + max_new_tokens <= context:
-            return ids
-        if len(messages) - first < 3:
-            raise ChowaError(f"the message is {len(ids)} tokens; with up to {max_new_tokens} new ones it does not fit "
-                             f"the model's context of {context} positions")
-        del messages[first:first + 2]
-        print(f"(the oldest turns no longer fit the model's context of {context} tokens and were dropped)",
-              file=sys.stderr)
+    kept = list(messages)
+    ids = encode_prompt(kept, chat.format, chat.tokenizer)
+    while context and len(ids) + min(max_new_tokens, context // 2) > context and len(kept) - first >= 3:
+        del kept[first:first + 2]
+        ids = encode_prompt(kept, chat.format, chat.tokenizer)
+    if context and len(ids) >= context:
+        raise ChowaError(f"the message is {len(ids)} tokens and fills the model's context of {context} positions")
+    if len(kept) < len(messages):
+        print(f"({(len(messages) - len(kept)) // 2} oldest exchanges no longer fit the model's context of "
+              f"{context} tokens and were dropped)", file=sys.stderr)
+        messages[:] = kept
+    return ids, reply_room(len(ids), max_new_tokens, context)
 
 
-def context_length(config) -> int:
-    """How many positions the model reads: GPT-2's `n_ctx`, else `max_position_embeddings`."""
-    return getattr(config, "n_ctx", None) or config.max_position_embeddings
+def reply_room(prompt_tokens: int, max_new_tokens: int, context: int | None) -> int:
+    """How many tokens a reply may have: `max_new_tokens`, or what the prompt leaves of the context if less."""
+    return min(max_new_tokens, context - prompt_tokens) if context else max_new_tokens
 
 
 def _prompt_seed(seed: int, index: int) -> int:
@@ -152,23 +172,33 @@ def _prompt_seed(seed: int, index: int) -> int:
 
 
 def _per_prompt_sampling(model: torch.nn.Module, options: dict, seeds: list[int]) -> dict:
-    """`generate` options that sample each row from its own seeded stream: temperature, top-k and top-p (the card's
-    or the model's, as `generate` would pick them) and the draw itself run as logits processors, and the built-in
-    ones are switched off. Greedy options pass through."""
+    """`generate` options that sample each row from its own seeded stream: the sampling filters (the card's or the
+    model's settings, as `generate` would pick them, in its order) and the draw itself run as logits processors,
+    and the built-in ones are switched off. Greedy options pass through."""
     if not options.get("do_sample"):
         return options
     options = dict(options)
 
-    def setting(key: str, fallback: float) -> float:  # what is set, else the model's generation config, else HF's
+    def setting(key: str, fallback: float | None) -> float | None:  # what is set, else the model's, else HF's
         value = options.pop(key, None)
         value = getattr(model.generation_config, key, None) if value is None else value
         return fallback if value is None else value
 
+    if setting("top_h", None) is not None:
+        raise ChowaError("the model's generation config sets top_h, which chowa's per-prompt sampling does not apply; "
+                         "remove it from generation_config.json")
     temperature, top_k, top_p = setting("temperature", 1.0), setting("top_k", 50), setting("top_p", 1.0)
+    min_p, typical_p = setting("min_p", None), setting("typical_p", 1.0)
+    epsilon, eta = setting("epsilon_cutoff", 0.0), setting("eta_cutoff", 0.0)
     processors = [TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
     processors += [TopKLogitsWarper(top_k)] if top_k else []
     processors += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
-    return options | {"temperature": 1.0, "top_k": 0, "top_p": 1.0,
+    processors += [MinPLogitsWarper(min_p)] if min_p is not None else []
+    processors += [TypicalLogitsWarper(typical_p)] if typical_p < 1.0 else []
+    processors += [EpsilonLogitsWarper(epsilon)] if 0.0 < epsilon < 1.0 else []
+    processors += [EtaLogitsWarper(eta, device=model.device)] if 0.0 < eta < 1.0 else []
+    return options | {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": None, "typical_p": 1.0,
+                      "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
                       "logits_processor": LogitsProcessorList([*processors, _RowSampler(seeds)])}
 
 
@@ -186,6 +216,16 @@ class _RowSampler(LogitsProcessor):
         chosen = torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, self.generators,
                                                                                     strict=True)])
         return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+
+
+class _RowBudget(StoppingCriteria):
+    """Stops each row of a left-padded batch once it has its own number of new tokens (`generate` pads it after)."""
+
+    def __init__(self, rooms: list[int], prompt_length: int):
+        self.rooms, self.prompt_length = torch.tensor(rooms), prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return (input_ids.shape[1] - self.prompt_length >= self.rooms).to(input_ids.device)
 
 
 class _CleanStreamer(BaseStreamer):

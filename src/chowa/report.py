@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chowa.files import atomic_write_text
-from chowa.tables import Block, heldout_tables, markdown_table, number, percent, win_tie_loss_table
+from chowa.tables import Block, heldout_tables, judge_line, markdown_table, number, percent, win_tie_loss_block
 from chowa.training.plots import read_metrics
 
 
@@ -61,9 +61,8 @@ def _blocks(out: Path, ran_now: list[str] | None) -> tuple[list[Block], str]:
                          "the built-in preference pairs prefer)."),
                    *heldout_tables(models)]
     if compare:
-        table = win_tie_loss_table(compare).splitlines()  # judge line, blank, then a Markdown table
-        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("p", table[0]),
-                   ("table", _cells(table[2]), [_cells(row) for row in table[4:]])]
+        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("p", judge_line(compare)),
+                   win_tie_loss_block(compare)]
     jglue = heldout.get("jglue", {})
     if jglue:
         averages = sorted({key for entry in jglue.values() for key in (entry.get("averages") or {})})
@@ -128,10 +127,6 @@ def _samples_section(models: dict) -> list[Block]:
     return blocks
 
 
-def _cells(row: str) -> list[str]:
-    return [cell.strip() for cell in row.strip().strip("|").split("|")]
-
-
 def _summary(models: dict, compare: dict, state: dict, ran_now: list[str] | None) -> str:
     total = sum(s.get("seconds", 0) for s in state.values())
     if ran_now is None or set(ran_now) == set(state):
@@ -144,7 +139,7 @@ def _summary(models: dict, compare: dict, state: dict, ran_now: list[str] | None
         lines.append(f"  {name:<10} accuracy {percent(m.get('accuracy')):>7}   preferred style "
                      f"{percent(m.get('preferred_style')):>7}   mean reward {number(m.get('mean_reward'))}")
     if compare:
-        lines.append(win_tie_loss_table(compare).splitlines()[-1])
+        lines.append(markdown_table(*win_tie_loss_block(compare)[1:]).splitlines()[-1])
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from pathlib import Path
@@ -100,6 +101,7 @@ class Runtime:
         simple = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in settings.items()}
         self.accelerator.init_trackers(f"chowa-{name}", config=simple)
         self.tracking = True
+        atexit.register(self.finish)  # a run stopped by Ctrl-C or an error still flushes and closes its trackers
 
     def finish(self) -> None:
         """Flush and close the trackers."""

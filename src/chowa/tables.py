@@ -60,12 +60,21 @@ def heldout_markdown(models: dict[str, dict]) -> str:
     return "\n\n".join(markdown_table(*rest) for _, *rest in heldout_tables(models))
 
 
-def win_tie_loss_table(summary: dict) -> str:
-    """A `chowa compare` summary as a Markdown table in the shape of the rinna card's PPO vs SFT comparison."""
+def win_tie_loss_block(summary: dict) -> Block:
+    """A `chowa compare` summary as a table in the shape of the rinna card's PPO vs SFT comparison, each count with its
+    share and 95% interval."""
     intervals = summary.get("interval", {})
     cells = [f"{summary[k]} ({summary['percent'][k]:.1f}%" + (
         f" [{100 * intervals[k][0]:.1f}–{100 * intervals[k][1]:.1f}])" if intervals.get(k) else ")")
         for k in ("win", "tie", "loss")]
-    return "\n".join([f"judge: {summary['judge']}, {summary['prompts']} prompts (95% intervals in brackets)", "",
-                      "| comparison | win | tie | loss |", "|---|---|---|---|",
-                      f"| A ({summary['a']}) vs B ({summary['b']}) | {' | '.join(cells)} |"])
+    return ("table", ["comparison", "win", "tie", "loss"], [[f"A ({summary['a']}) vs B ({summary['b']})", *cells]])
+
+
+def judge_line(summary: dict) -> str:
+    return f"judge: {summary['judge']}, {summary['prompts']} prompts (95% intervals in brackets)"
+
+
+def win_tie_loss_table(summary: dict) -> str:
+    """The judge and the win/tie/loss table in Markdown, as `chowa compare` prints it."""
+    _, headers, rows = win_tie_loss_block(summary)
+    return f"{judge_line(summary)}\n\n{markdown_table(headers, rows)}"

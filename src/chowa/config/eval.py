@@ -28,7 +28,7 @@ class JGLUEConfig:
     tasks: str = option("", "Comma-separated task names, e.g. jcommonsenseqa-1.1-0.3:3 (or give --suite).",
                         metavar="LIST")
     suite: str = option("", "A model card's task list and prompt versions (or give --tasks).", choices=tuple(SUITES))
-    limit: int | None = option(None, "Evaluate only the first N documents of each task.", metavar="N", minimum=0)
+    limit: int | None = option(None, "Evaluate only the first N documents of each task.", metavar="N", minimum=1)
     batch_size: int = option(8, "Rows per forward pass.", minimum=1)
     out: str = option("", "Results JSON (a Markdown table and per-document samples beside it).", metavar="FILE.json")
     sequential: bool = option(False, "Score one request at a time, as the reference harness does (same scores, "
@@ -47,7 +47,7 @@ class JGLUEConfig:
 class EvalPromptsConfig:
     task: str = option(REQUIRED, "Task name, e.g. jnli-1.1-0.3.")
     data_dir: str = option(REQUIRED, "Data root.", metavar="DIR")
-    limit: int | None = option(None, "First N documents only.", metavar="N", minimum=0)
+    limit: int | None = option(None, "First N documents only.", metavar="N", minimum=1)
     model: str = option("", "Model whose tokenizer trims prompts to its context (default: no trimming).",
                         metavar="DIR")
     out: str = option("", "Output file (default: stdout).", metavar="FILE.jsonl")

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from chowa.config import DATA_SOURCES, REQUIRED, option
 from chowa.config.reading import ReadConfig
-from chowa.config.training import OptimConfig, RuntimeConfig
+from chowa.config.training import OptimConfig, RuntimeConfig, resume_changes_option, resume_option
 from chowa.errors import ChowaError
 from chowa.formats import FORMATS
 
@@ -106,10 +106,8 @@ class PPOTrainConfig:
     eval_every: int = option(10, "Score the held-out prompts every this many steps (0 = only at the end).", minimum=0)
     save_every: int = option(50, "Save a resumable checkpoint every this many steps (0 = only at the end).", minimum=0)
     keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).", minimum=0)
-    resume: str = option("auto", "`auto`: continue from the latest checkpoint in `out`; `never`; or a folder. A "
-                                 "checkpoint whose run had a config that changes the result is refused.")
-    resume_changes: list[str] = option([], "Keys allowed to differ from the checkpoint's config when resuming, e.g. "
-                                           "[train.steps].")
+    resume: str = resume_option()
+    resume_changes: list[str] = resume_changes_option()
     log_samples: int = option(4, "Sampled replies per step written to samples.jsonl.", minimum=0)
 
 

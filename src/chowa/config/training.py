@@ -12,6 +12,19 @@ from chowa.config import option
 from chowa.errors import ChowaError
 
 
+def resume_option():
+    """The `train.resume` field of every training stage."""
+    return option("auto", "`auto`: continue from the latest complete checkpoint in `out` if there is one; `never`: "
+                          "start over; or the path of a checkpoint folder. A checkpoint whose run had a config that "
+                          "changes the result is refused, naming the keys.")
+
+
+def resume_changes_option():
+    """The `train.resume_changes` field of every training stage."""
+    return option([], "Keys allowed to differ from the checkpoint's config when resuming, e.g. [train.steps] to "
+                      "train a finished run further.")
+
+
 @dataclass
 class TrainConfig:
     steps: int = option(1000, "Optimizer steps in total.", minimum=1)
@@ -22,11 +35,8 @@ class TrainConfig:
     eval_batches: int = option(8, "Held-out micro-batches per evaluation on each process.", minimum=1)
     save_every: int = option(200, "Save a resumable checkpoint every this many steps (0 = only at the end).", minimum=0)
     keep_checkpoints: int = option(2, "Newest checkpoints to keep (0 = all).", minimum=0)
-    resume: str = option("auto", "`auto`: continue from the latest complete checkpoint in `out` if there is one; "
-                                 "`never`: start over; or the path of a checkpoint folder. A checkpoint whose run had "
-                                 "a config that changes the result is refused, naming the keys.")
-    resume_changes: list[str] = option([], "Keys allowed to differ from the checkpoint's config when resuming, e.g. "
-                                           "[train.steps] to train a finished run further.")
+    resume: str = resume_option()
+    resume_changes: list[str] = resume_changes_option()
 
 
 @dataclass
@@ -36,14 +46,17 @@ class OptimConfig:
     warmup_steps: int = option(100, "Optimizer steps of linear warmup from 0 to `lr`.", minimum=0)
     schedule: str = option("cosine", "Learning-rate schedule after warmup.", choices=("cosine", "linear", "constant"))
     betas: list[float] = option([0.9, 0.999], "AdamW betas.")
-    eps: float = option(1e-8, "AdamW epsilon.", above=0)
+    eps: float = option(1e-8, "AdamW epsilon.", minimum=0)
     weight_decay: float = option(0.01, "Decoupled weight decay for weight matrices (never norms, biases or "
                                        "embeddings).", minimum=0)
     grad_clip: float = option(1.0, "Clip the global gradient norm to this (0 = no clipping).", minimum=0)
 
     def __post_init__(self):
-        if len(self.betas) != 2:
-            raise ChowaError(f"config: optim.betas must hold two numbers, got {list(self.betas)}")
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            raise ChowaError(f"config: optim.betas must hold two numbers in [0, 1), got {list(self.betas)}")
+        if 0 < self.lr < self.min_lr:  # (a negative lr is the range check's to report)
+            raise ChowaError(f"config: optim.min_lr={self.min_lr} is above optim.lr={self.lr}, so the schedule would "
+                             "rise instead of decay; set optim.min_lr to at most optim.lr")
 
 
 @dataclass

@@ -22,6 +22,7 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chowa.data.text import decode_bytes, expand_inputs, open_binary, read_file_text
+from chowa.data.text import decode_bytes, expand_inputs, open_binary, read_file_text, resolve_encoding
 from chowa.errors import ChowaError
 
 HF_PREFIX = "hf:"
@@ -181,8 +182,9 @@ def read_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool =
     and `(source, row, document)` for each row's `field` column of a table source (Parquet, Arrow, datasets, hf:).
 
     JSON and table documents may hold newlines; text-file documents never do. With `keep_cr=False` a CRLF (or lone
-    CR before LF) becomes LF, so Windows line ends do not leak `\\r` into a vocabulary. A text or JSONL file is read
-    whole, one file at a time; tables are read in batches.
+    CR before LF) becomes LF, so Windows line ends do not leak `\\r` into a vocabulary. Text and JSONL files are read
+    a line at a time (a document is held whole, however long; `auto` encoding is decided once per file), tables in
+    batches; a .json array is read whole.
     """
     for source in expand_sources(patterns):
         path = Path(source)
@@ -195,17 +197,27 @@ def read_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool =
                 yield (source if _is_table(source) else path), number, (
                     document if keep_cr else document.replace("\r\n", "\n"))
             continue
-        text = read_file_text(path, encoding)
-        if not keep_cr:
-            text = text.replace("\r\n", "\n")
         is_jsonl = path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
-        for number, line in enumerate(text.split("\n"), start=1):
+        for number, line in _text_lines(path, encoding):
+            if not keep_cr:
+                line = line.removesuffix("\r")
             if is_jsonl:
-                if not line.strip():
-                    continue
-                yield path, number, _jsonl_field(path, number, line, field)
+                if line.strip():
+                    yield path, number, _jsonl_field(path, number, line, field)
             elif line:
                 yield path, number, line
+
+
+def _text_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """Each line of a text file (without its newline) and its number, read and decoded a line at a time."""
+    encoding, offset = resolve_encoding(path, encoding), 0
+    with open_binary(path) as stream:
+        for number in itertools.count(1):
+            line = _read_line(stream, path)
+            if not line:
+                return
+            yield number, decode_bytes(line, path, encoding, offset, number).removesuffix("\n")
+            offset += len(line)
 
 
 def count_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool = False,
@@ -345,7 +357,7 @@ def _json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, Any]]
     if path.name.removesuffix(".gz").endswith(".json"):
         yield from _json_array(path, read_file_text(path, options.encoding).replace("\r\n", "\n"))
         return
-    limit, offset = options.max_record_bytes, 0
+    limit, offset, encoding = options.max_record_bytes, 0, resolve_encoding(path, options.encoding)
     with open_binary(path) as stream:
         for number in itertools.count(1):
             line = _read_line(stream, path, limit)
@@ -356,7 +368,7 @@ def _json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, Any]]
                 offset += skipped
                 yield number, Unreadable(f"a record of {skipped:,} bytes, over max_record_bytes={limit:,}")
                 continue
-            text = decode_bytes(line, path, options.encoding, offset, number)
+            text = decode_bytes(line, path, encoding, offset, number)
             offset += len(line)
             if text.strip():
                 try:
@@ -365,12 +377,15 @@ def _json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, Any]]
                     yield number, Unreadable(f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
-def _read_line(stream, path: Path, limit: int) -> bytes:
+def _read_line(stream, path: Path, limit: int | None = None) -> bytes:
+    """The next line, or its first `limit` + 1 bytes; b"" at the end."""
     try:
-        return stream.readline(limit + 1)
-    except (EOFError, OSError, zlib.error) as exc:  # a gzip file cut short
+        return stream.readline() if limit is None else stream.readline(limit + 1)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a gzip file cut short or damaged
         raise ChowaError(f"{path}: not a complete gzip file ({exc}); was it cut short in a download or copy?") \
             from None
+    except OSError as exc:
+        raise ChowaError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _skip_line(stream, path: Path) -> int:

@@ -9,6 +9,7 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import re
@@ -71,6 +72,23 @@ def decode_bytes(data: bytes, path: Path, encoding: str = "utf-8", offset: int =
             f"{path}: neither UTF-8 nor Shift_JIS; the first undecodable byte is at offset {offset + exc.start}. "
             f"Convert the file to UTF-8 first (e.g. with iconv)."
         ) from None
+
+
+def resolve_encoding(path: Path, encoding: str) -> str:
+    """`auto` decided once per file from its first MiB (UTF-8 if that decodes, else Shift_JIS), so a file read a
+    line at a time is decoded one way throughout; other encodings are returned as given."""
+    if encoding != "auto":
+        return encoding
+    with open_binary(path) as stream:
+        try:
+            head = stream.read(1 << 20)
+        except (EOFError, OSError, zlib.error):
+            return "utf-8"  # the reader reports the cut file where it meets it
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at the end is fine
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "shift_jis"
 
 
 def open_binary(path: Path):

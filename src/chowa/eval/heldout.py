@@ -93,6 +93,11 @@ def main(cfg: HeldoutEvalConfig) -> dict:
     """Run the evaluation, print the tables, and write heldout.json (and the replies) when `out` is set."""
     if cfg.out:
         check_writable(cfg.out, "--out", folder=True)
+    if cfg.jglue_data_dir:  # before any model answers: a folder with no JGLUE data is a mistake, found at once
+        from chowa.eval.jglue.runner import task_data_present
+        from chowa.eval.jglue.tasks import resolve_tasks
+
+        task_data_present(resolve_tasks(None, cfg.jglue_suite), cfg.jglue_data_dir)
     results = heldout_eval(cfg.model_folders(), cfg.prompts, cfg.replies(), reward_model=cfg.reward_model or None,
                            format_name=cfg.format or None, batch_size=cfg.batch_size, limit=cfg.limit,
                            out_dir=cfg.out or None, options=ReadOptions.of(cfg))

@@ -1,14 +1,14 @@
 """The model contract evaluation harnesses call: `loglikelihood` and `generate_until` over a HF causal LM.
 
-Tokenisation follows the reference harness: context and continuation are encoded separately with no special
-tokens, an empty context becomes `[eos]`, long inputs are left-truncated to `max_length` (`config.n_ctx`, else
-`max_position_embeddings`). Generation is greedy with one stop token (the last token of `until[0]`) and a
-per-request budget, then cut at every `until` string.
+Tokenisation follows the reference harness: context and continuation are encoded separately with no special tokens,
+an empty context becomes `[eos]`, long inputs are left-truncated to `max_length` (`config.n_ctx`, else
+`max_position_embeddings`; lm-eval's 2048 for a model with neither, such as BLOOM). Generation is greedy with one
+stop token (the last token of `until[0]`) and a per-request budget, then cut at every `until` string.
 
-Two modes give the same scores. `sequential=True` runs one request at a time exactly as the reference did
-(HF `generate` for generation). The default batches: log-likelihood requests sharing a context run that context
-once and score every continuation from a copy of its KV cache; greedy decoding runs left-padded batches with a
-per-row stop token and budget.
+Two modes give the same scores. `sequential=True` runs one request at a time exactly as the reference did (HF
+`generate` for generation). The default batches: log-likelihood requests sharing a context run that context once and
+score every continuation from a copy of its KV cache; greedy decoding runs left-padded batches with a per-row stop
+token and budget.
 
 Run as (from Python):
     lm = HFCausalLM.from_folder("out/sft", batch_size=8)
@@ -28,10 +28,14 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from chowa.errors import ChowaError
+from chowa.folders import context_length
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
 
 log = logging.getLogger(__name__)
+# What lm-eval assumes of a model without a fixed context (BLOOM's ALiBi): the harness needs a budget to trim to.
+NO_CONTEXT_LENGTH = 2048
+
 # Sampling and penalty settings a model folder may carry; the reference's HF `generate` would have applied them.
 _GREEDY_SENSITIVE = ("do_sample", "temperature", "top_k", "top_p", "num_beams", "repetition_penalty",
                      "no_repeat_ngram_size", "bad_words_ids", "min_length", "min_new_tokens", "suppress_tokens",
@@ -46,7 +50,7 @@ class HFCausalLM:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.sequential, self.progress = max(1, batch_size), sequential, progress
         config = model.config
-        self.max_length = getattr(config, "n_ctx", None) or config.max_position_embeddings
+        self.max_length = context_length(config) or NO_CONTEXT_LENGTH
         if tokenizer.eos_token_id is None:
             raise ChowaError("tokenizer has no eos_token; the harness conditions empty contexts on it")
         self.eos_token_id = tokenizer.eos_token_id

@@ -77,13 +77,24 @@ def load_model(path: str | os.PathLike, head: str = "causal-lm", dtype: str | No
 
 def _check_kind(path: str | os.PathLike, head: str) -> None:
     """A sequence classifier (a chowa reward model) has no LM head to generate with: say so before loading."""
-    config = Path(path) / "config.json"
-    if head != "causal-lm" or not config.is_file():
-        return
-    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
-    if architectures and all(name.endswith("ForSequenceClassification") for name in architectures):
-        raise ChowaError(f"model: {path} is a sequence classifier ({architectures[0]}: a reward model), with no "
+    if head == "causal-lm" and (classifier := _classifier_name(path)):
+        raise ChowaError(f"model: {path} is a sequence classifier ({classifier}: a reward model), with no "
                          f"language-model head to generate with; score replies with chowa reward score --model {path}")
+
+
+def _classifier_name(path: str | os.PathLike) -> str | None:
+    """The architecture of a local folder saved as a sequence classifier, else None."""
+    config = Path(path) / "config.json"
+    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") if config.is_file() else None
+    if architectures and all(name.endswith("ForSequenceClassification") for name in architectures):
+        return architectures[0]
+    return None
+
+
+def load_trunk(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
+    """A model whose `base_model` (the transformer without a head) is wanted, such as a PPO critic's trunk: a
+    reward model's folder or a language model's."""
+    return load_model(path, "sequence-classification" if _classifier_name(path) else "causal-lm", **kwargs)
 
 
 def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
@@ -98,13 +109,14 @@ def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
 def check_vocabulary(tokenizer, rows: int, tokenizer_source: str | os.PathLike,
                      model_source: str | os.PathLike) -> None:
     """The tokenizer must be the model's: no id past the embedding table, and no table far larger than the
-    vocabulary (tables are padded for speed by at most a few hundred rows; more means another tokenizer)."""
+    vocabulary (published tables are padded for speed by up to a few percent, e.g. phi-2's 51,200 rows for 50,295
+    tokens; a tenth more means another tokenizer)."""
     size = len(tokenizer)
     if size > rows:
         raise ChowaError(f"tokenizer: {tokenizer_source} has {size:,} tokens but the model in {model_source} has "
                          f"{rows:,} embedding rows, so ids from {rows:,} up would index nothing; use the tokenizer the "
                          "model was trained with")
-    if rows - size > max(256, rows // 100):
+    if rows - size > max(64, rows // 10):
         raise ChowaError(f"tokenizer: {tokenizer_source} has {size:,} tokens but the model in {model_source} has "
                          f"{rows:,} embedding rows: it is not the tokenizer the model was trained with")
 

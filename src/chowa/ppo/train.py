@@ -36,7 +36,7 @@ from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.data.records import ReadOptions
 from chowa.errors import TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
-from chowa.models.load import load_causal_lm, load_model_tokenizer
+from chowa.models.load import load_causal_lm, load_model_tokenizer, load_trunk
 from chowa.padding import pad_rows
 from chowa.ppo import losses
 from chowa.ppo.layouts import PPOModel
@@ -44,9 +44,9 @@ from chowa.ppo.rewards import RewardSource
 from chowa.ppo.rollout import Rollout, decode_replies, sample
 from chowa.runtime import Runtime
 from chowa.training.checkpoint import StopSignal, save_checkpoint, save_model_folder
-from chowa.training.loop import begin_run, report_eval, trim_metrics
+from chowa.training.loop import begin_run, report_eval, run_summary, trim_metrics
 from chowa.training.optim import build_optimizer, build_scheduler
-from chowa.training.plots import plot_metrics, read_metrics
+from chowa.training.plots import plot_metrics
 
 # ppo.png's panels. The k3 statistic (`kl`, what the adaptive controller reads) is heavy-tailed when sampled from the
 # policy, so it gets its own panel and does not flatten the k1 estimate of the KL to the SFT policy.
@@ -82,7 +82,7 @@ class PPORun:
                         if cfg.data.heldout else [])
         self.order = SeededOrder(len(self.prompts), seed=cfg.runtime.seed)
         self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
-        value_model = load_causal_lm(cfg.method.value_model) if cfg.method.value_model else None
+        value_model = load_trunk(cfg.method.value_model) if cfg.method.value_model else None
         self.model = PPOModel(load_causal_lm(cfg.model), cfg.method.layout, cfg.method.num_layers_unfrozen, value_model)
         self.kl = losses.make_kl_controller(cfg.method.init_kl_coef, cfg.method.target, cfg.method.horizon)
         self.scaler = losses.ScoreScaler(cfg.reward.scale)
@@ -341,24 +341,10 @@ def main(cfg: PPOConfig) -> Path:
         plot_metrics(runtime.metrics_path, out / "ppo_losses.png",
                      [("pg_clipfrac", "approx_kl"), ("vf_loss",), ("explained_variance",), ("entropy",)], title)
     runtime.finish()
-    runtime.print(_summary(runtime.metrics_path, out))
+    runtime.print(run_summary(runtime.metrics_path, "ppo", out, step_key="score_mean", end_keys=("kl_k1",),
+                              heldout_keys=("heldout_score", "heldout_score_sampled", "heldout_accuracy")))
     runtime.wait()
     return out
-
-
-def _summary(metrics_path: Path | None, out: Path) -> str:
-    """One paragraph on a finished PPO run: steps and time, training and held-out scores, the KL at the end."""
-    records = read_metrics(metrics_path) if metrics_path is not None and metrics_path.exists() else []
-    steps = [r for r in records if "score_mean" in r]
-    parts = [f"ppo: finished, {len(steps)} steps in {sum(r.get('seconds', 0) for r in steps):.0f} s"]
-    if steps:
-        parts.append(f"training score {steps[0]['score_mean']:.3f} → {steps[-1]['score_mean']:.3f}, KL (k1) at the "
-                     f"end {steps[-1].get('kl_k1', float('nan')):.3f}")
-    for key in ("heldout_score", "heldout_score_sampled", "heldout_accuracy"):
-        values = [r[key] for r in records if key in r]
-        if values:
-            parts.append(f"{key.replace('_', ' ')} {values[0]:.3f} → {values[-1]:.3f}")
-    return "; ".join(parts) + f". Wrote {out}."
 
 
 def _reduce(accelerator, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

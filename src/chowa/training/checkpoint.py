@@ -40,11 +40,13 @@ from chowa.runtime import Runtime
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
 CONFIG_FILE = "config.yaml"
-# Keys that do not change what a run computes: where it writes, how often it evaluates, saves and logs, what it
-# evaluates on (held-out sets and their sampling use their own RNG streams), and resuming itself.
-NEUTRAL_KEYS = ("out", "train.eval_every", "train.eval_batches", "train.save_every", "train.keep_checkpoints",
-                "train.resume", "train.resume_changes", "train.log_samples", "data.heldout", "data.heldout_size",
-                "generation.eval_greedy", "generation.eval_samples")
+# Keys that do not change what a run computes: where it writes (its token cache too), how often it evaluates, saves
+# and logs, where else the metrics go, what it evaluates on (held-out sets and their sampling use their own RNG
+# streams), how many sequences the PPO reward model scores at once, and resuming itself.
+NEUTRAL_KEYS = ("out", "data.cache_dir", "train.eval_every", "train.eval_batches", "train.save_every",
+                "train.keep_checkpoints", "train.resume", "train.resume_changes", "train.log_samples",
+                "runtime.report_to", "data.heldout", "data.heldout_size", "generation.eval_greedy",
+                "generation.eval_samples", "reward.batch_size")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -77,6 +79,10 @@ def resolve_resume(resume: str, out_dir: str | os.PathLike) -> Path | None:
 def resume_from(cfg: Any, out: str | os.PathLike, stage: str) -> Path | None:
     """The checkpoint `cfg.train.resume` names, or None; refused (ChowaError) when the run it belongs to had a config
     that differs from `cfg` in a key that changes the result, unless `cfg.train.resume_changes` accepts the key."""
+    now = flat_config(cfg)
+    unknown = [key for key in cfg.train.resume_changes if not any(k == key or k.startswith(f"{key}.") for k in now)]
+    if unknown:
+        raise ChowaError(f"config: train.resume_changes names {unknown[0]!r}, which is not a key of {stage}'s config")
     checkpoint = resolve_resume(cfg.train.resume, out)
     if checkpoint is None:
         return None
@@ -86,9 +92,8 @@ def resume_from(cfg: Any, out: str | os.PathLike, stage: str) -> Path | None:
     try:
         before = flat_config(load_config(type(cfg), recorded))
     except ChowaError as exc:
-        raise ChowaError(f"{stage}: cannot compare with the run in {out} ({exc}); start over with "
-                         "train.resume=never or choose a new out") from None
-    now = flat_config(cfg)
+        raise ChowaError(f"{stage}: cannot compare with the config of the run in {out}, {recorded} ({exc}); start "
+                         "over with train.resume=never or choose a new out") from None
     accepted = set(NEUTRAL_KEYS) | set(cfg.train.resume_changes)
     changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
                and not any(key == a or key.startswith(f"{a}.") for a in accepted)]

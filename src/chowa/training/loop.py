@@ -126,18 +126,26 @@ def report_eval(runtime: Runtime, stage: str, step: int, metrics: dict) -> dict:
     return {"step": step} | metrics
 
 
-def run_summary(metrics_path: Path | None, stage: str, out: Path) -> str:
-    """One paragraph on a finished run: steps and time, the training loss and the held-out figures, first to last."""
+# How the summary names the metrics it quotes.
+_LABELS = {"train_loss": "training loss", "val_loss": "held-out loss", "val_accuracy": "held-out accuracy",
+           "score_mean": "training score", "kl_k1": "KL (k1)", "heldout_score": "held-out score",
+           "heldout_score_sampled": "held-out score (sampled)", "heldout_accuracy": "held-out accuracy"}
+
+
+def run_summary(metrics_path: Path | None, stage: str, out: Path, step_key: str = "train_loss",
+                heldout_keys: tuple[str, ...] = ("val_loss", "val_accuracy"), end_keys: tuple[str, ...] = ()) -> str:
+    """One paragraph on a finished run: steps and time, `step_key` (logged every step) first to last and `end_keys`
+    at the last step, and each held-out figure first to last."""
     records = read_metrics(metrics_path) if metrics_path is not None and metrics_path.exists() else []
-    steps = [r for r in records if "train_loss" in r]
+    steps = [r for r in records if step_key in r]
     parts = [f"{stage}: finished, {len(steps)} steps in {sum(r.get('seconds', 0) for r in steps):.0f} s"]
     if steps:
-        parts.append(f"training loss {steps[0]['train_loss']:.3f} → {steps[-1]['train_loss']:.3f}")
-    evals = [r for r in records if any(key.startswith("val_") for key in r)]
-    for key in ("val_loss", "val_accuracy"):
-        values = [r[key] for r in evals if key in r]
+        parts.append(f"{_LABELS[step_key]} {steps[0][step_key]:.3f} → {steps[-1][step_key]:.3f}")
+        parts += [f"{_LABELS[key]} at the end {steps[-1][key]:.3f}" for key in end_keys if key in steps[-1]]
+    for key in heldout_keys:
+        values = [r[key] for r in records if key in r]
         if values:
-            parts.append(f"held-out {key.removeprefix('val_')} {values[0]:.4g} → {values[-1]:.4g}")
+            parts.append(f"{_LABELS[key]} {values[0]:.4g} → {values[-1]:.4g}")
     return "; ".join(parts) + f". Wrote {out}."
 
 

@@ -23,10 +23,11 @@ import numpy as np
 from chowa.config.eval import EvalPromptsConfig, JGLUEConfig
 from chowa.errors import ChowaError
 from chowa.eval.jglue import metrics
-from chowa.eval.jglue.data import load_task_data
+from chowa.eval.jglue.data import TaskData, load_task_data
 from chowa.eval.jglue.tasks import Instance, TaskSpec, build_instances, parse_task, resolve_tasks
-from chowa.eval.models import HFCausalLM
+from chowa.eval.models import NO_CONTEXT_LENGTH, HFCausalLM
 from chowa.files import check_writable
+from chowa.folders import context_length
 
 log = logging.getLogger(__name__)
 CARD_COLUMNS = {"jcommonsenseqa": "JCommonsenseQA", "jnli": "JNLI", "marc_ja": "MARC-ja", "jsquad": "JSQuAD",
@@ -45,7 +46,7 @@ def run_jglue(model: str | HFCausalLM, data_dir: str, tasks: str | list[str] | N
     if rouge_tokenizer not in ("model", "mecab"):
         raise ChowaError(f"rouge_tokenizer must be 'model' or 'mecab', got {rouge_tokenizer!r}")
     specs = resolve_tasks(tasks, suite)
-    task_data = [load_task_data(spec.name, data_dir) for spec in specs]
+    task_data = task_data_present(specs, data_dir)
     # The reference seeds both global RNGs at start-up; ROUGE's bootstrap reads numpy's.
     random.seed(1234)
     np.random.seed(1234)
@@ -72,6 +73,16 @@ def run_jglue(model: str | HFCausalLM, data_dir: str, tasks: str | list[str] | N
     if out:
         save_results(results, samples, out)
     return results
+
+
+def task_data_present(specs: list[TaskSpec], data_dir: str) -> list[TaskData]:
+    """Each task's data under `data_dir` (absent files are reported per task); ChowaError when no task has any, as
+    there would be nothing to evaluate."""
+    task_data = [load_task_data(spec.name, data_dir) for spec in specs]
+    if all(data.missing for data in task_data):
+        raise ChowaError(f"JGLUE: no requested task has its files under {data_dir} (for {specs[0].task_id}: "
+                         f"{', '.join(task_data[0].missing)}); see chowa eval jglue --help for the layout")
+    return task_data
 
 
 def evaluate_instances(lm: HFCausalLM, spec: TaskSpec, instances: list[Instance],
@@ -179,7 +190,7 @@ def write_prompts(task: str, data_dir: str, out: str | Path | IO[str] | None = N
 
         config = load_model_config(model)
         tokenizer = load_tokenizer(model)
-        max_length = getattr(config, "n_ctx", None) or config.max_position_embeddings
+        max_length = context_length(config) or NO_CONTEXT_LENGTH
     instances = build_instances(spec, data, limit, tokenizer, max_length)
     stream = open(out, "w", encoding="utf-8") if isinstance(out, str | Path) else (out or sys.stdout)
     try:
@@ -201,11 +212,6 @@ def main(cfg: JGLUEConfig) -> dict:
     """`chowa eval jglue`: evaluate, print the cards' table, write the results when `out` is set."""
     if cfg.out:
         check_writable(cfg.out, "--out")
-    specs = resolve_tasks(cfg.tasks or None, cfg.suite or None)
-    missing = [load_task_data(spec.name, cfg.data_dir).missing for spec in specs]
-    if all(missing):  # before the model loads: there is nothing to evaluate
-        raise ChowaError(f"eval jglue: no requested task has its files under {cfg.data_dir} (for {specs[0].task_id}: "
-                         f"{', '.join(missing[0])}); see --help for the layout")
     results = run_jglue(cfg.model, cfg.data_dir, tasks=cfg.tasks or None, suite=cfg.suite or None, limit=cfg.limit,
                         batch_size=cfg.batch_size, out=cfg.out or None, sequential=cfg.sequential,
                         rouge_tokenizer=cfg.rouge_tokenizer, dtype=cfg.dtype, device=cfg.device or None)
