@@ -215,4 +215,4 @@ def test_a_line_too_long_for_sentencepiece_is_named(world, capsys):
     text.write_text("吾輩は猫である。名前はまだ無い。\n" * 3 + "猫" * 10000 + "\n", encoding="utf-8")
     code, _, _, err = _run(capsys, "tokenizer", "train", "--input", "builtin:corpus/ja.txt", text,
                            "--vocab-size", "1200", "--out", world["root"] / "longtok", "max_sentence_length=20000")
-    assert code == 0 and f"1 longer than max_sentence_length=20000 bytes were skipped, first {text}:4" in err
+    assert code == 0 and f"1 line longer than max_sentence_length=20000 bytes skipped, first {text}:4" in err

@@ -45,8 +45,9 @@ def main(cfg: TokenizerTrainConfig) -> Path:
             too_long.append(where)  # SentencePiece would drop it without saying which: name it instead
         else:
             documents.append(piece)
-    skipped = (f"; {len(too_long)} longer than max_sentence_length={cfg.max_sentence_length} bytes were skipped, "
-               f"first {too_long[0]}") if too_long else ""
+    lines = "1 line longer than" if len(too_long) == 1 else f"{len(too_long):,} lines longer than"
+    skipped = (f"; {lines} max_sentence_length={cfg.max_sentence_length} bytes skipped, first {too_long[0]}"
+               if too_long else "")
     if too_long:
         print(f"tokenizer: {skipped.removeprefix('; ')}", file=sys.stderr)
     if not documents:
