@@ -181,7 +181,9 @@ def test_eval_heldout_command_checks_every_reply_and_prints_the_table(models, tm
                      "--max-new-tokens", "6", "--out", str(tmp_path)])
     assert code == 0
     results = json.loads((tmp_path / "heldout.json").read_text(encoding="utf-8"))
-    table = capsys.readouterr().out
+    printed = capsys.readouterr()
+    table = printed.out
+    assert "eval first:" in printed.err and "eval second:" in printed.err and "0/24" in printed.err  # progress bars
     for name in ("first", "second"):
         replies = [json.loads(line) for line in (tmp_path / f"replies_{name}.jsonl").read_text("utf-8").splitlines()]
         assert len(replies) == 24 == results["prompts"]

@@ -151,6 +151,19 @@ def test_chat_command_in_a_subprocess(tiny_model_dir):
     assert result.stdout.startswith("chowa chat (rinna format)") and result.stdout.count("> ") == 3
 
 
+def test_library_noise_only_with_verbose(tiny_model_dir):
+    """transformers' load report stays off the terminal unless --verbose (#13)."""
+    quiet = ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS",
+             "HF_HUB_DISABLE_PROGRESS_BARS")  # (in-process CLI calls of other tests set them in this process)
+    env = {k: v for k, v in os.environ.items() if k not in quiet} | {"HF_HUB_OFFLINE": "1"}
+    argv = [sys.executable, "-m", "chowa", "generate", "--model", str(tiny_model_dir), "--format", "rinna",
+            "--prompt", "hi", "--greedy", "--max-new-tokens", "2"]
+    plain = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    verbose = subprocess.run([*argv, "--verbose"], capture_output=True, text=True, timeout=300, env=env)
+    assert plain.returncode == verbose.returncode == 0 and plain.stdout == verbose.stdout
+    assert "Loading weights" in verbose.stderr and "Loading weights" not in plain.stderr
+
+
 def test_generate_input_file_writes_a_reply_per_record(tmp_path, tiny_model_dir):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
