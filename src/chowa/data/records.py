@@ -208,14 +208,21 @@ def read_documents(patterns: list[str], encoding: str = "utf-8", keep_cr: bool =
                 yield path, number, line
 
 
-def _text_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    """Each line of a text file (without its newline) and its number, read and decoded a line at a time."""
+def _text_lines(path: Path, encoding: str, limit: int | None = None) -> Iterator[tuple[int, str | Unreadable]]:
+    """Each line of a text file (without its newline) and its number, read and decoded a line at a time. With
+    `limit`, a line longer than that many bytes is read past in pieces and given as an Unreadable record naming its
+    size, so memory stays bounded by `limit`."""
     encoding, offset = resolve_encoding(path, encoding), 0
     with open_binary(path) as stream:
         for number in itertools.count(1):
-            line = _read_line(stream, path)
+            line = _read_line(stream, path, limit)
             if not line:
                 return
+            if limit is not None and len(line) > limit and not line.endswith(b"\n"):
+                size = len(line) + _skip_line(stream, path)
+                offset += size
+                yield number, Unreadable(f"a record of {size:,} bytes, over max_record_bytes={limit:,}")
+                continue
             yield number, decode_bytes(line, path, encoding, offset, number).removesuffix("\n")
             offset += len(line)
 
@@ -357,24 +364,14 @@ def _json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, Any]]
     if path.name.removesuffix(".gz").endswith(".json"):
         yield from _json_array(path, read_file_text(path, options.encoding).replace("\r\n", "\n"))
         return
-    limit, offset, encoding = options.max_record_bytes, 0, resolve_encoding(path, options.encoding)
-    with open_binary(path) as stream:
-        for number in itertools.count(1):
-            line = _read_line(stream, path, limit)
-            if not line:
-                return
-            if len(line) > limit and not line.endswith(b"\n"):
-                skipped = len(line) + _skip_line(stream, path)
-                offset += skipped
-                yield number, Unreadable(f"a record of {skipped:,} bytes, over max_record_bytes={limit:,}")
-                continue
-            text = decode_bytes(line, path, encoding, offset, number)
-            offset += len(line)
-            if text.strip():
-                try:
-                    yield number, json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield number, Unreadable(f"not valid JSON ({exc.msg} at column {exc.colno})")
+    for number, line in _text_lines(path, options.encoding, options.max_record_bytes):
+        if isinstance(line, Unreadable):
+            yield number, line
+        elif line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, Unreadable(f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
 def _read_line(stream, path: Path, limit: int | None = None) -> bytes:
