@@ -13,9 +13,10 @@ import pytest
 import sentencepiece as spm
 
 from chowa import chat
+from chowa.data.prompts import read_prompts
 from chowa.errors import ChowaError
 from chowa.formats import encode_prompt
-from chowa.generate import Sampling, generate_replies, load_chat_model, read_prompt_file, stream_reply
+from chowa.generate import Sampling, generate_replies, load_chat_model, stream_reply
 from chowa.tokenizer.load import SentencePieceTokenizer
 
 PROMPTS = ["猫を2回書いてください。", "Write 'tea' 3 times.", "こんにちは", "What is 3 plus 4?", "雨"]
@@ -179,7 +180,7 @@ def test_generate_input_file_writes_a_reply_per_record(tmp_path, tiny_model_dir)
     assert [r["id"] for r in records] == [1, 2, 3] and all(isinstance(r["reply"], str) for r in records)
     prompts.write_text('{"text": "no prompt here"}\n', encoding="utf-8")
     with pytest.raises(ChowaError, match=rf"{prompts}:1: expected a field 'messages', 'instruction' or 'prompt'"):
-        read_prompt_file(prompts)
+        read_prompts([str(prompts)])
 
 
 def test_rinna_layout_folder_gets_sentencepiece_tokenizer_and_format(tmp_path, tiny_model_dir, tokenizer_dir):

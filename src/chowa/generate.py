@@ -271,9 +271,3 @@ class _CleanStreamer(BaseStreamer):
 
 def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def read_prompt_file(path: str | os.PathLike,
-                     options: ReadOptions | None = None) -> list[tuple[dict, list[Message]]]:
-    """(record, conversation to answer) for each record of a prompt source (see `chowa.data.prompts`)."""
-    return [(prompt.record, prompt.messages) for prompt in read_prompts([str(path)], options)]

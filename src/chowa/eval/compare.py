@@ -53,11 +53,12 @@ from tqdm.auto import tqdm
 from chowa.config import load_callable, save_config
 from chowa.config.eval import CompareConfig, CompareTallyConfig
 from chowa.config.generate import Sampling
+from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.data.records import ReadOptions
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text, check_writable
 from chowa.formats import ChatFormat, Message, render_prompt
-from chowa.generate import generate_replies, load_chat_model, read_prompt_file
+from chowa.generate import generate_replies, load_chat_model
 from chowa.tables import wilson_interval, win_tie_loss_table
 
 KEY_FILE = ".sheet_key.json"
@@ -81,7 +82,7 @@ def compare(a_dir: str | os.PathLike, b_dir: str | os.PathLike, prompts_file: st
             tolerance: float = 1e-6, options: ReadOptions | None = None) -> dict:
     """Generate both models' replies, judge them and write the outputs; returns the summary (for `human`: where
     the sheet is)."""
-    items = read_prompt_file(prompts_file, options)
+    items = read_prompts([str(prompts_file)], options)
     if not items:
         raise ChowaError(f"{prompts_file}: holds no prompts")
     kind, target = _parse_judge(judge)  # before generating, so a typo costs no generation time
@@ -94,8 +95,8 @@ def compare(a_dir: str | os.PathLike, b_dir: str | os.PathLike, prompts_file: st
     else:
         scorer = _reward_scorer(target, batch_size) if kind == "reward" else _rule_scorer(judge, target)
         rows = _pointwise_rows(scorer(items, a), scorer(items, b), tolerance)
-    rows = [{"prompt_id": i, "prompt": prompt_text(m), "reply_a": ra, "reply_b": rb} | row
-            for i, ((_, m), ra, rb, row) in enumerate(zip(items, a.replies, b.replies, rows, strict=True), start=1)]
+    rows = [{"prompt_id": i, "prompt": prompt_text(item.messages), "reply_a": ra, "reply_b": rb} | row
+            for i, (item, ra, rb, row) in enumerate(zip(items, a.replies, b.replies, rows, strict=True), start=1)]
     return _write_results(out, rows, a.name, b.name, judge)
 
 
@@ -113,11 +114,12 @@ def _parse_judge(judge: str) -> tuple[str, object]:
     raise ChowaError(f"--judge {judge!r}: expected reward:DIR, rule:module:function, pair:module:function or human")
 
 
-def _answer(folder: str | os.PathLike, items: list[tuple[dict, list[Message]]], sampling: Sampling,
+def _answer(folder: str | os.PathLike, items: list[PromptRecord], sampling: Sampling,
             batch_size: int) -> Side:
     chat = load_chat_model(folder)
     with tqdm(total=len(items), desc=f"generate {folder}", unit="prompt", leave=False) as bar:
-        replies = generate_replies(chat, [m for _, m in items], sampling, batch_size, progress=bar.update)
+        replies = generate_replies(chat, [item.messages for item in items], sampling, batch_size, progress=bar.update,
+                                   names=[item.source for item in items])
     return Side(str(folder), chat.format, chat.tokenizer.eos_token or "", replies)
 
 
@@ -133,7 +135,7 @@ def prompt_text(messages: list[Message]) -> str:
 
 # --- judges ----------------------------------------------------------------------------------------------------
 
-Scorer = Callable[[list[tuple[dict, list[Message]]], Side], list[float]]
+Scorer = Callable[[list[PromptRecord], Side], list[float]]
 
 
 def _reward_scorer(folder: str, batch_size: int) -> Scorer:
@@ -142,7 +144,7 @@ def _reward_scorer(folder: str, batch_size: int) -> Scorer:
     reward_model = load_reward_model(folder)
 
     def score(items, side: Side) -> list[float]:
-        conversations = [[*m, {"role": "assistant", "content": r}] for (_, m), r in zip(items, side.replies)]
+        conversations = [[*item.messages, {"role": "assistant", "content": r}] for item, r in zip(items, side.replies)]
         return reward_model.score_conversations(conversations, batch_size)
 
     return score
@@ -150,8 +152,8 @@ def _reward_scorer(folder: str, batch_size: int) -> Scorer:
 
 def _rule_scorer(judge: str, function: Callable) -> Scorer:
     def score(items, side: Side) -> list[float]:
-        prompts = [render_prompt(m, side.format, side.eos_token) for _, m in items]
-        scores = function(side.replies, prompts, records=[record for record, _ in items])
+        prompts = [render_prompt(item.messages, side.format, side.eos_token) for item in items]
+        scores = function(side.replies, prompts, records=[item.record for item in items])
         if not hasattr(scores, "__len__") or len(scores) != len(side.replies):
             raise ChowaError(f"--judge {judge}: must return one float per reply ({len(side.replies)})")
         return [float(s) for s in scores]
@@ -168,12 +170,12 @@ def _pointwise_rows(scores_a: list[float], scores_b: list[float], tolerance: flo
     return rows
 
 
-def _pairwise_rows(function: Callable, items: list[tuple[dict, list[Message]]], a: Side, b: Side) -> list[dict]:
+def _pairwise_rows(function: Callable, items: list[PromptRecord], a: Side, b: Side) -> list[dict]:
     rows = []
-    for i, (record, messages) in enumerate(items):
-        prompt = prompt_text(messages)
-        ab = _pair_verdict(function, prompt, a.replies[i], b.replies[i], record, ("A", "B"), i + 1)
-        ba = _pair_verdict(function, prompt, b.replies[i], a.replies[i], record, ("B", "A"), i + 1)
+    for i, item in enumerate(items):
+        prompt = prompt_text(item.messages)
+        ab = _pair_verdict(function, prompt, a.replies[i], b.replies[i], item.record, ("A", "B"), i + 1)
+        ba = _pair_verdict(function, prompt, b.replies[i], a.replies[i], item.record, ("B", "A"), i + 1)
         rows.append({"score_a": "", "score_b": "", "verdict_ab": ab, "verdict_ba": ba,
                      "final": ab if ab == ba else "tie"})
     return rows
@@ -218,14 +220,14 @@ def _write_results(out: Path, rows: list[dict], a_name: str, b_name: str, judge:
 
 # --- human judging ---------------------------------------------------------------------------------------------
 
-def write_sheet(out: Path, items: list[tuple[dict, list[Message]]], a: Side, b: Side, seed: int) -> dict:
+def write_sheet(out: Path, items: list[PromptRecord], a: Side, b: Side, seed: int) -> dict:
     """`sheet.csv` with A and B shuffled per prompt, and the key saying which reply number is A."""
     rng = random.Random(seed)
     rows, a_is = [], {}
-    for i, ((_, messages), reply_a, reply_b) in enumerate(zip(items, a.replies, b.replies, strict=True), start=1):
+    for i, (item, reply_a, reply_b) in enumerate(zip(items, a.replies, b.replies, strict=True), start=1):
         a_first = rng.random() < 0.5
         first, second = (reply_a, reply_b) if a_first else (reply_b, reply_a)
-        rows.append({"prompt_id": i, "prompt": prompt_text(messages), "reply_1": first, "reply_2": second,
+        rows.append({"prompt_id": i, "prompt": prompt_text(item.messages), "reply_1": first, "reply_2": second,
                      "verdict": ""})
         a_is[str(i)] = "1" if a_first else "2"
     sheet = out / "sheet.csv"

@@ -24,9 +24,10 @@ from chowa.answers import grade, is_checkable, summarize_grades
 from chowa.config import save_config
 from chowa.config.eval import HeldoutEvalConfig
 from chowa.config.generate import Sampling
+from chowa.data.prompts import read_prompts
 from chowa.data.records import ReadOptions
 from chowa.files import atomic_write_text, check_writable, write_jsonl
-from chowa.generate import generate_replies, load_chat_model, read_prompt_file
+from chowa.generate import generate_replies, load_chat_model
 from chowa.tables import heldout_markdown
 
 
@@ -36,30 +37,30 @@ def heldout_eval(models: dict[str, str | os.PathLike], prompts: str, sampling: S
                  options: ReadOptions | None = None) -> dict:
     """{"prompts", "checkable", "models": {name: {"accuracy", "preferred_style", "by_family", "mean_reward",
     "samples"}}}; `preferred_style` is the share of value answers in the asker's language, polite if Japanese."""
-    items = read_prompt_file(prompts, options)
+    items = read_prompts([str(prompts)], options)
     items = items[:limit] if limit else items
     scorer = None
     if reward_model is not None:
         from chowa.reward.score import load_reward_model
 
         scorer = load_reward_model(reward_model)
-    results = {"prompts": len(items), "checkable": sum(is_checkable(r) for r, _ in items), "models": {}}
+    results = {"prompts": len(items), "checkable": sum(is_checkable(item.record) for item in items), "models": {}}
     for name, folder in models.items():
         chat = load_chat_model(folder, format_name)
         with tqdm(total=len(items), desc=f"eval {name}", unit="prompt", leave=False) as bar:
-            replies = generate_replies(chat, [messages for _, messages in items], sampling, batch_size,
-                                       progress=bar.update)
+            replies = generate_replies(chat, [item.messages for item in items], sampling, batch_size,
+                                       progress=bar.update, names=[item.source for item in items])
         del chat
-        records = [record | {"reply": reply} for (record, _), reply in zip(items, replies, strict=True)]
+        records = [item.record | {"reply": reply} for item, reply in zip(items, replies, strict=True)]
         summary = _grade(records)
         if scorer is not None:
-            conversations = [messages + [{"role": "assistant", "content": reply}]
-                             for (_, messages), reply in zip(items, replies, strict=True)]
+            conversations = [[*item.messages, {"role": "assistant", "content": reply}]
+                             for item, reply in zip(items, replies, strict=True)]
             scores = scorer.score_conversations(conversations, batch_size)
             for record, score in zip(records, scores, strict=True):
                 record["reward"] = round(score, 5)
             summary["mean_reward"] = round(sum(scores) / max(len(scores), 1), 5)
-        summary["samples"] = [{"prompt": items[i][1][-1]["content"], "reply": records[i]["reply"],
+        summary["samples"] = [{"prompt": items[i].messages[-1]["content"], "reply": records[i]["reply"],
                                **{key: records[i][key] for key in ("answer", "correct", "reward") if key in records[i]}}
                               for i in _sample_indices(records)]
         results["models"][name] = summary
