@@ -21,7 +21,7 @@ from transformers import (
 
 from chowa.errors import ChowaError
 from chowa.ppo.layouts import PPOModel, find_blocks, position_ids_from_mask
-from chowa.ppo.losses import logprobs_from_logits
+from chowa.ppo.losses import entropy_from_logits, logprobs_from_logits
 
 VOCAB, PAD = 64, 0
 ARCHS = ("gpt_neox", "llama", "bloom")
@@ -60,7 +60,7 @@ def train_step(ppo_model: PPOModel, ids: torch.Tensor, mask: torch.Tensor, group
     groups = ppo_model.parameter_groups()
     params = groups[group] if group else groups["policy"] + groups["value"]
     optimizer = torch.optim.AdamW(params, lr=1e-2)
-    out = ppo_model(ids, mask, with_reference=False)
+    out = ppo_model.outputs(ids, mask, with_reference=False)
     (-next_token_logprobs(out.logits, ids, mask).mean() + out.values.pow(2).mean()).backward()
     optimizer.step()
     optimizer.zero_grad()
@@ -75,14 +75,14 @@ def test_hydra_reference_equals_full_frozen_reference_before_and_after_training(
     initial = copy.deepcopy(hydra.policy)
     bottom = {k: v.clone() for k, v in hydra.policy.state_dict().items() if not _in_top(k, hydra, 2)}
 
-    out = hydra(ids, mask)
+    out = hydra.outputs(ids, mask)
     ref = next_token_logprobs(out.ref_logits, ids, mask)
-    torch.testing.assert_close(ref, next_token_logprobs(separate(ids, mask).ref_logits, ids, mask),
+    torch.testing.assert_close(ref, next_token_logprobs(separate.outputs(ids, mask).ref_logits, ids, mask),
                                atol=1e-5, rtol=0)
     torch.testing.assert_close(ref, next_token_logprobs(out.logits, ids, mask), atol=1e-5, rtol=0)
 
     train_step(hydra, ids, mask)
-    after = hydra(ids, mask)
+    after = hydra.outputs(ids, mask)
     torch.testing.assert_close(next_token_logprobs(after.ref_logits, ids, mask), ref, atol=1e-5, rtol=0)
     initial_logits = initial(ids, attention_mask=mask, **_positions(initial, mask)).logits
     torch.testing.assert_close(next_token_logprobs(initial_logits, ids, mask), ref, atol=1e-5, rtol=0)
@@ -95,7 +95,7 @@ def test_hydra_reference_equals_full_frozen_reference_before_and_after_training(
 def test_hydra_gradients_reach_only_the_top_blocks_and_value_head(arch):
     ids, mask = batch("right")
     ppo_model = PPOModel(tiny_model(arch), layout="hydra", num_layers_unfrozen=2)
-    out = ppo_model(ids, mask)
+    out = ppo_model.outputs(ids, mask)
     (out.logits.mean() + out.values.mean()).backward()
     blocks = find_blocks(ppo_model.policy)
     assert all(p.grad is None for block in blocks[:2] for p in block.parameters())
@@ -110,11 +110,11 @@ def test_hydra_gradients_reach_only_the_top_blocks_and_value_head(arch):
 def test_reference_branch_value_trains_and_reference_never_changes(arch, padding):
     ids, mask = batch(padding)
     ppo_model = PPOModel(tiny_model(arch), layout="reference-branch", num_layers_unfrozen=2)
-    before = ppo_model(ids, mask)
+    before = ppo_model.outputs(ids, mask)
     torch.testing.assert_close(next_token_logprobs(before.ref_logits, ids, mask),
                                next_token_logprobs(before.logits, ids, mask), atol=1e-5, rtol=0)
     train_step(ppo_model, ids, mask, group="value")
-    after = ppo_model(ids, mask)
+    after = ppo_model.outputs(ids, mask)
     assert not torch.allclose(after.values, before.values, atol=1e-4)
     assert torch.equal(after.ref_logits, before.ref_logits)
     assert torch.equal(after.logits, before.logits)  # only the value branch was stepped
@@ -127,7 +127,7 @@ def test_reference_branch_value_trains_and_reference_never_changes(arch, padding
 def test_shared_layout_gives_a_value_per_position_from_the_policy_trunk(arch):
     ids, mask = batch("left")
     ppo_model = PPOModel(tiny_model(arch), layout="shared", num_layers_unfrozen=-1)
-    out = ppo_model(ids, mask)
+    out = ppo_model.outputs(ids, mask)
     assert out.values.shape == ids.shape and out.values.dtype == torch.float32
     assert out.values.unique().numel() > 1
     out.values.sum().backward()
@@ -139,7 +139,7 @@ def test_shared_layout_gives_a_value_per_position_from_the_policy_trunk(arch):
 def test_separate_layout_value_trunk_is_its_own(arch):
     ids, mask = batch("right")
     ppo_model = PPOModel(tiny_model(arch), layout="separate", num_layers_unfrozen=-1)
-    out = ppo_model(ids, mask)
+    out = ppo_model.outputs(ids, mask)
     assert out.values.shape == ids.shape
     out.values.sum().backward()
     assert all(p.grad is None for p in ppo_model.policy.parameters())
@@ -153,12 +153,12 @@ def test_hydra_with_k_at_most_0_builds_an_explicit_full_reference(k):
     assert isinstance(ppo_model.reference, PreTrainedModel) and not ppo_model.hydra
     trainable = [p.requires_grad for p in ppo_model.policy.parameters()]
     assert all(trainable) if k == -1 else not any(trainable)
-    out = ppo_model(ids, mask)
+    out = ppo_model.outputs(ids, mask)
     torch.testing.assert_close(out.ref_logits, out.logits)
     if k == -1:
         train_step(ppo_model, ids, mask)
-        assert not torch.allclose(ppo_model(ids, mask).logits, out.ref_logits, atol=1e-3)
-        torch.testing.assert_close(ppo_model(ids, mask).ref_logits, out.ref_logits)
+        assert not torch.allclose(ppo_model.outputs(ids, mask).logits, out.ref_logits, atol=1e-3)
+        torch.testing.assert_close(ppo_model.outputs(ids, mask).ref_logits, out.ref_logits)
 
 
 @pytest.mark.parametrize("layout, bottom_calls", [("hydra", 1), ("reference-branch", 1), ("shared", 2)])
@@ -169,8 +169,27 @@ def test_hydra_layouts_serve_policy_reference_and_value_from_one_trunk_pass(layo
     trunks = [m for m in (ppo_model.policy, ppo_model.reference) if isinstance(m, PreTrainedModel)]
     for trunk in trunks:  # the bottom block of every full model the layout holds
         find_blocks(trunk)[0].register_forward_hook(lambda *_: calls.append(1))
-    ppo_model(ids, mask)
+    ppo_model.outputs(ids, mask)
     assert len(calls) == bottom_calls
+
+
+@pytest.mark.parametrize("layout", ["separate", "shared", "hydra", "reference-branch"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_scoring_the_response_tail_equals_reading_it_from_the_full_logits(arch, layout):
+    # prompts: the first 3 columns (left-padded), responses: the last 3. forward() keeps logits only there.
+    ids = torch.tensor([[5, 9, 13, 17, 21, 25], [PAD, 7, 11, 19, 23, PAD]])
+    mask = torch.tensor([[1] * 6, [0, 1, 1, 1, 1, 0]])
+    ppo_model = PPOModel(tiny_model(arch), layout=layout, num_layers_unfrozen=2)
+    with torch.no_grad():
+        full = ppo_model.outputs(ids, mask)
+        scores = ppo_model(ids, mask, first=3, temperature=0.7, with_entropy=True)
+    labels, logits = ids[:, 3:], full.logits[:, 2:5]
+    torch.testing.assert_close(scores.logprobs, logprobs_from_logits(logits, labels, 0.7), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scores.ref_logprobs, logprobs_from_logits(full.ref_logits[:, 2:5], labels, 0.7),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(scores.values, full.values[:, 2:5], atol=1e-5, rtol=0)
+    torch.testing.assert_close(scores.entropy, entropy_from_logits(logits / 0.7), atol=1e-5, rtol=0)
+    assert ppo_model(ids, mask, first=3, with_reference=False).ref_logprobs is None
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -179,7 +198,7 @@ def test_hydra_under_activation_checkpointing(arch):
     ppo_model = PPOModel(tiny_model(arch), layout="hydra", num_layers_unfrozen=2)
     ppo_model.policy.activation_checkpointing_enable()
     ppo_model.train()
-    out = ppo_model(ids, mask)
+    out = ppo_model.outputs(ids, mask)
     (out.logits.mean() + out.values.mean()).backward()
     assert all(p.grad is not None for p in ppo_model.parameter_groups()["policy"])
     torch.testing.assert_close(next_token_logprobs(out.ref_logits, ids, mask),
@@ -213,7 +232,7 @@ def test_saved_policy_reloads_as_a_plain_causal_lm(arch, tmp_path):
     ppo_model.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     with torch.no_grad():
-        expected = ppo_model(ids, mask, with_reference=False).logits
+        expected = ppo_model.outputs(ids, mask, with_reference=False).logits
         actual = reloaded(ids, attention_mask=mask, **_positions(reloaded, mask)).logits
     assert torch.equal(actual, expected)
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from chowa.errors import ChowaError
 from chowa.ppo.losses import (
     AdaptiveKLController,
     FixedKLController,
@@ -14,6 +15,7 @@ from chowa.ppo.losses import (
     ScoreScaler,
     approx_kl,
     clip_scores,
+    controller_kl,
     entropy_from_logits,
     explained_variance,
     gae_advantages_and_returns,
@@ -25,6 +27,7 @@ from chowa.ppo.losses import (
     policy_loss,
     ppo_loss,
     rollout_rewards,
+    trlx_kl_statistic,
     value_loss,
     whiten,
 )
@@ -60,22 +63,59 @@ def test_rollout_rewards_short_response_puts_score_on_its_own_last_token():
     close(rewards, [[1.98, 0.05, 0.0]])
 
 
-def test_rollout_rewards_dense_scores_and_k3_penalty():
-    # k3 = exp(l) - 1 - l: exp(0.2) - 1.2 = 1.2214028 - 1.2 = 0.0214028; exp(-0.5) + 0.5 - 1 = 0.6065307 - 0.5
-    # = 0.1065307; 0 at l = 0. With β = 0.1 and dense scores [1, 0, 3] masked by [1, 1, 0]:
-    # r = [-0.00214028 + 1, -0.01065307 + 0, 0]
-    close(kl_penalty(LP, REF, "k3"), [[0.0214028, 0.1065307, 0.0]])
+def test_k3_is_schulmans_estimator_and_trlx_keeps_its_own_form():
+    # §12.1, l = [0.2, -0.5, 0]. k3 = exp(-l) - 1 + l: exp(-0.2) - 0.8 = 0.8187308 - 0.8 = 0.0187308;
+    # exp(0.5) - 1.5 = 1.6487213 - 1.5 = 0.1487213; 0 at l = 0. trlx's exp(l) - 1 - l: 0.0214028, 0.1065307, 0.
+    close(kl_penalty(LP, REF, "k3"), [[0.0187308, 0.1487213, 0.0]])
+    close(kl_penalty(LP, REF, "trlx"), [[0.0214028, 0.1065307, 0.0]])
+    # β = 0.1 and dense scores [1, 0, 3] masked by [1, 1, 0]: r = [1 - 0.00187308, -0.01487213, 0]
     rewards = rollout_rewards(LP, REF, t([[1, 1, 0]]), t([[1.0, 0.0, 3.0]]), kl_coef=0.1, kl_estimator="k3")
-    close(rewards, [[0.99785972, -0.01065307, 0.0]])
+    close(rewards, [[0.99812692, -0.01487213, 0.0]])
     with pytest.raises(ValueError, match="k2"):
         kl_penalty(LP, REF, "k2")
 
 
-def test_kl_statistic_sums_k3_over_masked_tokens_and_averages_samples():
-    # one sample: 0.0214028 + 0.1065307 + 0 = 0.1279334
-    close(kl_statistic(LP, REF, t([[1, 1, 1]])), 0.1279334)
-    # two samples, the second masked to its first token: (0.1279334 + 0.0214028) / 2 = 0.0746681
-    close(kl_statistic(LP.repeat(2, 1), REF.repeat(2, 1), t([[1, 1, 1], [1, 0, 0]])), 0.0746681)
+def test_k3_averaged_over_the_policy_is_the_exact_kl():
+    # Over a whole 1,000-token vocabulary E_π[k3] = Σ π (ref/π - 1 + log π/ref) = 1 - 1 + KL(π ‖ ref) exactly;
+    # trlx's exp(l) - 1 - l averages to Σ π²/ref - 1 - KL = χ²(π ‖ ref) - KL, far above the KL where π ≫ ref
+    # (here KL 1.48, trlx's 13.8).
+    torch.manual_seed(0)
+    logp = torch.log_softmax(1.2 * torch.randn(1000, dtype=torch.float64), -1)
+    ref = torch.log_softmax(1.2 * torch.randn(1000, dtype=torch.float64), -1)
+    true_kl = (logp.exp() * (logp - ref)).sum()
+    close((logp.exp() * kl_penalty(logp, ref, "k3")).sum(), true_kl)
+    trlx_mean = (logp.exp() * kl_penalty(logp, ref, "trlx")).sum()
+    close(trlx_mean, torch.expm1(torch.logsumexp(2 * logp - ref, -1)) - true_kl)
+    assert trlx_mean > 5 * true_kl
+
+
+def test_kl_statistic_sums_the_estimator_over_masked_tokens_and_averages_samples():
+    # one sample, k3: 0.0187308 + 0.1487213 + 0 = 0.1674520; trlx's form: 0.1279334; k1: 0.2 - 0.5 = -0.3
+    close(kl_statistic(LP, REF, t([[1, 1, 1]]), "k3"), 0.1674520)
+    close(kl_statistic(LP, REF, t([[1, 1, 1]]), "trlx"), 0.1279334)
+    close(kl_statistic(LP, REF, t([[1, 1, 1]])), -0.3)
+    # two samples, the second masked to its first token: (0.1674520 + 0.0187308) / 2 = 0.0930914
+    close(kl_statistic(LP.repeat(2, 1), REF.repeat(2, 1), t([[1, 1, 1], [1, 0, 0]]), "k3"), 0.0930914)
+
+
+def test_trlx_controller_statistic_over_prompt_and_response_of_two_chunks():
+    # Chunk 1, one sequence [PAD, p1, p2 | r1, r2, PAD] (prompt left-padded, response right-padded). Its log-probs
+    # are of tokens 1..5 (p1, p2, r1, r2, PAD) with l = [0.3, 0.2, -0.5, 0.0, 0.7]: p1's input is a pad and the
+    # last label is one, so trlx sums p2, r1, r2: 0.0214028 + 0.1065307 + 0 = 0.1279334.
+    lp = t([[0.3, 0.2, -0.5, 0.0, 0.7]])
+    chunk1 = trlx_kl_statistic(lp, torch.zeros_like(lp), t([[0, 1, 1, 1, 1, 0]]))
+    close(chunk1, 0.1279334)
+    # Chunk 2, two full sequences of 3 tokens: l = [1, 0] sums e - 2 = 0.7182818, l = [0, 0] sums 0: mean 0.3591409
+    lp = t([[1.0, 0.0], [0.0, 0.0]])
+    chunk2 = trlx_kl_statistic(lp, torch.zeros_like(lp), t([[1, 1, 1], [1, 1, 1]]))
+    close(chunk2, 0.3591409)
+    # trlx: ((sqrt(0.1279334) + sqrt(0.3591409)) / 2)² = ((0.3576778 + 0.5992837) / 2)² = 0.2289438;
+    # ours: the sample-weighted mean (0.1279334 + 2 · 0.3591409) / 3 = 0.2820717
+    chunks, sizes = torch.stack([chunk1, chunk2]), t([1, 2])
+    close(controller_kl(chunks, sizes, trlx_compat=True), 0.2289438)
+    close(controller_kl(chunks, sizes), 0.2820717)
+    # the issue's four chunks [0.5, 2, 8, 3]: ((0.7071068 + 1.4142136 + 2.8284271 + 1.7320508) / 4)² = 2.7904018
+    close(controller_kl(t([0.5, 2.0, 8.0, 3.0]), t([1, 1, 1, 1]), trlx_compat=True), 2.7904018)
 
 
 def test_clip_scores_and_missing_eos_penalty():
@@ -120,15 +160,27 @@ def test_score_scaler_modes_divide_and_never_centre():
         ScoreScaler("mean")
 
 
+def test_score_scaler_takes_a_first_chunk_of_one_sample_only_when_it_needs_no_std():
+    # A chunk of one sample has no std. Unscaled scores pass through (this divided by count - 1 = 0 before);
+    # `running` and `ref` refuse it with the options to change, instead of trlx's NaN.
+    close(ScoreScaler("none")(t([3.0])), [3.0])
+    close(ScoreScaler("ref", ref_std=2.0)(t([3.0])), [1.5])
+    for mode in ("running", "ref"):
+        with pytest.raises(ChowaError, match="method.chunk_size"):
+            ScoreScaler(mode)(t([3.0]))
+    running = ScoreScaler("running")
+    running(t([1.0, 2.0, 3.0]))
+    close(running(t([5.0])), [5.0 / math.sqrt(8.75 / 3)])  # one sample after the first chunk is fine
+
+
 def test_gae_spec_example_gamma_1():
     # r = [-0.02, 0.05, 2.0], V = [0.5, 0.6, 0.8], γ = 1, λ = 0.95
     # δ = [-0.02 + 0.6 - 0.5, 0.05 + 0.8 - 0.6, 2.0 - 0.8] = [0.08, 0.25, 1.2]
     # A3 = 1.2; A2 = 0.25 + 0.95*1.2 = 1.39; A1 = 0.08 + 0.95*1.39 = 1.4005; R = A + V = [1.9005, 1.99, 2.0]
     rewards, values, mask = t([[-0.02, 0.05, 2.0]]), t([[0.5, 0.6, 0.8]]), t([[1, 1, 1]])
-    for trlx_compat in (False, True):
-        advantages, returns = gae_advantages_and_returns(rewards, values, mask, 1.0, 0.95, trlx_compat)
-        close(advantages, [[1.4005, 1.39, 1.2]])
-        close(returns, [[1.9005, 1.99, 2.0]])
+    advantages, returns = gae_advantages_and_returns(rewards, values, mask, 1.0, 0.95)
+    close(advantages, [[1.4005, 1.39, 1.2]])
+    close(returns, [[1.9005, 1.99, 2.0]])
 
 
 def test_gae_spec_example_discounted():
@@ -140,17 +192,18 @@ def test_gae_spec_example_discounted():
     close(returns, [[0.8395, 1.31, 2.0]])
 
 
-def test_gae_masked_bootstrap_ignores_padding_values():
-    # r = [1, 0], V = [0.5, 0.7 (garbage at a pad)], m = [1, 0], γ = 1, λ = 0.95
-    # ours: V_next = V2*m2 = 0 -> A1 = 1 - 0.5 = 0.5, R1 = 1.0, pad zeroed
-    # trlx: δ1 = 1 + 0.7 - 0.5 = 1.2, δ2 = 0 - 0.7 = -0.7, A1 = 1.2 + 0.95*(-0.7) = 0.535, R = [1.035, 0.0]
-    rewards, values, mask = t([[1.0, 0.0]]), t([[0.5, 0.7]]), t([[1, 0]])
+def test_gae_of_unequal_lengths_ignores_what_the_value_head_says_at_padding():
+    # Row 1 is §12.2's response. Row 2 is one token long; the value head's raw outputs at its padding are 0.7 and
+    # 0.9. trlx recomputes advantages from a store padded with 0.0, so its row 2 is r - V = 1 - 0.5 = 0.5, R = 1.0,
+    # exactly as if it had been rolled out alone. (Run on the raw values, its padding would add δ2 = 0 + 0.9 - 0.7
+    # and δ3 = -0.9: A1 = 1.2 + 0.95 · (0.2 - 0.95 · 0.9) = 0.57775.)
+    rewards = t([[-0.02, 0.05, 2.0], [1.0, 0.0, 0.0]])
+    values, mask = t([[0.5, 0.6, 0.8], [0.5, 0.7, 0.9]]), t([[1, 1, 1], [1, 0, 0]])
     advantages, returns = gae_advantages_and_returns(rewards, values, mask, 1.0, 0.95)
-    close(advantages, [[0.5, 0.0]])
-    close(returns, [[1.0, 0.0]])
-    advantages, returns = gae_advantages_and_returns(rewards, values, mask, 1.0, 0.95, trlx_compat=True)
-    close(advantages, [[0.535, -0.7]])
-    close(returns, [[1.035, 0.0]])
+    close(advantages, [[1.4005, 1.39, 1.2], [0.5, 0.0, 0.0]])
+    close(returns, [[1.9005, 1.99, 2.0], [1.0, 0.0, 0.0]])
+    alone = gae_advantages_and_returns(rewards[1:, :1], values[1:, :1], mask[1:, :1], 1.0, 0.95)
+    close(alone[0], [[0.5]])
 
 
 A, M = t([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]]), t([[1, 1, 1], [1, 0, 0]])

@@ -16,10 +16,12 @@ from chowa.errors import ChowaError
 from chowa.formats import encode_prompt, get_format, save_format
 from chowa.models.build import build_model
 from chowa.models.load import load_trunk
+from chowa.ppo.losses import gae_advantages_and_returns
 from chowa.ppo.rewards import ModelReward
 from chowa.ppo.rollout import end_response, sample
-from chowa.ppo.train import PPOConfig
+from chowa.ppo.train import PPOConfig, PPORun
 from chowa.ppo.train import main as ppo
+from chowa.runtime import Runtime
 from chowa.tokenizer import load_tokenizer
 from chowa.tokenizer.train import TokenizerTrainConfig
 from chowa.tokenizer.train import main as train_tokenizer
@@ -114,9 +116,13 @@ def test_responses_keep_sampled_ids_and_mask_after_the_end(policy_dir):
     assert end_response([7, 8, 9], tokenizer, eos, fmt.stop) == ([7, 8, 9], False)
     # a stop string ends the response before its first token; the EOS id is appended
     before = tokenizer.encode("今日は雨", add_special_tokens=False)
-    kept, ended = end_response(before + tokenizer.encode("ユーザー: 次", add_special_tokens=False), tokenizer, eos,
-                               fmt.stop)
+    next_turn = tokenizer.encode("ユーザー: 次", add_special_tokens=False)
+    kept, ended = end_response(before + next_turn, tokenizer, eos, fmt.stop)
     assert ended and kept == before + [eos]
+    # ... also when an EOS comes later: the invented next turn is never trained on
+    assert end_response(before + next_turn + [9, eos], tokenizer, eos, fmt.stop) == (before + [eos], True)
+    # an EOS before the stop string still ends it first
+    assert end_response(before + [eos] + next_turn, tokenizer, eos, fmt.stop) == (before + [eos], True)
 
     model = AutoModelForCausalLM.from_pretrained(str(policy_dir))
     with torch.no_grad():  # make EOS likely (a few % a token) so some rows end early
@@ -137,6 +143,48 @@ def test_responses_keep_sampled_ids_and_mask_after_the_end(policy_dir):
         assert mask[:len(ids)].all() and not mask[len(ids):].any()
         assert bool(ended) == (eos in row) and (ids[-1] == eos) == bool(ended)
     assert rollout.has_eos.any() and not rollout.has_eos.all()
+
+
+@pytest.fixture(scope="module")
+def early_ending_policy_dir(policy_dir, tmp_path_factory) -> Path:
+    """The tiny policy with EOS made likely (a few % a token), so responses of one chunk differ in length."""
+    tokenizer = load_tokenizer(policy_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(policy_dir))
+    with torch.no_grad():
+        model.gpt_neox.final_layer_norm.bias.fill_(1.0)
+        model.get_output_embeddings().weight[tokenizer.eos_token_id] = 0.06
+    out = tmp_path_factory.mktemp("early") / "sft"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    save_format(out, "rinna")
+    return out
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_advantages_of_a_response_are_its_own_whatever_the_padding_of_its_chunk(tmp_path, early_ending_policy_dir,
+                                                                                 rules, compat):
+    """trlx recomputes advantages from a store padded with zeros, so a short response's advantages are those of the
+    response alone; the value head's raw outputs at its padding must not leak into them (in compat mode too)."""
+    cfg = _config(tmp_path, early_ending_policy_dir, rules, f"method.trlx_compat={compat}", "method.num_rollouts=16",
+                  "generation.max_new_tokens=12", "method.gamma=0.9")
+    run = PPORun(cfg, Runtime(cfg.runtime, out_dir=tmp_path))
+    torch.manual_seed(0)
+    experiences, _, _ = run.collect(0)
+    assert len({len(e.response) for e in experiences}) > 2  # responses of unequal lengths share the chunk
+    for e in experiences:
+        alone = gae_advantages_and_returns(e.rewards[None], e.values[None], torch.ones(1, len(e.response)), 0.9,
+                                           cfg.method.lam)
+        torch.testing.assert_close(e.advantages, alone[0][0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(e.returns, alone[1][0], atol=1e-6, rtol=0)
+
+
+def test_a_chunk_of_one_sample_runs_unscaled_and_is_refused_where_a_std_is_needed(tmp_path, policy_dir, rules):
+    single = ["method.chunk_size=1", "method.num_rollouts=2", "method.batch_size=2", "train.steps=1",
+              "data.heldout=[]"]
+    out = ppo(_config(tmp_path / "one", policy_dir, rules, *single))
+    assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 1
+    with pytest.raises(ChowaError, match="reward.scale running .* method.chunk_size"):
+        ppo(_config(tmp_path / "scaled", policy_dir, rules, *single, "reward.scale=running"))
 
 
 def test_reward_model_scores_prompt_plus_response_ids(tmp_path, policy_dir):

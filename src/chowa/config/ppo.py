@@ -83,7 +83,9 @@ class PPOMethodConfig:
     init_kl_coef: float = option(0.05, "Initial KL penalty coefficient β.", minimum=0)
     target: float | None = option(None, "Target KL for the adaptive controller; null = fixed β.", above=0)
     horizon: int = option(10000, "Adaptive controller horizon.", minimum=1)
-    kl_estimator: str = option("k1", "Per-token KL penalty estimator.", choices=("k1", "k3"))
+    kl_estimator: str = option("k1", "Per-token KL penalty estimator: k1 = lp − ref (trlx), k3 = exp(ref − lp) − 1 + "
+                                     "lp − ref (Schulman's, non-negative; TRL). Outside trlx_compat the controller "
+                                     "reads the same estimator.", choices=("k1", "k3"))
     gamma: float = option(1.0, "Discount.", minimum=0, maximum=1)
     lam: float = option(0.95, "GAE λ.", minimum=0, maximum=1)
     cliprange: float = option(0.2, "Policy ratio clip ε.", above=0)
@@ -92,7 +94,10 @@ class PPOMethodConfig:
     whiten: str = option("masked", "Advantage whitening.", choices=("masked", "trlx", "none"))
     whiten_scope: str = option("minibatch", "Whiten per minibatch (trlx) or over the whole rollout.",
                                choices=("minibatch", "rollout"))
-    trlx_compat: bool = option(False, "trlx's GAE bootstrap and unmasked approx-KL.")
+    trlx_compat: bool = option(False, "Reproduce trlx: the KL controller reads trlx's statistic (exp(l) − 1 − l over "
+                                      "prompt and response tokens, chunks combined as the square of the mean "
+                                      "sqrt), log-probs at temperature 1, unmasked approx-KL. Advantages are "
+                                      "trlx's either way. Add whiten=trlx for trlx's whitening.")
 
     def __post_init__(self):
         if self.value_model and self.layout != "separate":

@@ -45,6 +45,21 @@ class BlockInput:
 
 
 @contextmanager
+def capture_output(module: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record what `module` returns inside the `with` (the last call wins), in a one-item list."""
+    captured: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        captured[:] = [output]
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def capture_block_input(block: nn.Module) -> Iterator[BlockInput]:
     """Record the arguments of `block`'s calls inside the `with` (the last call wins)."""
     captured = BlockInput()
@@ -86,11 +101,12 @@ class TopBlocks(nn.Module):
     def train(self, mode: bool = True) -> TopBlocks:
         return super().train(mode and self.trainable)
 
-    def forward(self, block_input: BlockInput) -> torch.Tensor:
+    def forward(self, block_input: BlockInput, logits_to_keep: int = 0) -> torch.Tensor:
+        """`logits_to_keep` > 0: the output at the last this-many positions only (the blocks still see them all)."""
         hidden_states = block_input.hidden_states.detach()
         for block in self.blocks:
             output = block(hidden_states, *block_input.args, **block_input.kwargs)
             # Llama and GPT-NeoX blocks return a tensor, BLOOM's a tuple led by the hidden state.
             hidden_states = output[0] if isinstance(output, tuple | list) else output
-        hidden_states = self.final_norm(hidden_states)
+        hidden_states = self.final_norm(hidden_states[:, -logits_to_keep:])
         return self.lm_head(hidden_states) if self.lm_head is not None else hidden_states

@@ -16,7 +16,8 @@ so causal masks, rotary embeddings and BLOOM's alibi come from the model's own c
 
 Run as (from Python):
     ppo_model = PPOModel(AutoModelForCausalLM.from_pretrained("runs/sft"), layout="hydra", num_layers_unfrozen=2)
-    out = ppo_model(input_ids, attention_mask)   # out.logits (B, T, V), out.values (B, T), out.ref_logits
+    scores = ppo_model(input_ids, attention_mask, first=prompt_width)  # log-probs, values, ref log-probs (B, T)
+    out = ppo_model.outputs(input_ids, attention_mask)  # out.logits (B, T, V), out.values (B, T), out.ref_logits
     ppo_model.save_pretrained("runs/ppo/final")  # a plain causal-LM folder
 """
 
@@ -35,7 +36,8 @@ from transformers import PreTrainedModel
 from chowa.config.ppo import LAYOUTS
 from chowa.errors import ChowaError
 from chowa.folders import finish_folder
-from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input
+from chowa.ppo import losses
+from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input, capture_output
 
 _BLOCK_LIST_NAMES = ("layers", "h", "blocks", "block")
 _FINAL_NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_layernorm", "final_norm")
@@ -108,6 +110,17 @@ def _accepts(module: nn.Module, argument: str) -> bool:
 
 
 @dataclass
+class TokenScores:
+    """Per scored token, all (B, N): policy log-probs, values, reference log-probs and the policy's entropy (the
+    last two None unless asked for)."""
+
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    ref_logprobs: torch.Tensor | None
+    entropy: torch.Tensor | None
+
+
+@dataclass
 class PPOModelOutput:
     """logits: (B, T, V) policy; values: (B, T) fp32; ref_logits: (B, T, V) frozen reference, or None."""
 
@@ -164,34 +177,74 @@ class PPOModel(nn.Module):
         return {"policy": [p for p in self.policy.parameters() if p.requires_grad],
                 "value": [p for m in value_modules for p in m.parameters() if p.requires_grad]}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                with_reference: bool = True) -> PPOModelOutput:
+    def outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_reference: bool = True,
+                logits_to_keep: int = 0) -> PPOModelOutput:
         """input_ids, attention_mask: (B, T), left or right padded -> logits, values and (optionally) ref_logits.
 
-        Position ids follow the mask (as in `generate`); the reference runs without autograd.
+        `logits_to_keep` > 0: all three at the last this-many positions only. Position ids follow the mask (as in
+        `generate`); the reference runs without autograd.
         """
+        inputs, captured, logits, values = self._policy_and_values(input_ids, attention_mask, with_reference,
+                                                                   logits_to_keep)
+        ref_logits = self._reference_logits(inputs, captured, logits_to_keep) if with_reference else None
+        return PPOModelOutput(logits, values, ref_logits)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first: int, temperature: float = 1.0,
+                with_reference: bool = True, with_entropy: bool = False) -> TokenScores:
+        """Scores of the tokens `input_ids[:, first:]`, each read at the position before it: all (B, T − first).
+
+        What PPO trains on (so it is `forward`, and runs through accelerate's wrappers). Logits, the largest
+        tensors of a PPO step, are computed only at those positions and live only until their log-probs are
+        taken; the policy's are gone before the reference's exist.
+        """
+        keep = input_ids.shape[1] - first + 1
+        labels = input_ids[:, first:]
+        inputs, captured, logits, values = self._policy_and_values(input_ids, attention_mask, with_reference, keep)
+        logits = logits[:, :-1]
+        logprobs = losses.logprobs_from_logits(logits, labels, temperature)
+        entropy = losses.entropy_from_logits(logits / temperature) if with_entropy else None
+        del logits
+        ref_logprobs = None
+        if with_reference:
+            ref_logits = self._reference_logits(inputs, captured, keep)[:, :-1]
+            ref_logprobs = losses.logprobs_from_logits(ref_logits, labels, temperature)
+        return TokenScores(logprobs, values[:, :-1], ref_logprobs, entropy)
+
+    def _policy_and_values(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_reference: bool,
+                           logits_to_keep: int) -> tuple[dict, BlockInput, torch.Tensor, torch.Tensor]:
+        """One trunk pass: (the inputs, the captured branch input, policy logits, values), at the kept positions."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
         if _accepts(self.policy, "position_ids"):
             inputs["position_ids"] = position_ids_from_mask(attention_mask)
+        if logits_to_keep and _accepts(self.policy, "logits_to_keep"):
+            inputs["logits_to_keep"] = logits_to_keep
         branch_input = self.hydra and (with_reference or self.value_branch is not None)
         block = find_blocks(self.policy)[-self.num_layers_unfrozen] if branch_input else None
-        with capture_block_input(block) if branch_input else nullcontext(BlockInput()) as captured:
-            output = self.policy(**inputs, output_hidden_states=self.layout in ("shared", "hydra"))
-        values = self.value_head(self._value_hidden_states(inputs, output, captured))
-        ref_logits = None
-        if with_reference:
-            with torch.no_grad():
-                ref_logits = self.reference(captured) if self.hydra else self.reference(**inputs).logits
-        return PPOModelOutput(output.logits, values, ref_logits)
+        # Only the last hidden state is read (by a value head on the policy), so it is captured at the final norm
+        # instead of asking the model for every layer's.
+        norm = find_final_norm(self.policy) if self.layout in ("shared", "hydra") else None
+        with (capture_block_input(block) if branch_input else nullcontext(BlockInput()) as captured,
+              capture_output(norm) if norm is not None else nullcontext([]) as last_hidden):
+            logits = self.policy(**inputs).logits[:, -logits_to_keep:]
+        hidden = self._value_hidden_states(inputs, last_hidden, captured, logits_to_keep)
+        return inputs, captured, logits, self.value_head(hidden)
 
-    def _value_hidden_states(self, inputs: dict, output, captured: BlockInput) -> torch.Tensor:
-        """(B, T, D): the input of the value head in this layout."""
+    def _reference_logits(self, inputs: dict, captured: BlockInput, logits_to_keep: int) -> torch.Tensor:
+        with torch.no_grad():
+            if self.hydra:
+                return self.reference(captured, logits_to_keep)
+            return self.reference(**inputs).logits[:, -logits_to_keep:]
+
+    def _value_hidden_states(self, inputs: dict, last_hidden: list[torch.Tensor], captured: BlockInput,
+                             logits_to_keep: int) -> torch.Tensor:
+        """(B, K, D): the input of the value head in this layout, at the kept positions."""
         if self.value_branch is not None:
-            return self.value_branch(captured)
+            return self.value_branch(captured, logits_to_keep)
         if self.value_trunk is not None:
-            trunk_inputs = {k: v for k, v in inputs.items() if k != "position_ids" or _accepts(self.value_trunk, k)}
-            return self.value_trunk(**trunk_inputs).last_hidden_state
-        return output.hidden_states[-1]
+            trunk_inputs = {k: v for k, v in inputs.items()
+                            if k != "logits_to_keep" and (k != "position_ids" or _accepts(self.value_trunk, k))}
+            return self.value_trunk(**trunk_inputs).last_hidden_state[:, -logits_to_keep:]
+        return last_hidden[0][:, -logits_to_keep:]
 
     def save_pretrained(self, out_dir: str | os.PathLike) -> None:
         """Write the policy as a plain causal-LM folder (`AutoModelForCausalLM.from_pretrained` reloads it)."""

@@ -1,9 +1,9 @@
 """PPO math as small pure functions: rollout rewards, GAE, whitening, clipped losses, statistics, KL control.
 
 Follows CarperAI/trlx (the PPO behind rinna's and keyfan's seed models) with our fixes as defaults; the trlx
-formula stays available where ours differs (`trlx_compat=True`, `whiten="trlx"`, a prompt+response mask for the
-KL statistic). Shapes: B samples, T response positions, V vocabulary. `mask` is the response mask (1 on sampled
-tokens, EOS included; 0 on padding), in the dtype of the values it masks.
+formula stays available where ours differs (`trlx_compat=True`: trlx's controller statistic and unmasked
+approx-KL; `whiten="trlx"`). Shapes: B samples, T response positions, V vocabulary. `mask` is the response mask
+(1 on sampled tokens, EOS included; 0 on padding), in the dtype of the values it masks.
 
 Run as (from Python):
     rewards = rollout_rewards(logprobs, ref_logprobs, mask, scores, kl_coef=0.05)
@@ -22,9 +22,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from chowa.errors import ChowaError
 from chowa.reward.readout import last_token_index
 
 KLEstimator = Literal["k1", "k3"]
+KLForm = Literal["k1", "k3", "trlx"]  # the estimators, and trlx's controller statistic
 WhitenMode = Literal["masked", "trlx", "none"]
 ScaleMode = Literal["running", "ref", "none"]
 
@@ -66,26 +68,53 @@ def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature
     return logprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
 
 
-def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: KLEstimator = "k1") -> torch.Tensor:
-    """Per-token KL estimate from `l = lp − ref`. (B, T), (B, T) -> (B, T).
+def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: KLForm = "k1") -> torch.Tensor:
+    """Per-token KL estimate from `l = lp − ref`, for tokens sampled from the policy. (B, T), (B, T) -> (B, T).
 
-    k1 = l (unbiased, can be negative; trlx's penalty); k3 = exp(l) − 1 − l (non-negative; trlx's controller
-    statistic).
+    k1 = l: unbiased, can be negative (trlx's penalty). k3 = exp(−l) − 1 + l: Schulman's estimator of KL(π‖ref),
+    unbiased and non-negative (http://joschu.net/blog/kl-approx.html; TRL and OpenRLHF). `trlx` = exp(l) − 1 − l:
+    trlx's controller statistic, which has the ratio the other way round, so it is biased upward and heavy-tailed
+    where π ≫ ref; only `trlx_compat` uses it.
     """
     log_ratio = logprobs - ref_logprobs
     if estimator == "k1":
         return log_ratio
     if estimator == "k3":
+        return torch.expm1(-log_ratio) + log_ratio
+    if estimator == "trlx":
         return torch.expm1(log_ratio) - log_ratio
     raise ValueError(f"kl_estimator must be 'k1' or 'k3', not {estimator!r}")
 
 
-def kl_statistic(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The KL the adaptive controller sees: mean over samples of Σ_t k3_t·m_t. (B, T) x 3 -> scalar.
+def kl_statistic(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
+                 estimator: KLForm = "k1") -> torch.Tensor:
+    """Mean over samples of `Σ_t kl_t·m_t`, one chunk's KL for the controller. (B, T) x 3 -> scalar.
 
-    Pass the response mask (ours) or a prompt+response mask to add prompt positions back (trlx).
+    Ours: the penalty's own estimator over response tokens. trlx: the `trlx` form over prompt and response
+    positions (pass the log-probs of every predicted token and their mask).
     """
-    return (kl_penalty(logprobs, ref_logprobs, "k3") * mask).sum(-1).mean()
+    return (kl_penalty(logprobs, ref_logprobs, estimator) * mask).sum(-1).mean()
+
+
+def trlx_kl_statistic(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, sequence_mask: torch.Tensor) -> torch.Tensor:
+    """trlx's controller statistic for one chunk: mean over samples of `Σ exp(l) − 1 − l` over every predicted
+    token of prompt and response whose input token is real too (trlx masks by the input position).
+
+    logprobs, ref_logprobs: (B, L − 1), of tokens 1..L−1 of the sequence; sequence_mask: (B, L) -> scalar.
+    """
+    pairs = sequence_mask[:, :-1] * sequence_mask[:, 1:]
+    return kl_statistic(logprobs, ref_logprobs, pairs.to(logprobs.dtype), "trlx")
+
+
+def controller_kl(chunk_kls: torch.Tensor, chunk_sizes: torch.Tensor, trlx_compat: bool = False) -> torch.Tensor:
+    """The KL the controller reads after a rollout, from each chunk's statistic. (N,), (N,) -> scalar.
+
+    Ours: the mean over samples (chunks weighted by their sizes). trlx keeps `sqrt(mean_kl)` per chunk, averages
+    those and squares the average (`policy/sqrt_kl`), so a chunk with a large KL weighs less than in a plain mean.
+    """
+    if trlx_compat:
+        return chunk_kls.clamp(min=0).sqrt().mean() ** 2
+    return (chunk_kls * chunk_sizes).sum() / chunk_sizes.sum()
 
 
 def clip_scores(scores: torch.Tensor, cliprange_reward: float | None) -> torch.Tensor:
@@ -164,7 +193,8 @@ class ScoreScaler:
     """Divides scores by a scale, never centring them (trlx `scale_reward`).
 
     `running`: the running std of per-sample score sums, updated with this chunk first; `ref`: the std of
-    the first chunk's per-sample sums unless `ref_std` is given; `none`: unscaled.
+    the first chunk's per-sample sums (over every process) unless `ref_std` is given; `none`: unscaled. A std needs
+    two samples: a first chunk of one sample is refused (trlx would divide by a NaN).
     """
 
     def __init__(self, mode: ScaleMode = "none", ref_std: float | None = None):
@@ -174,39 +204,42 @@ class ScoreScaler:
         self.ref_std = ref_std
         self.moments = RunningMoments()
 
+    def check_first_chunk(self, samples: int) -> None:
+        """Refuse a first chunk (over every process) too small for a std, before anything runs."""
+        if self.mode != "none" and samples < 2:
+            raise ChowaError(f"reward.scale {self.mode} needs a std of the scores, and the first rollout chunk holds "
+                             "one sample: raise method.chunk_size (or run more processes), or set reward.scale none")
+
     def __call__(self, scores: torch.Tensor, score_mask: torch.Tensor | None = None) -> torch.Tensor:
         """scores: (B,) or dense (B, T) with score_mask -> same shape, scaled. Call once per rollout chunk."""
-        sums = scores if scores.dim() == 1 else (scores * (score_mask if score_mask is not None else 1)).sum(-1)
-        if self.ref_std is None:
-            self.ref_std = sums.float().std().item()
-        self.moments.update(sums)
-        if self.mode == "running":
-            return scores / self.moments.std
-        if self.mode == "ref":
+        if self.mode == "none":
+            return scores
+        if self.mode == "ref" and self.ref_std is not None:
             return scores / self.ref_std
-        return scores
+        sums = scores if scores.dim() == 1 else (scores * (score_mask if score_mask is not None else 1)).sum(-1)
+        if self.moments.count < 1:
+            self.check_first_chunk(int(_allreduce_sum(torch.tensor(float(sums.numel()))).item()))
+        if self.mode == "ref":
+            self.ref_std = RunningMoments().update(sums)[1]
+            return scores / self.ref_std
+        self.moments.update(sums)
+        return scores / self.moments.std
 
 
 # --- advantages ----------------------------------------------------------------------------------------------------
 
 
 def gae_advantages_and_returns(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    mask: torch.Tensor,
-    gamma: float = 1.0,
-    lam: float = 0.95,
-    trlx_compat: bool = False,
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (Schulman et al. 2015, https://arxiv.org/abs/1506.02438).
 
-    rewards, values, mask: (B, T) -> advantages (B, T), returns = advantages + values (B, T), both unwhitened.
-    Ours bootstraps with `V_{t+1}·m_{t+1}` and keeps padding out of the recursion, so a short response ends at
-    its own last token whatever its padding holds. `trlx_compat` bootstraps with the raw `V_{t+1}`, relying on
-    values being zero at padding.
+    rewards, values, mask: (B, T) -> advantages (B, T), returns = advantages + values (B, T), both unwhitened and
+    0 at padding. Rewards and values are zeroed at padding first, so a short response bootstraps with 0 after its
+    own last token whatever the value head said there. This is also trlx's result: trlx recomputes advantages from
+    a store padded with 0.0, and its raw `V_{t+1}` bootstrap over that padding is the same recursion.
     """
-    if not trlx_compat:
-        rewards, values = rewards * mask, values * mask
+    rewards, values = rewards * mask, values * mask
     next_values = F.pad(values[:, 1:], (0, 1))
     deltas = rewards + gamma * next_values - values
     advantages = torch.zeros_like(rewards)
@@ -214,10 +247,7 @@ def gae_advantages_and_returns(
     for t in reversed(range(rewards.shape[1])):
         next_advantage = deltas[:, t] + gamma * lam * next_advantage
         advantages[:, t] = next_advantage
-    returns = advantages + values
-    if not trlx_compat:
-        advantages, returns = advantages * mask, returns * mask
-    return advantages, returns
+    return advantages * mask, (advantages + values) * mask
 
 
 def whiten(

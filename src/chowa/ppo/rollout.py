@@ -1,9 +1,9 @@
 """PPO rollouts: prompt files, sampling from the policy in its chat format, and the ids-in-ids-out response.
 
 A response is the list of **sampled token ids**, never a re-tokenisation of decoded text (trlx's defect, spec §8.1):
-it ends at the first EOS (kept, and trained), or at the first stop string of the chat format — cut before the
-token that starts it, with the EOS id appended, so the policy learns to end its turn there — or after
-`max_new_tokens` with no EOS. Everything after the end is padding under a 0 mask.
+it ends at the first EOS (kept, and trained) or at the first stop string of the chat format, whichever comes
+first — a stop string is cut before the token that starts it, with the EOS id appended, so the policy learns to
+end its turn there — or after `max_new_tokens` with neither. Everything after the end is padding under a 0 mask.
 
 Prompt files are read by `chowa.data.prompts`; each record's extra fields (`family`, `answer`,
 `lang`) are passed to rule-based rewards.
@@ -46,20 +46,22 @@ class Rollout:
 def end_response(ids: list[int], tokenizer, eos_id: int, stop: tuple[str, ...]) -> tuple[list[int], bool]:
     """Cut sampled ids where the response ends: `(kept ids, ended)`.
 
-    The first EOS ends it (kept). Otherwise the first stop string does: the kept ids are the longest prefix whose
-    text stops before the stop string begins, plus the EOS id. Otherwise all ids are kept and `ended` is False.
+    It ends at whichever comes first, the first EOS (kept) or the first stop string: for a stop string the kept
+    ids are the longest prefix whose text stops before the stop string begins, plus the EOS id. With neither, all
+    ids are kept and `ended` is False.
     """
-    if eos_id in ids:
-        return ids[:ids.index(eos_id) + 1], True
+    head = ids[:ids.index(eos_id)] if eos_id in ids else ids
     if stop:
-        text = tokenizer.decode(ids, skip_special_tokens=False)
+        text = tokenizer.decode(head, skip_special_tokens=False)
         starts = [text.find(s) for s in stop if s and s in text]
         if starts:
             begin = min(starts)
             keep = 0
-            while keep < len(ids) and len(tokenizer.decode(ids[:keep + 1], skip_special_tokens=False)) <= begin:
+            while keep < len(head) and len(tokenizer.decode(head[:keep + 1], skip_special_tokens=False)) <= begin:
                 keep += 1
-            return ids[:keep] + [eos_id], True
+            return head[:keep] + [eos_id], True
+    if len(head) < len(ids):
+        return head + [eos_id], True
     return ids, False
 
 

@@ -39,7 +39,7 @@ from chowa.formats import chat_template, encode_prompt, resolve_format, save_for
 from chowa.models.load import load_causal_lm, load_model_tokenizer, load_trunk
 from chowa.padding import pad_rows
 from chowa.ppo import losses
-from chowa.ppo.layouts import PPOModel
+from chowa.ppo.layouts import PPOModel, TokenScores
 from chowa.ppo.rewards import RewardSource
 from chowa.ppo.rollout import Rollout, decode_replies, sample
 from chowa.runtime import Runtime
@@ -48,10 +48,10 @@ from chowa.training.loop import begin_run, report_eval, run_summary, trim_metric
 from chowa.training.optim import build_optimizer, build_scheduler
 from chowa.training.plots import plot_metrics
 
-# ppo.png's panels. The k3 statistic (`kl`, what the adaptive controller reads) is heavy-tailed when sampled from the
-# policy, so it gets its own panel and does not flatten the k1 estimate of the KL to the SFT policy.
+# ppo.png's panels. `kl` is what the KL controller reads (under trlx_compat its own statistic, over prompt positions
+# too), so it gets its own panel beside the two estimates of KL(policy ‖ reference) over response tokens.
 PPO_CURVES = [("score_mean", "heldout_score", "heldout_score_sampled"),
-              ("heldout_accuracy", "heldout_accuracy_sampled"), ("kl_k1",), ("kl",), ("response_length",)]
+              ("heldout_accuracy", "heldout_accuracy_sampled"), ("kl_k1", "kl_k3"), ("kl",), ("response_length",)]
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Experience:
     response: torch.Tensor
     logprobs: torch.Tensor
     values: torch.Tensor
+    rewards: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
 
@@ -81,11 +82,12 @@ class PPORun:
         self.heldout = (read_prompts(cfg.data.heldout, ReadOptions.of(cfg.data))[:cfg.data.heldout_size]
                         if cfg.data.heldout else [])
         self.order = SeededOrder(len(self.prompts), seed=cfg.runtime.seed)
+        self.kl = losses.make_kl_controller(cfg.method.init_kl_coef, cfg.method.target, cfg.method.horizon)
+        self.scaler = losses.ScoreScaler(cfg.reward.scale)
+        self.scaler.check_first_chunk(min(cfg.method.chunk_size, cfg.method.num_rollouts) * runtime.num_processes)
         self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
         value_model = load_trunk(cfg.method.value_model) if cfg.method.value_model else None
         self.model = PPOModel(load_causal_lm(cfg.model), cfg.method.layout, cfg.method.num_layers_unfrozen, value_model)
-        self.kl = losses.make_kl_controller(cfg.method.init_kl_coef, cfg.method.target, cfg.method.horizon)
-        self.scaler = losses.ScoreScaler(cfg.reward.scale)
 
     @property
     def unwrapped(self) -> PPOModel:
@@ -96,18 +98,15 @@ class PPORun:
                 for p in prompts]
 
     def forward(self, prompts: torch.Tensor, prompt_mask: torch.Tensor, responses: torch.Tensor,
-                response_mask: torch.Tensor, with_reference: bool) -> tuple[torch.Tensor, ...]:
-        """Policy log-probs, values and logits (and reference log-probs) at the response positions, all (B, T)
-        but logits (B, T, V). Prompts are left-padded, responses right-padded."""
-        out = self.model(torch.cat([prompts, responses], 1), torch.cat([prompt_mask, response_mask], 1),
-                         with_reference=with_reference)
-        start, end = prompts.shape[1] - 1, prompts.shape[1] - 1 + responses.shape[1]  # position t predicts t + 1
-        temperature = self.cfg.generation.temperature
-        logits = out.logits[:, start:end]
-        logprobs = losses.logprobs_from_logits(logits, responses, temperature)
-        ref = (losses.logprobs_from_logits(out.ref_logits[:, start:end], responses, temperature)
-               if with_reference else None)
-        return logprobs, out.values[:, start:end], logits, ref
+                response_mask: torch.Tensor, with_reference: bool, from_prompt: bool = False) -> TokenScores:
+        """Policy log-probs and values (and reference log-probs and entropy) of the response tokens, all (B, T);
+        `from_prompt`: of every predicted token, prompt positions first, (B, Q − 1 + T). Prompts are left-padded,
+        responses right-padded. Log-probs are taken at the sampling temperature (trlx: at 1)."""
+        method = self.cfg.method
+        temperature = 1.0 if method.trlx_compat else self.cfg.generation.temperature
+        return self.model(torch.cat([prompts, responses], 1), torch.cat([prompt_mask, response_mask], 1),
+                          first=1 if from_prompt else prompts.shape[1], temperature=temperature,
+                          with_reference=with_reference, with_entropy=with_reference)
 
     # --- phase 1: experience -----------------------------------------------------------------------------------
 
@@ -117,7 +116,7 @@ class PPORun:
         cfg, runtime = self.cfg, self.runtime
         per_process = cfg.method.num_rollouts
         first = (step * runtime.num_processes + runtime.process_index) * per_process
-        experiences, stats, logged = [], [], []
+        experiences, stats, logged, chunk_kls, chunk_sizes = [], [], [], [], []
         self.model.eval()
         for start in range(0, per_process, cfg.method.chunk_size):
             count = min(cfg.method.chunk_size, per_process - start)
@@ -125,8 +124,12 @@ class PPORun:
             prompt_ids = self.prompt_ids(prompts)
             rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt, cfg.generation.max_new_tokens,
                              cfg.generation.temperature, stop=self.stop)
-            logprobs, values, logits, ref_logprobs = self.forward(rollout.queries, rollout.query_mask,
-                                                                  rollout.responses, rollout.response_mask, True)
+            compat = cfg.method.trlx_compat
+            scored = self.forward(rollout.queries, rollout.query_mask, rollout.responses, rollout.response_mask, True,
+                                  from_prompt=compat)
+            width = rollout.responses.shape[1]
+            logprobs, ref_logprobs, values = (t[:, -width:] for t in (scored.logprobs, scored.ref_logprobs,
+                                                                       scored.values))
             mask = rollout.response_mask.to(logprobs.dtype)
             replies = decode_replies(rollout, self.tokenizer, self.fmt)
             raw = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies).to(runtime.device)
@@ -135,22 +138,29 @@ class PPORun:
             rewards = losses.rollout_rewards(logprobs, ref_logprobs, mask, scores, self.kl.value,
                                              cfg.method.kl_estimator)
             advantages, returns = losses.gae_advantages_and_returns(rewards, values, mask, cfg.method.gamma,
-                                                                    cfg.method.lam, cfg.method.trlx_compat)
-            entropy = losses.entropy_from_logits(logits / cfg.generation.temperature)
+                                                                    cfg.method.lam)
+            if compat:
+                chunk_kls.append(losses.trlx_kl_statistic(scored.logprobs, scored.ref_logprobs,
+                                                          torch.cat([rollout.query_mask, rollout.response_mask], 1)))
+            else:
+                chunk_kls.append(losses.kl_statistic(logprobs, ref_logprobs, mask, cfg.method.kl_estimator))
             stats.append({"score_mean": raw.mean(), "score_sq": (raw**2).mean(),
-                          "kl": losses.kl_statistic(logprobs, ref_logprobs, mask),
-                          # Σ_t (lp − ref): the unbiased estimate of KL(π ‖ ref) per sample; the controller's k3
-                          # statistic above is trlx's exp(l) − 1 − l, heavy-tailed where π ≫ ref
-                          "kl_k1": (losses.kl_penalty(logprobs, ref_logprobs, "k1") * mask).sum(-1).mean(),
-                          "entropy": losses.masked_mean(entropy, mask),
+                          "kl_k1": losses.kl_statistic(logprobs, ref_logprobs, mask, "k1"),
+                          "kl_k3": losses.kl_statistic(logprobs, ref_logprobs, mask, "k3"),
+                          "entropy": losses.masked_mean(scored.entropy[:, -width:], mask),
                           "explained_variance": losses.explained_variance(values, returns, mask),
                           "response_length": mask.sum(1).mean(), "ended": rollout.has_eos.float().mean()})
-            experiences += _split(rollout, logprobs, values, advantages, returns)
+            chunk_sizes.append(count)
+            experiences += _split(rollout, logprobs, values, rewards, advantages, returns)
             logged += [{"step": step + 1, "split": "train", "prompt": p.messages[-1]["content"], "reply": r,
                         "score": round(s, 4)} for p, r, s in zip(prompts, replies, raw.tolist(), strict=True)]
         if cfg.method.whiten_scope == "rollout":
             _whiten_rollout(experiences, cfg.method.whiten)
         summary = {key: torch.stack([s[key] for s in stats]).mean() for key in stats[0]}
+        # The controller's input: each chunk's statistic averaged over processes first, as trlx all-reduces it
+        chunk_kls = runtime.accelerator.reduce(torch.stack(chunk_kls), reduction="mean")
+        summary["kl"] = losses.controller_kl(chunk_kls, torch.tensor(chunk_sizes, device=chunk_kls.device,
+                                                                     dtype=chunk_kls.dtype), cfg.method.trlx_compat)
         return experiences, summary, logged[:cfg.train.log_samples]
 
     # --- phase 2: optimisation ---------------------------------------------------------------------------------
@@ -189,7 +199,8 @@ class PPORun:
         old_logprobs, old_values, advantages, returns = (
             _pad_stack([getattr(e, name) for e in part], responses.shape[1]).to(self.runtime.device)
             for name in ("logprobs", "values", "advantages", "returns"))
-        logprobs, values, _, _ = self.forward(prompts, prompt_mask, responses, response_mask, False)
+        scored = self.forward(prompts, prompt_mask, responses, response_mask, False)
+        logprobs, values = scored.logprobs, scored.values
         mask = response_mask.to(logprobs.dtype)
         if self.cfg.method.whiten_scope == "minibatch":
             advantages = losses.whiten(advantages, mask, self.cfg.method.whiten)
