@@ -65,27 +65,22 @@ def _peak_bytes(device: torch.device) -> int:
 
 def ppo_step(model: PPOModel, optimizer: torch.optim.Optimizer, ids: torch.Tensor, prompt_len: int,
              batch_size: int, ppo_epochs: int) -> None:
-    """Experience pass, then `ppo_epochs` passes of PPO updates over the rollout `ids` (N, P + R)."""
+    """Experience pass, then `ppo_epochs` passes of PPO updates over the rollout `ids` (N, P + R), through the
+    same `PPOModel.forward` (response log-probs, values, reference log-probs, entropy) as `chowa ppo`."""
     mask = torch.ones_like(ids)
-    response = ids[:, prompt_len:]
-    start, end = prompt_len - 1, ids.shape[1] - 1
     model.eval()
     with torch.no_grad():
-        out = model(ids, mask, with_reference=True)
-        old_logprobs = losses.logprobs_from_logits(out.logits[:, start:end], response)
-        ref_logprobs = losses.logprobs_from_logits(out.ref_logits[:, start:end], response)
-        old_values = out.values[:, start:end]
-        response_mask = torch.ones_like(old_logprobs)
+        old = model(ids, mask, first=prompt_len, with_reference=True, with_entropy=True)
+        response_mask = torch.ones_like(old.logprobs)
         scores = torch.randn(ids.shape[0], device=ids.device)
-        rewards = losses.rollout_rewards(old_logprobs, ref_logprobs, response_mask, scores, kl_coef=0.05)
-        advantages, returns = losses.gae_advantages_and_returns(rewards, old_values, response_mask)
+        rewards = losses.rollout_rewards(old.logprobs, old.ref_logprobs, response_mask, scores, kl_coef=0.05)
+        advantages, returns = losses.gae_advantages_and_returns(rewards, old.values, response_mask)
     model.train()
     for _ in range(ppo_epochs):
         for first in range(0, ids.shape[0], batch_size):
             part = slice(first, first + batch_size)
-            out = model(ids[part], mask[part], with_reference=False)
-            logprobs = losses.logprobs_from_logits(out.logits[:, start:end], response[part])
-            loss = losses.ppo_loss(logprobs, old_logprobs[part], out.values[:, start:end], old_values[part],
+            new = model(ids[part], mask[part], first=prompt_len, with_reference=False)
+            loss = losses.ppo_loss(new.logprobs, old.logprobs[part], new.values, old.values[part],
                                    losses.whiten(advantages[part], response_mask[part]), returns[part],
                                    response_mask[part])
             loss.loss.backward()

@@ -200,14 +200,12 @@ class PPOModel(nn.Module):
         keep = input_ids.shape[1] - first + 1
         labels = input_ids[:, first:]
         inputs, captured, logits, values = self._policy_and_values(input_ids, attention_mask, with_reference, keep)
-        logits = logits[:, :-1]
-        logprobs = losses.logprobs_from_logits(logits, labels, temperature)
-        entropy = losses.entropy_from_logits(logits / temperature) if with_entropy else None
+        logprobs, entropy = losses.token_logprobs(logits[:, :-1], labels, temperature, with_entropy)
         del logits
         ref_logprobs = None
         if with_reference:
             ref_logits = self._reference_logits(inputs, captured, keep)[:, :-1]
-            ref_logprobs = losses.logprobs_from_logits(ref_logits, labels, temperature)
+            ref_logprobs, _ = losses.token_logprobs(ref_logits, labels, temperature)
         return TokenScores(logprobs, values[:, :-1], ref_logprobs, entropy)
 
     def _policy_and_values(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_reference: bool,

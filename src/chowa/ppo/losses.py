@@ -64,8 +64,30 @@ def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature
     Divide by the sampling temperature so the log-probs are those of the distribution the tokens came from
     (TRL does this; trlx does not).
     """
-    logprobs = F.log_softmax(_upcast(logits) / temperature, dim=-1)
+    logits = _upcast(logits)
+    logprobs = F.log_softmax(logits / temperature if temperature != 1.0 else logits, dim=-1)
     return logprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+# Without autograd, log-probs and entropies are taken this many logits at a time: the fp32 softmax over the
+# vocabulary and its temporaries, the largest transient tensors of a rollout's scoring, never exist whole.
+SCORING_CHUNK_ELEMENTS = 2**20
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
+                   with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs of the labels and (if asked) the entropy at temperature `temperature`.
+
+    logits: (B, T, V), labels: (B, T) -> (B, T), (B, T) or None. Under autograd in one piece (what the backward
+    pass keeps is the same either way); without it a few rows at a time.
+    """
+    rows = logits.shape[0] if torch.is_grad_enabled() else max(1, SCORING_CHUNK_ELEMENTS // logits[0].numel())
+    logprobs, entropy = [], []
+    for part, part_labels in zip(logits.split(rows), labels.split(rows), strict=True):
+        logprobs.append(logprobs_from_logits(part, part_labels, temperature))
+        if with_entropy:
+            entropy.append(entropy_from_logits(part / temperature if temperature != 1.0 else part))
+    return torch.cat(logprobs), torch.cat(entropy) if with_entropy else None
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: KLForm = "k1") -> torch.Tensor:
