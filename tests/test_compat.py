@@ -1,9 +1,10 @@
 """Folders chowa saves are the same model under transformers 4.34 and the last 4.x as under chowa (transformers 5).
 
 Each old release runs in a throwaway virtual environment built once and kept in the project's venv
-(`.venv/compat/`): the old transformers, tokenizers and huggingface_hub are installed there without dependencies,
-and a .pth file lends it this venv's torch and the rest. A probe script run there loads the folder with plain
-AutoTokenizer / AutoModelForCausalLM and prints token ids, logits and the rendered chat prompt as JSON.
+(`.venv/compat/`, `tools/side_env.py`): the old transformers, tokenizers and huggingface_hub are installed there
+without dependencies, and a .pth file lends it this venv's torch and the rest. A probe script run there loads the
+folder with plain AutoTokenizer / AutoModelForCausalLM and prints token ids, logits and the rendered chat prompt as
+JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from chowa.models.build import build_model
 from chowa.pretrain import main as pretrain
 from chowa.sft import main as sft
 from chowa.tokenizer import load_tokenizer
+from tools.side_env import side_python
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +55,10 @@ print(json.dumps({"version": transformers.__version__, "ids": ids, "logits": log
 
 def old_python(release: str) -> Path:
     """The interpreter of the throwaway environment for `release`, built on first use."""
-    root = Path(sys.prefix) / "compat" / release
-    python = root / "bin" / "python"
-    if (root / ".complete").is_file():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    (site / "zz_chowa_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after its own packages
-    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                             *RELEASES[release]], capture_output=True, text=True)
-    assert result.returncode == 0, f"could not build the transformers {release} environment:\n{result.stderr[-2000:]}"
-    (root / ".complete").write_text("\n".join(RELEASES[release]) + "\n")
-    return python
+    try:
+        return side_python(f"compat/{release}", RELEASES[release])
+    except RuntimeError as error:
+        pytest.fail(f"could not build the transformers {release} environment: {error}")
 
 
 def probe(release: str, folder: Path) -> dict:
