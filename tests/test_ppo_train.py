@@ -267,6 +267,18 @@ def test_sampled_heldout_scores_are_logged_beside_greedy_ones(tmp_path, policy_d
         ppo(_config(tmp_path / "bad", policy_dir, rules, "generation.eval_samples=-1"))
 
 
+def test_sampled_heldout_figures_do_not_depend_on_the_chunk_size(tmp_path, policy_dir, rules):
+    figures = []
+    for chunk in (16, 5):
+        cfg = _config(tmp_path / str(chunk), policy_dir, rules, f"method.chunk_size={chunk}",
+                      "generation.eval_samples=2", "generation.eval_greedy=false")
+        metrics, _ = PPORun(cfg, Runtime(cfg.runtime, out_dir=tmp_path / str(chunk))).evaluate(0)
+        figures.append(metrics)
+    assert figures[0] == figures[1]
+    assert figures[0]["heldout_score"] != figures[0]["heldout_score_sampled"] or \
+        figures[0]["heldout_length"] != figures[0]["heldout_length_sampled"]  # two streams, not one reply thrice
+
+
 def test_checked_answer_and_prompt_records(tmp_path):
     records = [{"family": "arithmetic", "answer": "3", "lang": "en"}] * 2 + [{"family": "open"}]
     assert checked_answer(["The answer is 3.", "It is 4.", "anything"], ["p"] * 3, records=records) == [1.0, 0.0, 0.0]

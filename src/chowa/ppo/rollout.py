@@ -21,6 +21,7 @@ import torch
 from transformers import PreTrainedModel
 
 from chowa.formats import ChatFormat, clean_reply
+from chowa.generate import per_prompt_sampling
 from chowa.padding import pad_rows
 
 
@@ -67,14 +68,18 @@ def end_response(ids: list[int], tokenizer, eos_id: int, stop: tuple[str, ...]) 
 
 @torch.no_grad()
 def sample(policy: PreTrainedModel, prompt_ids: list[list[int]], tokenizer, fmt: ChatFormat, max_new_tokens: int,
-           temperature: float = 1.0, greedy: bool = False, stop: tuple[str, ...] | None = None) -> Rollout:
+           temperature: float = 1.0, greedy: bool = False, stop: tuple[str, ...] | None = None,
+           seeds: list[int] | None = None) -> Rollout:
     """Sample one response per prompt (pure sampling at `temperature`: no top-k, top-p or repetition penalty, so
-    the log-probs PPO computes are those of the distribution the tokens came from; spec §8.7)."""
+    the log-probs PPO computes are those of the distribution the tokens came from; spec §8.7). With `seeds`, row i
+    draws from its own stream seeded `seeds[i]`, so its reply does not depend on the rows beside it."""
     device = policy.device
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     queries, query_mask = pad_rows(prompt_ids, pad_id, "left", device)
     options = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature, "top_k": 0,
                                                    "top_p": 1.0}
+    if seeds is not None:
+        options = per_prompt_sampling(policy, options, seeds)
     was_training = policy.training
     policy.eval()
     generated = policy.generate(input_ids=queries, attention_mask=query_mask, max_new_tokens=max_new_tokens,

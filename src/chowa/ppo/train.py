@@ -36,6 +36,7 @@ from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.data.records import ReadOptions
 from chowa.errors import TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
+from chowa.generate import prompt_seed
 from chowa.models.load import load_causal_lm, load_model_tokenizer, load_trunk
 from chowa.padding import pad_rows
 from chowa.ppo import losses
@@ -216,8 +217,7 @@ class PPORun:
         each (greedy unless `generation.eval_greedy` is off), plus `generation.eval_samples` sampled ones."""
         cfg, runtime = self.cfg, self.runtime
         devices = [runtime.device] if runtime.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # the training RNG stream is left untouched
-            torch.manual_seed(cfg.runtime.seed + 7919)
+        with torch.random.fork_rng(devices=devices):  # generate's own draw would move the training RNG stream
             metrics, logged = self._score_heldout(step, cfg.generation.eval_greedy, 1)
             if cfg.generation.eval_samples:
                 sampled, _ = self._score_heldout(step, False, cfg.generation.eval_samples)
@@ -225,16 +225,22 @@ class PPORun:
         return metrics, logged[:cfg.train.log_samples]
 
     def _score_heldout(self, step: int, greedy: bool, repeats: int) -> tuple[dict, list[dict]]:
-        """heldout_score / _length / _accuracy over `repeats` replies to every held-out prompt, and the replies."""
+        """heldout_score / _length / _accuracy over `repeats` replies to every held-out prompt, and the replies.
+
+        Sampled reply r to held-out prompt i draws from its own seeded stream, so the figures do not depend on
+        `method.chunk_size` or the number of processes."""
         cfg, runtime = self.cfg, self.runtime
-        mine = self.heldout[runtime.process_index::runtime.num_processes]
+        mine = list(range(runtime.process_index, len(self.heldout), runtime.num_processes))
         totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
         logged = []
-        for start in [s for _ in range(repeats) for s in range(0, len(mine), cfg.method.chunk_size)]:
-            prompts = mine[start:start + cfg.method.chunk_size]
+        for repeat, start in [(r, s) for r in range(repeats) for s in range(0, len(mine), cfg.method.chunk_size)]:
+            indices = mine[start:start + cfg.method.chunk_size]
+            prompts = [self.heldout[i] for i in indices]
             prompt_ids = self.prompt_ids(prompts)
+            seeds = None if greedy else [prompt_seed(cfg.runtime.seed + 7919 + repeat, i) for i in indices]
             rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
-                             cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy, stop=self.stop)
+                             cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy, stop=self.stop,
+                             seeds=seeds)
             replies = decode_replies(rollout, self.tokenizer, self.fmt)
             scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
             checks = [float(g.correct) for p, r in zip(prompts, replies, strict=True)
