@@ -190,6 +190,19 @@ def test_scoring_the_response_tail_equals_reading_it_from_the_full_logits(arch, 
     torch.testing.assert_close(scores.values, full.values[:, 2:5], atol=1e-5, rtol=0)
     torch.testing.assert_close(scores.entropy, entropy_from_logits(logits / 0.7), atol=1e-5, rtol=0)
     assert ppo_model(ids, mask, first=3, with_reference=False).ref_logprobs is None
+    if layout in ("shared", "hydra"):  # the value head reads the model's last hidden state, caught at the norm
+        with torch.no_grad():
+            hidden = ppo_model.policy(ids, attention_mask=mask, position_ids=position_ids_from_mask(mask),
+                                      output_hidden_states=True).hidden_states[-1]
+        torch.testing.assert_close(full.values, ppo_model.value_head(hidden), atol=1e-6, rtol=0)
+
+
+def test_shared_layout_reads_the_last_hidden_state_of_a_decoder_whose_final_norm_is_not_found(monkeypatch):
+    ids, mask = batch("left")
+    expected = PPOModel(tiny_model("llama"), layout="shared", num_layers_unfrozen=-1).outputs(ids, mask).values
+    monkeypatch.setattr("chowa.ppo.layouts._FINAL_NORM_NAMES", ())
+    torch.testing.assert_close(PPOModel(tiny_model("llama"), layout="shared", num_layers_unfrozen=-1)
+                               .outputs(ids, mask).values, expected)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -101,7 +101,8 @@ def test_kl_statistic_sums_the_estimator_over_masked_tokens_and_averages_samples
 def test_trlx_controller_statistic_over_prompt_and_response_of_two_chunks():
     # Chunk 1, one sequence [PAD, p1, p2 | r1, r2, PAD] (prompt left-padded, response right-padded). Its log-probs
     # are of tokens 1..5 (p1, p2, r1, r2, PAD) with l = [0.3, 0.2, -0.5, 0.0, 0.7]: p1's input is a pad and the
-    # last label is one, so trlx sums p2, r1, r2: 0.0214028 + 0.1065307 + 0 = 0.1279334.
+    # last label is one, so the sum is over p2, r1, r2: 0.0214028 + 0.1065307 + 0 = 0.1279334. (trlx masks by the
+    # input alone and would add r2 -> PAD's 0.7 too: the artefact past a short response's end, left out.)
     lp = t([[0.3, 0.2, -0.5, 0.0, 0.7]])
     chunk1 = trlx_kl_statistic(lp, torch.zeros_like(lp), t([[0, 1, 1, 1, 1, 0]]))
     close(chunk1, 0.1279334)

@@ -229,15 +229,17 @@ def test_callable_errors_name_the_missing_part():
 @pytest.mark.dist
 def test_two_process_ppo(tmp_path, policy_dir):
     """Each process samples its own rollouts; held-out prompts are split between the processes and their scores
-    gathered, so the SFT baseline (step 0, greedy) equals one process's; rank 0 writes the folder."""
-    overrides = ["chowa.ppo.rewards:preferred_reply", "train.steps=2", "train.eval_every=1"]
+    gathered, so the SFT baseline (step 0, greedy and sampled) equals one process's; rank 0 writes the folder."""
+    overrides = ["chowa.ppo.rewards:preferred_reply", "train.steps=2", "train.eval_every=1",
+                 "generation.eval_samples=2"]
     single = read_metrics(ppo(_config(tmp_path / "single", policy_dir, *overrides)) / "metrics.jsonl")
     out = tmp_path / "dist"
     result = launch_two_processes("ppo", _overrides(out, policy_dir, *overrides))
     assert result.stdout.count(f"wrote {out}") == 2
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2] and all("heldout_score" in r for r in records)
-    for key in ("heldout_score", "heldout_length", "heldout_accuracy"):
+    for key in ("heldout_score", "heldout_length", "heldout_accuracy", "heldout_score_sampled",
+                "heldout_length_sampled"):  # sampled replies too: each prompt has its own stream
         assert records[0][key] == pytest.approx(single[0][key], abs=1e-6), key
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
 

@@ -70,6 +70,13 @@ def find_final_norm(model: PreTrainedModel) -> nn.Module:
     raise ChowaError(f"cannot find the final norm of {type(model).__name__}: expected one of {_FINAL_NORM_NAMES}")
 
 
+def _final_norm_or_none(model: PreTrainedModel) -> nn.Module | None:
+    try:
+        return find_final_norm(model)
+    except ChowaError:
+        return None
+
+
 def freeze_for_ppo(model: PreTrainedModel, num_layers_unfrozen: int) -> None:
     """k > 0: train only the top k blocks, the final norm and an untied LM head; k = 0: train nothing; k = −1: all.
 
@@ -191,7 +198,8 @@ class PPOModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first: int, temperature: float = 1.0,
                 with_reference: bool = True, with_entropy: bool = False) -> TokenScores:
-        """Scores of the tokens `input_ids[:, first:]`, each read at the position before it: all (B, T − first).
+        """Scores of the tokens `input_ids[:, first:]` (first ≥ 1), each read at the position before it: all
+        (B, T − first).
 
         What PPO trains on (so it is `forward`, and runs through accelerate's wrappers). Logits, the largest
         tensors of a PPO step, are computed only at those positions and live only until their log-probs are
@@ -219,11 +227,16 @@ class PPOModel(nn.Module):
         branch_input = self.hydra and (with_reference or self.value_branch is not None)
         block = find_blocks(self.policy)[-self.num_layers_unfrozen] if branch_input else None
         # Only the last hidden state is read (by a value head on the policy), so it is captured at the final norm
-        # instead of asking the model for every layer's.
-        norm = find_final_norm(self.policy) if self.layout in ("shared", "hydra") else None
+        # instead of asking the model for every layer's; a decoder whose norm is not found gives all of them.
+        value_on_policy = self.layout in ("shared", "hydra")
+        norm = _final_norm_or_none(self.policy) if value_on_policy else None
         with (capture_block_input(block) if branch_input else nullcontext(BlockInput()) as captured,
               capture_output(norm) if norm is not None else nullcontext([]) as last_hidden):
-            logits = self.policy(**inputs).logits[:, -logits_to_keep:]
+            output = self.policy(**inputs, output_hidden_states=value_on_policy and norm is None)
+        logits = output.logits[:, -logits_to_keep:]
+        if value_on_policy and norm is None:
+            last_hidden = [output.hidden_states[-1]]
+        del output
         hidden = self._value_hidden_states(inputs, last_hidden, captured, logits_to_keep)
         return inputs, captured, logits, self.value_head(hidden)
 

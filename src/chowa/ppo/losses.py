@@ -79,15 +79,21 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: floa
     """Log-probs of the labels and (if asked) the entropy at temperature `temperature`.
 
     logits: (B, T, V), labels: (B, T) -> (B, T), (B, T) or None. Under autograd in one piece (what the backward
-    pass keeps is the same either way); without it a few rows at a time.
+    pass keeps is the same either way); without it a few positions at a time.
     """
-    rows = logits.shape[0] if torch.is_grad_enabled() else max(1, SCORING_CHUNK_ELEMENTS // logits[0].numel())
+    if torch.is_grad_enabled():
+        logprobs = logprobs_from_logits(logits, labels, temperature)
+        scaled = logits / temperature if temperature != 1.0 else logits
+        return logprobs, entropy_from_logits(scaled) if with_entropy else None
+    flat, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    rows = max(1, SCORING_CHUNK_ELEMENTS // logits.shape[-1])
     logprobs, entropy = [], []
-    for part, part_labels in zip(logits.split(rows), labels.split(rows), strict=True):
+    for part, part_labels in zip(flat.split(rows), flat_labels.split(rows), strict=True):
         logprobs.append(logprobs_from_logits(part, part_labels, temperature))
         if with_entropy:
             entropy.append(entropy_from_logits(part / temperature if temperature != 1.0 else part))
-    return torch.cat(logprobs), torch.cat(entropy) if with_entropy else None
+    shape = labels.shape
+    return torch.cat(logprobs).view(shape), torch.cat(entropy).view(shape) if with_entropy else None
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: KLForm = "k1") -> torch.Tensor:
@@ -105,7 +111,7 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: KL
         return torch.expm1(-log_ratio) + log_ratio
     if estimator == "trlx":
         return torch.expm1(log_ratio) - log_ratio
-    raise ValueError(f"kl_estimator must be 'k1' or 'k3', not {estimator!r}")
+    raise ValueError(f"kl_estimator must be 'k1' or 'k3' (or 'trlx' for trlx's statistic), not {estimator!r}")
 
 
 def kl_statistic(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
@@ -120,9 +126,12 @@ def kl_statistic(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch
 
 def trlx_kl_statistic(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, sequence_mask: torch.Tensor) -> torch.Tensor:
     """trlx's controller statistic for one chunk: mean over samples of `Σ exp(l) − 1 − l` over every predicted
-    token of prompt and response whose input token is real too (trlx masks by the input position).
+    prompt and response token whose input token is real too.
 
-    logprobs, ref_logprobs: (B, L − 1), of tokens 1..L−1 of the sequence; sequence_mask: (B, L) -> scalar.
+    trlx masks by the input position alone, which also counts the term past the end of every response shorter than
+    its chunk's longest (an EOS predicting padding): that artefact is left out (spec §2.6), so this equals trlx's
+    statistic for chunks of equal-length responses. logprobs, ref_logprobs: (B, L − 1), of tokens 1..L−1 of the
+    sequence; sequence_mask: (B, L) -> scalar.
     """
     pairs = sequence_mask[:, :-1] * sequence_mask[:, 1:]
     return kl_statistic(logprobs, ref_logprobs, pairs.to(logprobs.dtype), "trlx")
@@ -196,7 +205,8 @@ class RunningMoments:
         if scores.dim() == 2:
             scores = (scores * (score_mask if score_mask is not None else 1)).sum(-1)
         scores = scores.double()
-        count = _allreduce_sum(torch.tensor(float(scores.numel()), dtype=torch.float64)).item()
+        # on the scores' device: NCCL reduces only GPU tensors
+        count = _allreduce_sum(torch.tensor(float(scores.numel()), dtype=torch.float64, device=scores.device)).item()
         mean = _allreduce_sum(scores.sum()).item() / count
         var = _allreduce_sum(((scores - mean) ** 2).sum()).item() / count  # population variance of the chunk
 
@@ -240,7 +250,7 @@ class ScoreScaler:
             return scores / self.ref_std
         sums = scores if scores.dim() == 1 else (scores * (score_mask if score_mask is not None else 1)).sum(-1)
         if self.moments.count < 1:
-            self.check_first_chunk(int(_allreduce_sum(torch.tensor(float(sums.numel()))).item()))
+            self.check_first_chunk(int(_allreduce_sum(torch.tensor(float(sums.numel()), device=sums.device)).item()))
         if self.mode == "ref":
             self.ref_std = RunningMoments().update(sums)[1]
             return scores / self.ref_std

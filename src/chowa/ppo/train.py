@@ -218,17 +218,17 @@ class PPORun:
         cfg, runtime = self.cfg, self.runtime
         devices = [runtime.device] if runtime.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # generate's own draw would move the training RNG stream
-            metrics, logged = self._score_heldout(step, cfg.generation.eval_greedy, 1)
+            metrics, logged = self._score_heldout(step, cfg.generation.eval_greedy, 1, first_stream=0)
             if cfg.generation.eval_samples:
-                sampled, _ = self._score_heldout(step, False, cfg.generation.eval_samples)
+                sampled, _ = self._score_heldout(step, False, cfg.generation.eval_samples, first_stream=1)
                 metrics |= {f"{key}_sampled": value for key, value in sampled.items()}
         return metrics, logged[:cfg.train.log_samples]
 
-    def _score_heldout(self, step: int, greedy: bool, repeats: int) -> tuple[dict, list[dict]]:
+    def _score_heldout(self, step: int, greedy: bool, repeats: int, first_stream: int) -> tuple[dict, list[dict]]:
         """heldout_score / _length / _accuracy over `repeats` replies to every held-out prompt, and the replies.
 
-        Sampled reply r to held-out prompt i draws from its own seeded stream, so the figures do not depend on
-        `method.chunk_size` or the number of processes."""
+        Sampled reply r to held-out prompt i draws from its own seeded stream (number first_stream + r), so the
+        figures do not depend on `method.chunk_size` or the number of processes."""
         cfg, runtime = self.cfg, self.runtime
         mine = list(range(runtime.process_index, len(self.heldout), runtime.num_processes))
         totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
@@ -237,7 +237,8 @@ class PPORun:
             indices = mine[start:start + cfg.method.chunk_size]
             prompts = [self.heldout[i] for i in indices]
             prompt_ids = self.prompt_ids(prompts)
-            seeds = None if greedy else [prompt_seed(cfg.runtime.seed + 7919 + repeat, i) for i in indices]
+            stream = cfg.runtime.seed * 7919 + first_stream + repeat
+            seeds = None if greedy else [prompt_seed(stream, i) for i in indices]
             rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
                              cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy, stop=self.stop,
                              seeds=seeds)
