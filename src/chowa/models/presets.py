@@ -182,6 +182,38 @@ _register(Preset(
     notes=("original config.json not public: RoPE theta, norm eps, vocab and positions are assumptions",),
 ))
 
+# byGPT-JP itself (specs/byte-model.md §4, §8): the Llama-2-7B trunk above over groups of 4 bytes, with the 4-byte
+# embedding merge (Linear 16384 -> 4096) and four byte heads (4096 x 256 each): 6,548,623,360 parameters, the
+# card's "6.5B". 2,880 groups = the card's 11,520-byte sequences.
+_BYTEGROUP_LLAMA: dict[str, Any] = {
+    "hidden_act": "silu",
+    "rms_norm_eps": 1e-5,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+    "initializer_range": 0.02,
+    "bytes_per_group": 4,
+    "num_lm_heads": 4,
+    "merge_type": "concat_linear",
+    "codec": "f4-utf8",
+}
+_register(Preset(
+    name="bytegroup-6.5b",
+    model_type="chowa_bytegroup",
+    config={**_BYTEGROUP_LLAMA, "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 32, "intermediate_size": 11008, "max_position_embeddings": 2880},
+    summary="byGPT-JP 6.5B: Llama-2-7B trunk over 4-byte groups, 4-byte merge, 4 byte heads (f4-utf8 codec)",
+    reference_params=6.5e9,
+    reference="model card tohoku-nlp/bygpt-jp-multi-lm-head-6.5B-alpha: 6.5B",
+    source="meta-llama/Llama-2-7b-hf config.json (trunk); specs/byte-model.md §4, §8 (merge, heads, groups)",
+    notes=("original code and config.json not public: codec, merge and head types, RoPE theta are assumptions",),
+))
+_register(Preset(
+    name="bytegroup-tiny",
+    model_type="chowa_bytegroup",
+    config={**_BYTEGROUP_LLAMA, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 4, "intermediate_size": 172, "max_position_embeddings": 64},
+    summary="test size of the byte-group model: 197,440 parameters, 64 groups (256 bytes) of context",
+))
+
 # Our own sizes, in the rinna style (full rotary, sequential residual, untied head, 2048 positions for small).
 # Their vocabulary is a placeholder: the pretrain stage passes the trained tokenizer's size and special ids.
 _register(Preset(
@@ -262,6 +294,10 @@ def build_config(
         overrides["vocab_size"] = vocab_size
     kwargs, model_type = _base_kwargs(preset)
     kwargs.update(overrides)
+    if model_type == "chowa_bytegroup":
+        from chowa.bytegroup import register  # the byte-group classes (torch) only when a config needs them
+
+        register()
     try:
         config = AutoConfig.for_model(model_type, **kwargs)
     except (ValueError, TypeError) as exc:

@@ -158,7 +158,7 @@ class UTF8:
 
 class GreedyUTF8(UTF8):
     """UTF-8 packed greedily: a character that does not fit in what is left of the group starts the next one, the
-    rest filled with 0xFF. `aあ` -> 61 FF FF FF  E3 81 82 FF; `ab` -> 61 62 FF FF."""
+    rest filled with 0xFF. `aあ` -> 61 E3 81 82; `abあ` -> 61 62 FF FF  E3 81 82."""
 
     name, aligned = "ga-utf8", False
 

@@ -1,0 +1,316 @@
+"""The byte-group model of byGPT-JP (specs/byte-model.md §11): codec, tokenizer, merge, loss, cached and batched
+generation, stops, valid groups, and folders that plain transformers loads without chowa."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from chowa.bytegroup import (
+    ByteGroupConfig,
+    ByteGroupForCausalLM,
+    ByteGroupTokenizer,
+    CodecError,
+    get_codec,
+    register,
+    save_folder,
+    to_slot_sum,
+)
+from chowa.bytegroup.hf.codec_bytegroup import slot_ranges
+from chowa.bytegroup.hf.modeling_bytegroup import byte_loss
+
+F4 = get_codec("f4-utf8")
+SCALARS = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+
+
+def tiny_model(seed: int = 0, **overrides) -> ByteGroupForCausalLM:
+    torch.manual_seed(seed)
+    config = ByteGroupConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                             intermediate_size=172, max_position_embeddings=64, rms_norm_eps=1e-5, **overrides)
+    return ByteGroupForCausalLM(config).eval()
+
+
+# --- 1. codec ---------------------------------------------------------------------------------------------------
+
+
+def test_f4_examples_and_every_scalar_value_round_trip_one_group_per_character():
+    assert F4.encode("A\nあ😀").hex(" ") == "41 ff ff ff 0a ff ff ff e3 81 82 ff f0 9f 98 80"
+    assert F4.encode("\x00\U0010ffff").hex(" ") == "00 ff ff ff f4 8f bf bf"
+    for start in range(0, len(SCALARS), 200_000):  # all 1,112,064 scalar values, in chunks
+        text = "".join(map(chr, SCALARS[start:start + 200_000]))
+        data = F4.encode(text)
+        assert len(data) == 4 * len(text)
+        assert F4.decode(data, errors="strict") == text
+    assert len(SCALARS) == 1_112_064
+
+
+def test_f4_table_enumerates_exactly_the_scalar_values():
+    groups = set()
+    for lead in range(256):
+        ranges = slot_ranges(lead)
+        if ranges is not None:
+            groups |= {bytes((lead, a, b, c)) for a in ranges[0] for b in ranges[1] for c in ranges[2]}
+    assert len(groups) == 1_112_064
+    assert {F4.decode(g, errors="strict") for g in groups} == set(map(chr, SCALARS))
+
+
+@pytest.mark.parametrize("group", ["80 ff ff ff", "c3 ff ff ff", "41 42 ff ff", "41 ff 42 ff", "c0 80 ff ff",
+                                   "ed a0 80 ff", "f4 90 80 80", "fe 7f fe fe", "41 ff ff"])
+def test_f4_invalid_groups_are_replaced_or_refused(group):
+    data = bytes.fromhex(group)
+    assert F4.decode(b"A\xff\xff\xff" + data, errors="replace") == "A\ufffd"
+    assert F4.decode(data, errors="skip") == ""
+    with pytest.raises(CodecError, match="bytes 0-"):
+        F4.decode(data, errors="strict")
+
+
+def test_f4_lone_surrogate_is_refused_or_replaced():
+    with pytest.raises(CodecError, match="character 1 .* U\\+D800"):
+        F4.encode("a\ud800", errors="strict")
+    assert F4.decode(F4.encode("a\ud800", errors="replace")) == "a\ufffd"
+
+
+def test_f4_validity_agrees_with_python_utf8_on_a_grid_of_groups():
+    def oracle(group: bytes) -> bool:  # strip the fill, decode as UTF-8, one character whose F4 form is the group
+        body = group.rstrip(b"\xff")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return len(text) == 1 and F4.encode(text) == group
+
+    tails = (0x00, 0x7F, 0x80, 0xBF, 0xC0, 0xFE, 0xFF)
+    for b0 in range(256):
+        for b1 in range(256):
+            for b2 in tails:
+                for b3 in tails:
+                    group = bytes((b0, b1, b2, b3))
+                    assert F4.is_valid_group(group) == oracle(group), group.hex(" ")
+
+
+def test_other_codecs_round_trip():
+    text = "吾輩は猫 cat\n😀"
+    for name in ("utf8", "f4-utf32", "ga-utf8"):
+        codec = get_codec(name)
+        assert codec.decode(codec.encode(text), errors="strict") == text, name
+    assert get_codec("ga-utf8").encode("aあ").hex(" ") == "61 e3 81 82"  # fits one group
+    assert get_codec("ga-utf8").encode("abあ").hex(" ") == "61 62 ff ff e3 81 82"  # あ starts the next group
+    assert get_codec("f4-utf32").encode("あ").hex(" ") == "00 00 30 42"
+    with pytest.raises(CodecError, match="unknown byte codec 'utf16'"):
+        get_codec("utf16")
+
+
+# --- 2. tokenizer -----------------------------------------------------------------------------------------------
+
+
+def test_tokenizer_specials_padding_masks_and_decoding():
+    tokenizer = ByteGroupTokenizer()
+    assert tokenizer.eos_token_ids == [0xFE, 2, 0xFE, 0xFE] and tokenizer.pad_token_id == 0xFE
+    assert tokenizer.encode("\n", add_special_tokens=False) == [0x0A, 0xFF, 0xFF, 0xFF]
+    ids = tokenizer.encode("<s>猫</s>", add_special_tokens=False)
+    assert ids == [0xFE, 1, 0xFE, 0xFE, 0xE7, 0x8C, 0xAB, 0xFF, 0xFE, 2, 0xFE, 0xFE]
+    assert tokenizer.decode(ids) == "<s>猫</s>" and tokenizer.decode(ids, skip_special_tokens=True) == "猫"
+    assert tokenizer.encode("猫")[:4] == tokenizer.bos_group  # add_special_tokens: BOS group first
+    batch = tokenizer([tokenizer.bos_token + "こんにちは", tokenizer.bos_token + "A"], padding="longest",
+                      add_special_tokens=False)
+    short, mask = batch["input_ids"][1], batch["attention_mask"][1]
+    assert len(short) == 24 and short[:16] == tokenizer.pad_group * 4 and mask == [0] * 16 + [1] * 8
+    right = tokenizer(["A", "こんにちは"], padding="longest", padding_side="right", add_special_tokens=False)
+    assert right["input_ids"][0][4:] == tokenizer.pad_group * 4 and right["attention_mask"][0] == [1] * 4 + [0] * 16
+
+
+def test_tokenizer_truncates_in_whole_groups():
+    tokenizer = ByteGroupTokenizer()
+    ids = tokenizer("吾輩は猫である", truncation=True, max_length=10, add_special_tokens=False)["input_ids"]
+    assert ids == list(F4.encode("吾輩"))  # 10 bytes allowed -> 2 whole groups
+    tokenizer.truncation_side = "left"
+    assert tokenizer.decode(tokenizer("あいう", truncation=True, max_length=8, add_special_tokens=False)
+                            ["input_ids"]) == "いう"
+
+
+def test_tokenizer_refuses_text_the_codec_cannot_encode():
+    with pytest.raises(CodecError, match="lone surrogate"):
+        ByteGroupTokenizer().encode("a\ud800")
+
+
+# --- 3. merge, 4. loss ------------------------------------------------------------------------------------------
+
+
+def test_slot_sum_merge_is_the_same_function_as_concat_linear():
+    model = tiny_model()
+    ids = torch.tensor([list(F4.encode("猫が好き"))])
+    converted = to_slot_sum(model)
+    torch.testing.assert_close(converted.merged_embeddings(ids), model.merged_embeddings(ids), atol=1e-5, rtol=0)
+    torch.testing.assert_close(converted(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+    assert sum(p.numel() for p in converted.merge.parameters()) == 4 * 256 * 64
+
+
+def test_loss_is_cross_entropy_per_byte_shifted_by_one_group():
+    ids = torch.tensor([list(F4.encode("AB"))])  # groups 41 FF FF FF, 42 FF FF FF
+    zero = torch.zeros(1, 2, 4, 256)
+    loss, _ = byte_loss(zero, ids, ids, [0xFE, 0, 0xFE, 0xFE])
+    assert loss.item() == pytest.approx(math.log(256), abs=1e-6)  # bits per byte 8.0
+    assert loss.item() / math.log(2) == pytest.approx(8.0, abs=1e-6)
+    right = zero.clone()  # logit ln 255 on each byte of group 1, read at group 0: p = 255 / (255 + 255) = 1/2
+    right[0, 0, torch.arange(4), ids[0, 4:]] = math.log(255)
+    loss, heads = byte_loss(right, ids, ids, [0xFE, 0, 0xFE, 0xFE])
+    assert loss.item() / math.log(2) == pytest.approx(1.0, abs=1e-6)
+    assert heads.tolist() == pytest.approx([math.log(2)] * 4)
+    pair = torch.tensor([list(F4.encode("あ😀"))])  # E3 81 82 FF, F0 9F 98 80: no byte in common per slot
+    own, next_group = zero.clone(), zero.clone()
+    own[0, 0, torch.arange(4), pair[0, :4]] = 10.0  # favouring group k's own bytes (no shift) is scored badly
+    next_group[0, 0, torch.arange(4), pair[0, 4:]] = 10.0  # group k + 1's, well
+    assert byte_loss(own, pair, pair, [0xFE, 0, 0xFE, 0xFE])[0] > math.log(256)
+    assert byte_loss(next_group, pair, pair, [0xFE, 0, 0xFE, 0xFE])[0] < 0.02  # -ln(e^10 / (e^10 + 255))
+    ignored = ids.clone()
+    ignored[0, 4:] = -100  # nothing left to score: 0
+    assert byte_loss(right, ids, ignored, [0xFE, 0, 0xFE, 0xFE])[0].item() == 0.0
+    padded = torch.tensor([[0x41, 0xFF, 0xFF, 0xFF, 0xFE, 0, 0xFE, 0xFE]])  # a PAD group is never a target
+    assert byte_loss(zero, padded, padded, [0xFE, 0, 0xFE, 0xFE])[0].item() == 0.0
+
+
+def test_model_refuses_bytes_that_are_not_whole_groups():
+    with pytest.raises(ValueError, match="7 bytes, not a multiple of 4"):
+        tiny_model()(torch.zeros(1, 7, dtype=torch.long))
+
+
+# --- 5. cache, 6. batch, 7. stops, 8. valid groups ----------------------------------------------------------------
+
+
+def _greedy_without_cache(model, ids, steps):
+    """Greedy decoding that recomputes the whole prefix each step: (bytes (1, T + 4·steps), last logits)."""
+    logits = None
+    for _ in range(steps):
+        logits = model(ids).logits[:, -1]
+        ids = torch.cat([ids, logits.argmax(-1)], 1)
+    return ids, logits
+
+
+def test_cached_greedy_equals_recomputing_the_prefix():
+    model, tokenizer = tiny_model(), ByteGroupTokenizer()
+    ids = torch.tensor([tokenizer.encode("吾輩は猫である")])
+    expected, _ = _greedy_without_cache(model, ids, 6)
+    stop = [[0xAA] * 9]  # a stop that never occurs
+    assert torch.equal(model.group_generate(ids, stops=stop, max_new_tokens=24), expected)
+
+
+def test_left_padded_batch_equals_each_prompt_alone():
+    model, tokenizer = tiny_model(), ByteGroupTokenizer()
+    texts = [tokenizer.bos_token + "吾輩は猫である。名前は", tokenizer.bos_token + "A"]
+    batch = tokenizer(texts, padding="longest", add_special_tokens=False, return_tensors="pt")
+    out = model.group_generate(batch["input_ids"], batch["attention_mask"], stops=[[0xAA] * 9], max_new_tokens=20)
+    for row, text in enumerate(texts):
+        alone = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+        single = model.group_generate(alone, stops=[[0xAA] * 9], max_new_tokens=20)
+        assert out[row, -20:].tolist() == single[0, -20:].tolist()
+
+
+def test_stops_cross_group_boundaries_and_finished_rows_get_pad_groups(monkeypatch):
+    model = tiny_model()
+    script = {0: list(F4.encode("\n\nHuman:")), 1: list(F4.encode("abcdefghij"))}  # rows' forced outputs
+
+    def forced(scores, *args):  # make group k of row r the k-th scripted group
+        step = forced.step
+        forced.step += 1
+        return torch.tensor([script[r][4 * step:4 * step + 4] or [0x5A, 0xFF, 0xFF, 0xFF] for r in range(2)])
+
+    forced.step = 0
+    monkeypatch.setattr("chowa.bytegroup.hf.modeling_bytegroup._choose_group", forced)
+    ids = torch.tensor([list(F4.encode("Q")), list(F4.encode("R"))])
+    stop = list(F4.encode("\n\nHuman:"))  # 32 bytes spanning 8 steps
+    out = model.group_generate(ids, stops=[stop], max_new_tokens=48)
+    generated = out[:, 4:]
+    assert generated[0, :32].tolist() == stop and generated[0, 32:].tolist() == [0xFE, 0, 0xFE, 0xFE] * 4
+    assert F4.decode(bytes(generated[1, :40].tolist())) == "abcdefghij"
+    forced.step = 0
+    assert model.group_generate(ids, stops=[stop], max_new_tokens=5).shape[1] == 4 + 8  # 5 bytes -> 2 groups
+    forced.step = 0
+    trimmed = model.group_generate(ids, stops=[stop], max_new_tokens=48, trim_stop=True)
+    assert trimmed[0, 4:].tolist() == [0xFE, 0, 0xFE, 0xFE] * 12
+
+
+def test_a_utf8_stop_starting_mid_group_is_found(monkeypatch):
+    model = tiny_model(codec="utf8")
+    stream = list(get_codec("utf8").encode("xyz\n\nHuman: more text here"))  # the stop starts at byte 3 of group 0
+    steps = []
+
+    def forced(scores, *args):
+        steps.append(1)
+        return torch.tensor([stream[4 * len(steps) - 4:4 * len(steps)]])
+
+    monkeypatch.setattr("chowa.bytegroup.hf.modeling_bytegroup._choose_group", forced)
+    out = model.group_generate(torch.tensor([list(b"Q\xff\xff\xff")]), stops=[list(b"\n\nHuman:")],
+                               max_new_tokens=64)
+    assert bytes(out[0, 4:].tolist()) == b"xyz\n\nHuman: " and len(steps) == 3  # found in the third group
+
+
+def test_valid_groups_are_the_best_valid_group_and_sampling_yields_only_valid_groups():
+    from chowa.bytegroup.hf.modeling_bytegroup import _allowed_bytes, _choose_group
+
+    config = tiny_model().config
+    allowed = _allowed_bytes(config, torch.device("cpu"))
+    torch.manual_seed(0)
+    scores = torch.randn(1, 4, 256)
+    scores[0, 0, 0x41] += 20.0  # per-slot argmax: 41 80 ?? ?? -- not a valid group
+    scores[0, 1, 0x80] += 20.0
+    assert not F4.is_valid_group(bytes(scores.argmax(-1)[0].tolist()))
+    chosen = _choose_group(scores, False, 1.0, 0, 1.0, allowed, None)[0].tolist()
+    logp = scores.log_softmax(-1)[0]
+    candidates = [g for lead in range(256) if (r := slot_ranges(lead)) for g in
+                  [(lead, max(r[0], key=lambda b: logp[1, b]), max(r[1], key=lambda b: logp[2, b]),
+                    max(r[2], key=lambda b: logp[3, b]))]]
+    candidates += [(0xFE, k, 0xFE, 0xFE) for k in range(3)]
+    brute = max(candidates, key=lambda g: sum(logp[j, b].item() for j, b in enumerate(g)))
+    assert tuple(chosen) == brute
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        group = bytes(_choose_group(torch.randn(1, 4, 256) * 3, True, 1.0, 0, 1.0, allowed, generator)[0].tolist())
+        assert F4.is_valid_group(group) or (group[0] == 0xFE and group[2:] == b"\xfe\xfe" and group[1] < 3)
+
+
+# --- 9. folders plain transformers loads ------------------------------------------------------------------------
+
+PLAIN = r"""
+import json, sys
+sys.modules["chowa"] = None  # importing chowa is impossible here
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, texts = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+inputs = tokenizer([tokenizer.bos_token + t for t in texts], padding="longest", add_special_tokens=False,
+                   return_tensors="pt")
+out = model.generate(**inputs, max_new_tokens=24, eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)],
+                     pad_token_id=tokenizer.pad_token_id, do_sample=False)
+explicit = model.generate(inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=24,
+                          custom_generate=folder + "/custom_generate", do_sample=False,
+                          eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)])
+print(json.dumps({"ids": inputs["input_ids"].tolist(), "logits": model(**inputs).logits[:, -1].tolist(),
+                  "out": out.tolist(), "explicit": explicit.tolist(), "generate": type(model.generate).__name__}))
+"""
+
+
+def test_saved_folder_runs_the_cards_usage_in_plain_transformers_without_chowa(tmp_path):
+    register()
+    model, tokenizer = tiny_model(), ByteGroupTokenizer()
+    folder = save_folder(model, tokenizer, tmp_path / "bytes")
+    texts = ["吾輩は猫である。", "名前は"]
+    result = subprocess.run([sys.executable, "-c", PLAIN, str(folder), json.dumps(texts)], capture_output=True,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    plain = json.loads(result.stdout.strip().splitlines()[-1])
+    inputs = tokenizer([tokenizer.bos_token + t for t in texts], padding="longest", add_special_tokens=False,
+                       return_tensors="pt")
+    assert plain["ids"] == inputs["input_ids"].tolist()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.tensor(plain["logits"]), model(**inputs).logits[:, -1], atol=1e-5, rtol=0)
+    expected = model.group_generate(inputs["input_ids"], inputs["attention_mask"],
+                                    stops=[tokenizer.encode("\n", add_special_tokens=False)], max_new_tokens=24)
+    assert plain["out"] == expected.tolist() == plain["explicit"]
+    assert plain["generate"] == "partial"  # from_pretrained put custom_generate/generate.py in place
