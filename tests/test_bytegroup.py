@@ -11,8 +11,11 @@ import sys
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
-from chowa.bytegroup import (
+from chowa.bytegroup.hf.codec_bytegroup import slot_ranges
+from chowa.bytegroup.hf.modeling_bytegroup import byte_loss
+from chowa.bytegroup.model import (
     ByteGroupConfig,
     ByteGroupForCausalLM,
     ByteGroupTokenizer,
@@ -22,8 +25,8 @@ from chowa.bytegroup import (
     save_folder,
     to_slot_sum,
 )
-from chowa.bytegroup.hf.codec_bytegroup import slot_ranges
-from chowa.bytegroup.hf.modeling_bytegroup import byte_loss
+from chowa.errors import ChowaError
+from chowa.tokenizer.stats import tokenizer_stats
 
 F4 = get_codec("f4-utf8")
 SCALARS = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
@@ -314,3 +317,22 @@ def test_saved_folder_runs_the_cards_usage_in_plain_transformers_without_chowa(t
                                     stops=[tokenizer.encode("\n", add_special_tokens=False)], max_new_tokens=24)
     assert plain["out"] == expected.tolist() == plain["explicit"]
     assert plain["generate"] == "partial"  # from_pretrained put custom_generate/generate.py in place
+
+
+def test_tokenizer_bytes_command_writes_a_folder_that_stats_measures(tmp_path, capsys):
+    from chowa.cli import main as cli
+
+    out = tmp_path / "bytes"
+    assert cli(["tokenizer", "bytes", "--out", str(out), "--specials", "<user>", "<assistant>"]) in (0, None)
+    tokenizer = AutoTokenizer.from_pretrained(out, trust_remote_code=True)  # plain transformers, remote code
+    assert tokenizer.encode("<user>あ", add_special_tokens=False) == [0xFE, 4, 0xFE, 0xFE, 0xE3, 0x81, 0x82, 0xFF]
+    text = tmp_path / "text.jsonl"
+    text.write_text(json.dumps({"text": "吾輩は猫である。"}, ensure_ascii=False) + "\n" +
+                    json.dumps({"text": "cat"}) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    cli(["tokenizer", "stats", "--tokenizer", str(out), "--input", str(text)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["round_trip_all"] and report["bytes_per_char"] == {"ja": 4.0, "ascii": 4.0, "other": None}
+    text.write_text(json.dumps({"text": "ok"}) + "\n" + '{"text": "bad \\ud800"}\n', encoding="utf-8")
+    with pytest.raises(ChowaError, match=r"text.jsonl:2: .*U\+D800"):
+        tokenizer_stats(str(out), [str(text)])

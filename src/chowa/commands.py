@@ -25,7 +25,7 @@ from chowa.config.ppo import PPOConfig
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.reward import RewardConfig, RewardScoreConfig
 from chowa.config.sft import SFTConfig
-from chowa.config.tokenizer import TokenizerStatsConfig, TokenizerTrainConfig
+from chowa.config.tokenizer import TokenizerBytesConfig, TokenizerStatsConfig, TokenizerTrainConfig
 from chowa.pipeline import Stage
 from chowa.pipeline import main as run_pipeline
 
@@ -47,6 +47,11 @@ class Command:
 
 def _tokenizer_train(cfg: TokenizerTrainConfig) -> Path:
     from chowa.tokenizer.train import main
+    return main(cfg)
+
+
+def _tokenizer_bytes(cfg: TokenizerBytesConfig) -> Path:
+    from chowa.tokenizer.byte_group import main
     return main(cfg)
 
 
@@ -143,7 +148,7 @@ def _data_inspect(cfg: DataInspectConfig) -> dict:
 
 # Words that only group commands (`chowa eval jglue`), with what `chowa WORD --help` says of them.
 GROUPS = {
-    "tokenizer": "Train a SentencePiece tokenizer or measure one.",
+    "tokenizer": "Train a SentencePiece tokenizer, write a byte-group one, or measure one.",
     "model": "List the architecture presets or describe one (built on the meta device: no memory, no weights).",
     "eval": "Evaluate models: the JGLUE suites as the model cards ran them, held-out checked answers.",
     "template": "Show how a chat format renders a conversation.",
@@ -155,11 +160,17 @@ COMMANDS: tuple[Command, ...] = (
             "Train a SentencePiece tokenizer and save a Hugging Face folder.",
             "Train a SentencePiece tokenizer (byte fallback, no dummy prefix, whitespace kept, digits split) and save "
             "it as a folder that plain transformers.AutoTokenizer loads with the same ids."),
+    Command("tokenizer bytes", TokenizerBytesConfig, _tokenizer_bytes,
+            "Write a byte-group tokenizer folder (byGPT-JP style; nothing to train).",
+            "Write the tokenizer of the byte-group model: id = byte, text through a byte codec, 4 bytes per trunk "
+            "position, special tokens as whole groups FE k FE FE. The folder carries its code, so plain "
+            "transformers loads it with trust_remote_code=True."),
     Command("tokenizer stats", TokenizerStatsConfig, _tokenizer_stats,
             "Compression, byte-fallback and round-trip figures as JSON.",
             "Print JSON: characters per token for Japanese and ASCII-dominant lines, byte-fallback rate, unknown "
             "rate, whether every line round-trips, and (for SentencePiece folders) whether the Hugging Face ids "
-            "equal SentencePiece's on every line."),
+            "equal SentencePiece's on every line. For a byte-group tokenizer: bytes and groups per character "
+            "instead of characters per token."),
     Command("model list", ModelListConfig, _model_list, "Every preset with a one-line summary."),
     Command("model info", ModelInfoConfig, _model_info, "Parameter count and shape of a preset or config folder.",
             "Parameter count (total, embedding, non-embedding), layers, hidden size, heads, FFN size, vocabulary and "

@@ -1,4 +1,4 @@
-"""Configs of `chowa tokenizer train` and `chowa tokenizer stats`.
+"""Configs of `chowa tokenizer train`, `chowa tokenizer bytes` and `chowa tokenizer stats`.
 
 Run as:
     chowa tokenizer train --config configs/tiny/tokenizer.yaml vocab_size=4000
@@ -39,6 +39,19 @@ class TokenizerTrainConfig:
 
     def __post_init__(self):
         text_column(self.columns)
+
+
+@dataclass
+class TokenizerBytesConfig:
+    out: str = option(REQUIRED, "Output folder: a byte-group tokenizer folder (plain transformers loads it with "
+                                "trust_remote_code=True).", metavar="DIR")
+    codec: str = option("f4-utf8", "How text becomes bytes: f4-utf8 (each character's UTF-8 bytes filled with 0xFF "
+                                   "to one 4-byte group), utf8 (plain), f4-utf32 (UTF-32BE), ga-utf8 (UTF-8 packed "
+                                   "greedily into groups).", choices=("f4-utf8", "utf8", "f4-utf32", "ga-utf8"))
+    specials: list[str] = option([], "Extra special tokens after <pad> <s> </s> <unk>, each one group FE k FE FE "
+                                     "(e.g. chat tags that must never be split).")
+    model_max_length: int = option(11520, "model_max_length (in bytes) written to tokenizer_config.json.",
+                                   minimum=4)
 
 
 @dataclass

@@ -295,7 +295,7 @@ def build_config(
     kwargs, model_type = _base_kwargs(preset)
     kwargs.update(overrides)
     if model_type == "chowa_bytegroup":
-        from chowa.bytegroup import register  # the byte-group classes (torch) only when a config needs them
+        from chowa.bytegroup.model import register  # the byte-group classes (torch) only when a config needs them
 
         register()
     try:

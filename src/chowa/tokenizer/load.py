@@ -41,6 +41,10 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
         except (OSError, ValueError) as exc:
             raise ChowaError(f"tokenizer: cannot load {path}: {str(exc).splitlines()[0]}") from None
     config = _read_json(folder / "tokenizer_config.json")
+    if config.get("tokenizer_class") == "ByteGroupTokenizer":  # chowa's own byte-group tokenizer, without remote code
+        from chowa.bytegroup.hf.tokenization_bytegroup import ByteGroupTokenizer
+
+        return ByteGroupTokenizer.from_pretrained(str(folder))
     model_file = next((folder / name for name in SENTENCEPIECE_FILES if (folder / name).is_file()), None)
     if (folder / "tokenizer.json").is_file() and config.get("tokenizer_class") in _FAST_CLASSES:
         return AutoTokenizer.from_pretrained(str(folder))

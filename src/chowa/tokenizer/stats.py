@@ -12,10 +12,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config import text_column
 from chowa.config.tokenizer import TokenizerStatsConfig
 from chowa.data.records import read_documents
 from chowa.data.text import JAPANESE
+from chowa.errors import ChowaError
 from chowa.tokenizer.load import SENTENCEPIECE_FILES, load_tokenizer
 
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-F]{2}>$")
@@ -49,7 +51,10 @@ def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-
     sp_mismatches: list[str] = []
     documents = read_documents(inputs, encoding=encoding, keep_cr=keep_cr, field=field)
     for path, number, line in tqdm(documents, desc="lines", unit=" lines", leave=False):
-        ids = tokenizer(line, add_special_tokens=False, verbose=False)["input_ids"]
+        try:
+            ids = tokenizer(line, add_special_tokens=False, verbose=False)["input_ids"]
+        except CodecError as exc:  # text a byte codec cannot encode (a lone surrogate)
+            raise ChowaError(f"{path}:{number}: {exc}") from None
         kind = line_kind(line)
         chars[kind] += len(line)
         tokens[kind] += len(ids)
@@ -71,6 +76,11 @@ def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-
         "round_trip_failures": len(failures),
         "first_failures": failures[:5],
     }
+    if getattr(tokenizer, "byte_codec", None) is not None:  # a byte-group tokenizer: every id is a byte
+        del report["chars_per_token"], report["byte_fallback_rate"], report["unknown_rate"]
+        report["codec"] = tokenizer.byte_codec.name
+        report["bytes_per_char"] = {k: round(tokens[k] / chars[k], 4) if chars[k] else None for k in chars}
+        report["groups_per_char"] = {k: round(v / 4, 4) if v else None for k, v in report["bytes_per_char"].items()}
     if processor is not None:
         report["sentencepiece_ids_equal_all"] = not sp_mismatches
         report["sentencepiece_mismatches"] = len(sp_mismatches)
