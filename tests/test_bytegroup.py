@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -336,3 +337,53 @@ def test_tokenizer_bytes_command_writes_a_folder_that_stats_measures(tmp_path, c
     text.write_text(json.dumps({"text": "ok"}) + "\n" + '{"text": "bad \\ud800"}\n', encoding="utf-8")
     with pytest.raises(ChowaError, match=r"text.jsonl:2: .*U\+D800"):
         tokenizer_stats(str(out), [str(text)])
+
+
+# --- every stage takes it: pretrain ----------------------------------------------------------------------------
+
+
+def _pretrain_config(out, project_corpus, *extra):
+    from chowa.config import load_config
+    from chowa.config.pretrain import PretrainConfig
+
+    return load_config(PretrainConfig, overrides=[
+        f"out={out}", "tokenizer=bytes:f4-utf8", "model=bytegroup-tiny", "data.seq_len=128",
+        "train.batch_size=4", "train.eval_every=4", "train.eval_batches=2", "optim.lr=3e-3", "optim.warmup_steps=2",
+        "runtime.cpu=true"] + [f"data.train=[{','.join(map(str, project_corpus))}]", *extra])
+
+
+def test_pretrain_a_byte_model_reports_bits_per_byte_resumes_exactly_and_saves_a_plain_folder(tmp_path, capsys,
+                                                                                                project_corpus):
+    from chowa.models.load import load_causal_lm
+    from chowa.pretrain import main as pretrain
+    from chowa.training.plots import read_metrics
+
+    straight = pretrain(_pretrain_config(tmp_path / "straight", project_corpus, "train.steps=8",
+                                         "train.save_every=4"))
+    records = read_metrics(straight / "metrics.jsonl")
+    evals = [r for r in records if "val_bpb" in r]
+    assert evals[0]["val_bpb"] == pytest.approx(evals[0]["val_loss"] / math.log(2), abs=1e-5)
+    assert evals[-1]["val_bpb"] < evals[0]["val_bpb"] - 1.0  # 8 steps already learn the fill bytes
+    resumed = tmp_path / "resumed"  # the same run, its last checkpoint lost: it resumes from step 4
+    pretrain(_pretrain_config(resumed, project_corpus, "train.steps=8", "train.save_every=4",
+                              "train.keep_checkpoints=0"))
+    shutil.rmtree(resumed / "checkpoints" / "step-00000008")
+    capsys.readouterr()
+    pretrain(_pretrain_config(resumed, project_corpus, "train.steps=8", "train.save_every=4",
+                              "train.keep_checkpoints=0"))
+    assert "step-00000004" in capsys.readouterr().out  # resumed there, did not start over
+    losses = {r["step"]: r["train_loss"] for r in read_metrics(straight / "metrics.jsonl") if "train_loss" in r}
+    assert {r["step"]: r["train_loss"] for r in read_metrics(resumed / "metrics.jsonl") if "train_loss" in r} == losses
+    assert (straight / "custom_generate" / "generate.py").is_file() and (straight / "modeling_bytegroup.py").is_file()
+    assert type(load_causal_lm(straight)).__name__ == "ByteGroupForCausalLM"
+
+
+def test_byte_models_refuse_partial_groups_and_a_tokenizer_of_another_codec(tmp_path, project_corpus):
+    from chowa.models.load import load_model_tokenizer
+    from chowa.pretrain import main as pretrain
+
+    with pytest.raises(ChowaError, match="data.seq_len=130 is not whole groups"):
+        pretrain(_pretrain_config(tmp_path / "odd", project_corpus, "train.steps=1", "data.seq_len=130"))
+    folder = save_folder(tiny_model(), ByteGroupTokenizer(), tmp_path / "f4")
+    with pytest.raises(ChowaError, match="codec utf8 but the model in .* reads codec f4-utf8"):
+        load_model_tokenizer(folder, "bytes:utf8")

@@ -23,6 +23,7 @@ from chowa.config import save_config, text_column
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.training import TrainConfig
 from chowa.data.shards import PackedStream, build_token_cache, unigram_entropy
+from chowa.errors import ChowaError
 from chowa.models.load import load_or_build_model
 from chowa.runtime import Runtime
 from chowa.tokenizer import load_tokenizer
@@ -45,6 +46,7 @@ def main(cfg: PretrainConfig) -> Path:
                   f"{cache.meta['val_tokens']:,} held out; unigram entropy {entropy:.3f} nats")
     model = load_or_build_model(cfg.model, tokenizer, cfg.model_config, seed=cfg.runtime.seed)
     runtime.print(f"pretrain: {sum(p.numel() for p in model.parameters()):,} parameters")
+    loss_fn = _loss_for(model, cfg.data.seq_len)
 
     def next_batch(step: int, micro: int) -> dict[str, torch.Tensor]:
         # The global batch of a step is the windows [step*G, (step+1)*G) of the seeded order; each process takes
@@ -55,9 +57,9 @@ def main(cfg: PretrainConfig) -> Path:
         return {"tokens": torch.from_numpy(np.stack(windows))}
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        return _validate(runtime, model, val_stream, cfg.train) | {"unigram_entropy": round(entropy, 4)}
+        return _validate(runtime, model, val_stream, cfg.train, loss_fn) | {"unigram_entropy": round(entropy, 4)}
 
-    fit(runtime, model, tokenizer, cfg, out, next_batch, causal_lm_loss,
+    fit(runtime, model, tokenizer, cfg, out, next_batch, loss_fn,
         evaluate if val_stream else None, "pretrain")
     if runtime.is_main:
         save_config(cfg, out)
@@ -75,19 +77,41 @@ def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tu
     return loss, tokens[:, 1:].numel()
 
 
+def byte_group_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy per byte of a byte-group model over a packed window batch. tokens: (B, T+1) with T a
+    multiple of 4: the first T bytes are input and labels at once (the model shifts by one group)."""
+    tokens = batch["tokens"][:, :-1]
+    loss = model(input_ids=tokens, labels=tokens).loss
+    return loss, tokens[:, 4:].numel()
+
+
+def _loss_for(model: torch.nn.Module, seq_len: int):
+    """The loss of this kind of model; a byte-group model needs windows of whole groups."""
+    if getattr(model.config, "model_type", None) != "chowa_bytegroup":
+        return causal_lm_loss
+    if seq_len % 4:
+        raise ChowaError(f"pretrain: data.seq_len={seq_len} is not whole groups of 4 bytes, which the byte-group "
+                         "model reads; use a multiple of 4 (the card: 11520)")
+    return byte_group_loss
+
+
 @torch.no_grad()
-def _validate(runtime: Runtime, model: torch.nn.Module, stream: PackedStream, train: TrainConfig) -> dict[str, float]:
+def _validate(runtime: Runtime, model: torch.nn.Module, stream: PackedStream, train: TrainConfig,
+              loss_fn=causal_lm_loss) -> dict[str, float]:
     """Mean loss over the first held-out windows, split evenly across processes (FSDP needs equal work)."""
     per_process = min(train.eval_batches * train.batch_size, stream.num_windows // runtime.num_processes)
     total = torch.zeros(2, device=runtime.device)
     for start in range(0, per_process, train.batch_size):
         indices = range(start, min(start + train.batch_size, per_process))
         windows = [stream.window(i * runtime.num_processes + runtime.process_index) for i in indices]
-        loss, count = causal_lm_loss(model, {"tokens": torch.from_numpy(np.stack(windows)).to(runtime.device)})
+        loss, count = loss_fn(model, {"tokens": torch.from_numpy(np.stack(windows)).to(runtime.device)})
         total += torch.tensor([loss.item() * count, count], device=runtime.device)
     total = runtime.accelerator.reduce(total, reduction="sum")
     val_loss = (total[0] / total[1].clamp(min=1)).item()
-    return {"val_loss": round(val_loss, 6), "val_ppl": round(math.exp(min(val_loss, 50)), 4)}
+    metrics = {"val_loss": round(val_loss, 6), "val_ppl": round(math.exp(min(val_loss, 50)), 4)}
+    if loss_fn is byte_group_loss:  # a byte model's headline figure: bits per byte
+        metrics["val_bpb"] = round(val_loss / math.log(2), 6)
+    return metrics
 
 
 def _token_cache(cfg: PretrainConfig, tokenizer, out: Path):

@@ -26,9 +26,11 @@ from chowa.bytegroup.hf.codec_bytegroup import CODECS, CodecError, get_codec
 from chowa.bytegroup.hf.configuration_bytegroup import ByteGroupConfig
 from chowa.bytegroup.hf.modeling_bytegroup import ByteGroupForCausalLM
 from chowa.bytegroup.hf.tokenization_bytegroup import ByteGroupTokenizer
+from chowa.errors import ChowaError
 
 __all__ = ["CODECS", "ByteGroupConfig", "ByteGroupForCausalLM", "ByteGroupTokenizer", "CodecError", "MODEL_TYPE",
-           "get_codec", "is_bytegroup", "register", "save_folder", "to_slot_sum"]
+           "check_codec", "get_codec", "is_bytegroup", "register", "save_folder", "to_slot_sum",
+           "write_custom_generate"]
 
 MODEL_TYPE = ByteGroupConfig.model_type
 REQUIREMENTS = "torch\ntransformers\n"
@@ -78,10 +80,24 @@ def save_folder(model: ByteGroupForCausalLM | None, tokenizer: ByteGroupTokenize
         model.save_pretrained(out)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
-    if model is None:
-        return out
-    folder = out / "custom_generate"
-    folder.mkdir(exist_ok=True)
-    shutil.copyfile(Path(custom_generate.__file__).with_name("generate.py"), folder / "generate.py")
-    (folder / "requirements.txt").write_text(REQUIREMENTS, encoding="utf-8")
+    if model is not None:
+        write_custom_generate(out)
     return out
+
+
+def write_custom_generate(folder: str | os.PathLike) -> None:
+    """`custom_generate/generate.py` and its requirements, which transformers puts in place of `model.generate`."""
+    target = Path(folder) / "custom_generate"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(custom_generate.__file__).with_name("generate.py"), target / "generate.py")
+    (target / "requirements.txt").write_text(REQUIREMENTS, encoding="utf-8")
+
+
+def check_codec(tokenizer, config, tokenizer_source: str | os.PathLike, model_source: str | os.PathLike) -> None:
+    """A byte-group model needs a byte-group tokenizer with the same codec, and a byte-group tokenizer such a model."""
+    codec = getattr(getattr(tokenizer, "byte_codec", None), "name", None)
+    expected = getattr(config, "codec", None) if is_bytegroup(config) else None
+    if codec != expected:
+        has = f"a byte-group tokenizer with codec {codec}" if codec else "not a byte-group tokenizer"
+        wants = f"reads codec {expected}" if expected else "is not a byte-group model"
+        raise ChowaError(f"tokenizer: {tokenizer_source} is {has} but the model in {model_source} {wants}")

@@ -36,7 +36,8 @@ class PretrainDataConfig:
 @dataclass
 class PretrainConfig:
     out: str = option(REQUIRED, "Output folder: final HF model, checkpoints/, metrics.jsonl, loss.png.")
-    tokenizer: str = option(REQUIRED, "Tokenizer folder (e.g. the `tokenizer` stage's output).")
+    tokenizer: str = option(REQUIRED, "Tokenizer folder (e.g. the `tokenizer` stage's output), or bytes:CODEC for the "
+                                      "byte-group model's tokenizer (bytes:f4-utf8).")
     model: str = option("tiny", "A preset name (see `chowa model list`) for a fresh model, or a Hugging Face "
                                 "model folder to continue training.")
     model_config: dict[str, Any] = option({}, "Overrides of the preset's transformers config, e.g. "

@@ -75,6 +75,8 @@ def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike
     settings = {"val_fraction": val_fraction, "encoding": encoding, "seed": seed, "version": 1}
     if field != "text":
         settings["field"] = field
+    if getattr(tokenizer, "byte_codec", None) is not None:  # a byte tokenizer may come with no folder (bytes:CODEC)
+        settings["byte_codec"] = tokenizer.byte_codec.name
     folder = Path(cache_dir) / cache_key(inputs, tokenizer_dir, settings)
     if (folder / "meta.json").is_file():
         return TokenCache(folder, json.loads((folder / "meta.json").read_text()))
@@ -95,7 +97,7 @@ def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike
 
 def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int, held_out: set[int], tokenizer, dtype,
                    folder: Path, show_progress: bool) -> dict[str, int]:
-    """Append each document's ids + EOS to its split's token file, a batch at a time; returns tokens per split."""
+    """Append each document (`document_ids`) to its split's token file, a batch at a time; returns tokens per split."""
     newline = _newline_token(tokenizer)
     handles = {split: open(folder / f".{split}.bin.tmp", "wb") for split in ("train", "val")}
     written = {"train": 0, "val": 0}
@@ -106,8 +108,9 @@ def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int,
                 encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
                 for offset, ids in enumerate(encoded):
                     split = "val" if start + offset in held_out else "train"
-                    np.asarray(ids + [tokenizer.eos_token_id], dtype=dtype).tofile(handles[split])
-                    written[split] += len(ids) + 1
+                    ids = document_ids(tokenizer, ids)
+                    np.asarray(ids, dtype=dtype).tofile(handles[split])
+                    written[split] += len(ids)
                 bar.update(len(batch))
     finally:
         for handle in handles.values():
@@ -115,6 +118,14 @@ def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int,
     for split in handles:
         os.replace(folder / f".{split}.bin.tmp", folder / f"{split}.bin")
     return written
+
+
+def document_ids(tokenizer, ids: list[int]) -> list[int]:
+    """A document as it goes into the stream: its ids and EOS; for a byte-group tokenizer `BOS … EOS` as whole
+    groups (spec §5), so every document starts on a group boundary."""
+    if getattr(tokenizer, "byte_codec", None) is not None:
+        return tokenizer.bos_group + ids + tokenizer.eos_token_ids
+    return ids + [tokenizer.eos_token_id]
 
 
 def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:

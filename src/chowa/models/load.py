@@ -59,6 +59,7 @@ def load_model(path: str | os.PathLike, head: str = "causal-lm", dtype: str | No
     """
     if check_folder(path, "model") and not has_weights(path):
         raise ChowaError(f"model: {path} holds no weights (expected one of {', '.join(WEIGHT_FILES)})")
+    _register_own_types(path)
     _check_kind(path, head)
     if dtype is not None:
         if dtype != "auto" and dtype not in DTYPES:
@@ -100,18 +101,28 @@ def load_trunk(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
 def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
     """A model folder's config (no weights loaded), with the loader's errors."""
     check_folder(path, "model")
+    _register_own_types(path)
     try:
         return AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise ChowaError(f"model: cannot read the config of {path}: {exc}") from None
 
 
+def _register_own_types(path: str | os.PathLike) -> None:
+    """Let transformers load chowa's own model types (the byte-group model) from a folder without remote code."""
+    config = Path(path) / "config.json"
+    if config.is_file() and '"chowa_bytegroup"' in config.read_text(encoding="utf-8"):
+        from chowa.bytegroup.model import register
+
+        register()
+
+
 def check_vocabulary(tokenizer, rows: int, tokenizer_source: str | os.PathLike,
                      model_source: str | os.PathLike) -> None:
     """The tokenizer must be the model's: no id past the embedding table, and no table far larger than the
     vocabulary (published tables are padded for speed by up to a few percent, e.g. phi-2's 51,200 rows for 50,295
-    tokens; a tenth more means another tokenizer)."""
-    size = len(tokenizer)
+    tokens; a tenth more means another tokenizer). A byte-group tokenizer's ids are its 256 bytes."""
+    size = tokenizer.vocab_size if getattr(tokenizer, "byte_codec", None) is not None else len(tokenizer)
     if size > rows:
         raise ChowaError(f"tokenizer: {tokenizer_source} has {size:,} tokens but the model in {model_source} has "
                          f"{rows:,} embedding rows, so ids from {rows:,} up would index nothing; use the tokenizer the "
@@ -128,10 +139,18 @@ def load_model_tokenizer(model: str | os.PathLike, tokenizer: str | os.PathLike 
 
     source = tokenizer or model
     loaded = load_tokenizer(source)
-    vocab_size = getattr(load_model_config(model), "vocab_size", None)
-    if vocab_size:
-        check_vocabulary(loaded, vocab_size, source, model)
+    config = load_model_config(model)
+    if getattr(config, "vocab_size", None):
+        check_vocabulary(loaded, config.vocab_size, source, model)
+    _check_byte_codec(loaded, config, source, model)
     return loaded
+
+
+def _check_byte_codec(tokenizer, config, tokenizer_source, model_source) -> None:
+    if getattr(tokenizer, "byte_codec", None) is not None or getattr(config, "model_type", "") == "chowa_bytegroup":
+        from chowa.bytegroup.model import check_codec
+
+        check_codec(tokenizer, config, tokenizer_source, model_source)
 
 
 def load_causal_lm(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
@@ -148,5 +167,7 @@ def load_or_build_model(spec: str, tokenizer, overrides: dict[str, Any] | None =
             raise ChowaError(f"model_config overrides {sorted(overrides)} cannot change the trained model in {spec}")
         model = load_causal_lm(spec)
         check_vocabulary(tokenizer, model.get_input_embeddings().num_embeddings, "the tokenizer", spec)
-        return model
-    return build_model(spec, tokenizer=tokenizer, seed=seed, **overrides)
+    else:
+        model = build_model(spec, tokenizer=tokenizer, seed=seed, **overrides)
+    _check_byte_codec(tokenizer, model.config, "the tokenizer", spec)
+    return model

@@ -33,7 +33,16 @@ _FAST_CLASSES = {None, "TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
-    """A tokenizer for a local folder or hub name; SentencePiece folders give SentencePiece's exact ids."""
+    """A tokenizer for a local folder or hub name; SentencePiece folders give SentencePiece's exact ids;
+    `bytes:CODEC` is the byte-group tokenizer with that codec (e.g. bytes:f4-utf8), no folder needed."""
+    if str(path).startswith("bytes:"):
+        from chowa.bytegroup.hf.codec_bytegroup import CODECS
+        from chowa.bytegroup.hf.tokenization_bytegroup import ByteGroupTokenizer
+
+        codec = str(path).removeprefix("bytes:")
+        if codec not in CODECS:
+            raise ChowaError(f"tokenizer: {path}: unknown byte codec {codec!r}; known: {', '.join(CODECS)}")
+        return ByteGroupTokenizer(codec=codec)
     folder = Path(path)
     if not check_folder(path, "tokenizer"):
         try:

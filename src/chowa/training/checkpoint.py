@@ -131,6 +131,10 @@ def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folde
         accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))
+        if getattr(accelerator.unwrap_model(model).config, "model_type", None) == "chowa_bytegroup":
+            from chowa.bytegroup.model import write_custom_generate  # the byte-group model decodes with its own
+
+            write_custom_generate(folder)
         finish_folder(folder)
     runtime.wait()
 
