@@ -35,8 +35,9 @@ SCALARS = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
 
 def tiny_model(seed: int = 0, **overrides) -> ByteGroupForCausalLM:
     torch.manual_seed(seed)
-    config = ByteGroupConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                             intermediate_size=172, max_position_embeddings=64, rms_norm_eps=1e-5, **overrides)
+    settings = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                    intermediate_size=172, max_position_embeddings=64, rms_norm_eps=1e-5)
+    config = ByteGroupConfig(**settings | overrides)
     return ByteGroupForCausalLM(config).eval()
 
 
@@ -387,3 +388,79 @@ def test_byte_models_refuse_partial_groups_and_a_tokenizer_of_another_codec(tmp_
     folder = save_folder(tiny_model(), ByteGroupTokenizer(), tmp_path / "f4")
     with pytest.raises(ChowaError, match="codec utf8 but the model in .* reads codec f4-utf8"):
         load_model_tokenizer(folder, "bytes:utf8")
+
+
+# --- sft, generate, chat ----------------------------------------------------------------------------------------
+
+
+def test_sft_trains_a_byte_model_on_replies_in_whole_groups(tmp_path):
+    from chowa.config import load_config
+    from chowa.config.sft import SFTConfig
+    from chowa.formats import render_training, save_format
+    from chowa.sft import main as sft
+    from chowa.training.plots import read_metrics
+
+    tokenizer = ByteGroupTokenizer()
+    folder = save_folder(tiny_model(), tokenizer, tmp_path / "base")
+    save_format(folder, "rinna")
+    ids, mask = render_training([{"role": "user", "content": "猫?"}, {"role": "assistant", "content": "はい"}],
+                                "rinna", tokenizer)
+    assert ids[:4] == tokenizer.bos_group and ids[-4:] == tokenizer.eos_token_ids and len(ids) % 4 == 0
+    assert tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m]) == "はい</s>"  # reply + EOS only
+    out = sft(load_config(SFTConfig, overrides=[
+        f"out={tmp_path / 'sft'}", f"model={folder}", "data.train=[builtin:sft/train.jsonl]", "data.max_length=256",
+        "train.steps=6", "train.batch_size=8", "train.eval_every=0", "optim.lr=3e-3", "runtime.cpu=true"]))
+    losses = [r["train_loss"] for r in read_metrics(out / "metrics.jsonl") if "train_loss" in r]
+    assert losses[-1] < losses[0] - 0.3
+    with pytest.raises(ChowaError, match="data.max_length=130 is not whole groups"):
+        sft(load_config(SFTConfig, overrides=[f"out={tmp_path / 'odd'}", f"model={folder}",
+                                              "data.train=[builtin:sft/train.jsonl]", "data.max_length=130"]))
+
+
+CARD = r"""
+import json, sys
+sys.modules["chowa"] = None  # importing chowa is impossible here
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, prompts = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+inputs = tokenizer([tokenizer.bos_token + p for p in prompts], padding="longest", add_special_tokens=False,
+                   return_tensors="pt")
+out = model.generate(**inputs, max_new_tokens=32, eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)],
+                     pad_token_id=tokenizer.pad_token_id, do_sample=False)
+print(json.dumps([tokenizer.decode(row[inputs["input_ids"].shape[1]:]) for row in out]))
+"""
+
+
+def test_chowa_generate_greedy_gives_the_bytes_of_the_cards_own_usage_in_plain_transformers(tmp_path, capsys):
+    from chowa.cli import main as cli
+    from chowa.formats import render_prompt, save_format
+
+    # 512 groups: Vicuna's system prompt alone is 720 bytes
+    folder = save_folder(tiny_model(seed=3, max_position_embeddings=512), ByteGroupTokenizer(), tmp_path / "model")
+    save_format(folder, "vicuna-v1.1")
+    questions = ["猫は好き?", "What is 3 + 4?"]
+    prompts = [render_prompt([{"role": "user", "content": q}], "vicuna-v1.1") for q in questions]
+    result = subprocess.run([sys.executable, "-c", CARD, str(folder), json.dumps(prompts)], capture_output=True,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads(result.stdout.strip().splitlines()[-1])
+    records = tmp_path / "prompts.jsonl"
+    records.write_text("".join(json.dumps({"prompt": q}, ensure_ascii=False) + "\n" for q in questions),
+                       encoding="utf-8")
+    capsys.readouterr()
+    cli(["generate", "--model", str(folder), "--input", str(records), "--greedy", "--max-new-tokens", "32",
+         "--stop", "\n"])
+    replies = [json.loads(line)["reply"] for line in capsys.readouterr().out.splitlines()]
+    assert all(len(reply) >= 4 for reply in replies), replies  # real replies, not two empty strings
+    for reply, plain in zip(replies, card, strict=True):  # the card stops at "\n" only; chowa also at the tags
+        cut = plain.split("\n")[0].split("</s>")[0].split("USER:")[0].strip()
+        assert reply == cut, (reply, plain)
+    printed = []
+    from chowa.config.generate import Sampling
+    from chowa.generate import load_chat_model, stream_reply
+
+    chat = load_chat_model(folder)
+    reply = stream_reply(chat, [{"role": "user", "content": questions[0]}], Sampling(greedy=True, max_new_tokens=32,
+                                                                                      stop=["\n"]), printed.append)
+    assert reply == replies[0] and printed == [reply]  # chat answers as generate does

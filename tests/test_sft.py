@@ -96,7 +96,7 @@ def test_collate_and_packing_keep_labels_on_replies_only():
     rows = [Example([5, 6, 7], [IGNORE, 6, 7]), Example([8, 9], [IGNORE, 9]), Example([1, 2, 3, 4], [IGNORE] * 3 + [4])]
     packed = pack_examples(rows, max_length=5)
     assert [r.input_ids for r in packed] == [[5, 6, 7, 8, 9], [1, 2, 3, 4]]
-    batch = collate(packed, pad_id=0)
+    batch = collate(packed, pad=0)
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9], [1, 2, 3, 4, 0]]
     assert batch["labels"].tolist() == [[IGNORE, 6, 7, IGNORE, 9], [IGNORE, IGNORE, IGNORE, 4, IGNORE]]
     assert batch["attention_mask"].tolist() == [[1] * 5, [1, 1, 1, 1, 0]]

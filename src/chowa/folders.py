@@ -48,10 +48,13 @@ def finish_folder(folder: str | os.PathLike) -> None:
 
 
 def context_length(config) -> int | None:
-    """How many positions the model reads (`n_ctx`, `n_positions` or `max_position_embeddings`, from a config or
-    its dict); None for a model without a fixed context (BLOOM's ALiBi)."""
+    """How many tokens the model reads (`n_ctx`, `n_positions` or `max_position_embeddings`, from a config or
+    its dict; bytes for the byte-group model); None for a model without a fixed context (BLOOM's ALiBi)."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
-    return get("n_ctx") or get("n_positions") or get("max_position_embeddings")
+    positions = get("n_ctx") or get("n_positions") or get("max_position_embeddings")
+    if positions and get("model_type") == "chowa_bytegroup":  # a position reads a group: the context is in bytes
+        return positions * get("bytes_per_group")
+    return positions
 
 
 def legacy_config_keys(config: dict) -> dict:

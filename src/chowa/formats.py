@@ -235,15 +235,24 @@ def encode_prompt(messages: list[Message], fmt: str | ChatFormat, tokenizer) -> 
     return _encode(render_segments(messages, fmt, prompt=True), tokenizer)[0]
 
 
-def _encode(segments: list[Segment], tokenizer) -> tuple[list[int], list[int]]:
+def eos_ids(tokenizer) -> list[int]:
+    """The ids of one EOS: the EOS token, or the byte-group tokenizer's EOS group (4 bytes)."""
+    if getattr(tokenizer, "byte_codec", None) is not None:
+        return list(tokenizer.eos_token_ids)
     if tokenizer.eos_token_id is None:
         raise ChowaError("tokenizer: it has no EOS token, which every reply must end with")
-    ids: list[int] = []
-    mask: list[int] = []
+    return [tokenizer.eos_token_id]
+
+
+def _encode(segments: list[Segment], tokenizer) -> tuple[list[int], list[int]]:
+    eos = eos_ids(tokenizer)
+    # The byte-group model reads `BOS text` (its card's prompt); SentencePiece models here start without BOS.
+    ids: list[int] = list(tokenizer.bos_group) if getattr(tokenizer, "byte_codec", None) is not None else []
+    mask: list[int] = [0] * len(ids)
     for segment in segments:
         piece = tokenizer.encode(segment.text, add_special_tokens=False) if segment.text else []
         if segment.eos:
-            piece.append(tokenizer.eos_token_id)
+            piece += eos
         ids += piece
         mask += [int(segment.trained)] * len(piece)
     return ids, mask

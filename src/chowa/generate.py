@@ -104,6 +104,12 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
             raise ChowaError(f"{name}: {len(ids)} tokens fill the model's context of {context} positions and leave "
                              "no room for a reply; shorten it")
     rooms = [reply_room(len(ids), options["max_new_tokens"], context) for ids in prompts]
+    if _is_byte_group(chat):
+        from chowa.bytegroup.generation import group_reply_ids
+
+        seeds = [prompt_seed(sampling.seed, index) for index in range(len(prompts))]
+        return [_decoded_reply(chat, ids) for ids in
+                group_reply_ids(chat.model, chat.tokenizer, prompts, options, rooms, seeds, batch_size, progress)]
     replies: list[str] = []
     for start in range(0, len(prompts), batch_size):
         batch, room = prompts[start:start + batch_size], rooms[start:start + batch_size]
@@ -117,8 +123,7 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
                                          tokenizer=chat.tokenizer, pad_token_id=_pad_id(chat.tokenizer),
                                          **per_prompt_sampling(chat.model, options, seeds) | limits)
         for row, limit in zip(output[:, input_ids.shape[1]:], room, strict=True):  # (padding after a row's stop)
-            text = chat.tokenizer.decode(row[:limit].tolist(), skip_special_tokens=False)
-            replies.append(clean_reply(text, chat.format, chat.tokenizer.eos_token or ""))
+            replies.append(_decoded_reply(chat, row[:limit].tolist()))
         if progress is not None:
             progress(len(batch))
     return replies
@@ -130,6 +135,13 @@ def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, o
     the model's context are left out of the prompt (and `messages` is shortened to match)."""
     options = sampling.resolve(chat.format)
     ids, room = fit_conversation(chat, messages, options["max_new_tokens"])
+    if _is_byte_group(chat):  # group_generate does not stream: the reply is shown once it is complete
+        from chowa.bytegroup.generation import group_reply_ids
+
+        reply_ids = group_reply_ids(chat.model, chat.tokenizer, [ids], options, [room], [prompt_seed(sampling.seed, 0)])
+        reply = _decoded_reply(chat, reply_ids[0])
+        on_text(reply)
+        return reply
     streamer = _CleanStreamer(chat, on_text)
     ids = torch.tensor([ids], device=chat.model.device)
     with torch.no_grad():
@@ -267,6 +279,15 @@ class _CleanStreamer(BaseStreamer):
         if visible.startswith(self.shown) and len(visible) > len(self.shown):
             self.on_text(visible[len(self.shown):])
             self.shown = visible
+
+
+def _is_byte_group(chat: ChatModel) -> bool:
+    return getattr(chat.model.config, "model_type", None) == "chowa_bytegroup"
+
+
+def _decoded_reply(chat: ChatModel, ids: list[int]) -> str:
+    text = chat.tokenizer.decode(ids, skip_special_tokens=False)
+    return clean_reply(text, chat.format, chat.tokenizer.eos_token or "")
 
 
 def _pad_id(tokenizer) -> int:

@@ -52,6 +52,12 @@ def main(cfg: SFTConfig) -> Path:
     tokenizer.chat_template = chat_template(fmt)  # saved with every checkpoint, so apply_chat_template matches
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    byte_model = getattr(tokenizer, "byte_codec", None) is not None
+    if byte_model and cfg.data.max_length % 4:
+        raise ChowaError(f"sft: data.max_length={cfg.data.max_length} is not whole groups of 4 bytes, which the "
+                         "byte-group model reads; use a multiple of 4")
+    pad = tokenizer.pad_group if byte_model else tokenizer.pad_token_id
+    loss_fn = byte_reply_loss if byte_model else masked_lm_loss
     train_examples = _examples(cfg, cfg.data.train, cfg.data.weights, fmt, tokenizer, runtime)
     heldout = _examples(cfg, cfg.data.heldout, [], fmt, tokenizer, runtime) if cfg.data.heldout else []
     if cfg.data.packing:
@@ -66,12 +72,12 @@ def main(cfg: SFTConfig) -> Path:
         per_step = cfg.train.batch_size * cfg.runtime.gradient_accumulation_steps * runtime.num_processes
         first = step * per_step + (micro * runtime.num_processes + runtime.process_index) * cfg.train.batch_size
         rows = [train_examples[order[first + i]] for i in range(cfg.train.batch_size)]
-        return collate(rows, tokenizer.pad_token_id)
+        return collate(rows, pad)
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        return reply_loss(runtime, model, heldout, cfg.train.batch_size, tokenizer.pad_token_id)
+        return reply_loss(runtime, model, heldout, cfg.train.batch_size, pad, loss_fn)
 
-    model = fit(runtime, model, tokenizer, cfg, out, next_batch, masked_lm_loss,
+    model = fit(runtime, model, tokenizer, cfg, out, next_batch, loss_fn,
                 evaluate if heldout else None, "sft")
     if cfg.lora.enabled and runtime.is_main:  # a plain folder: merged weights, no adapter files
         model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
@@ -122,9 +128,15 @@ def pack_examples(examples: list[Example], max_length: int) -> list[Example]:
     return rows
 
 
-def collate(rows: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch. input_ids, attention_mask, labels: (B, T)."""
-    input_ids, attention_mask = pad_rows([row.input_ids for row in rows], pad_id)
+def collate(rows: list[Example], pad: int | list[int]) -> dict[str, torch.Tensor]:
+    """Right-padded batch. input_ids, attention_mask, labels: (B, T). `pad`: the pad id, or the byte-group
+    tokenizer's PAD group (rows of whole groups are padded with whole groups)."""
+    if isinstance(pad, int):
+        input_ids, attention_mask = pad_rows([row.input_ids for row in rows], pad)
+    else:
+        width = max(len(row.input_ids) for row in rows)
+        input_ids = torch.tensor([row.input_ids + pad * ((width - len(row.input_ids)) // len(pad)) for row in rows])
+        attention_mask = torch.tensor([[1] * len(row.input_ids) + [0] * (width - len(row.input_ids)) for row in rows])
     labels, _ = pad_rows([row.labels for row in rows], IGNORE)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
@@ -137,15 +149,21 @@ def masked_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tu
     return loss, int((targets != IGNORE).sum())
 
 
+def byte_reply_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """The byte-group model's loss per reply byte (it shifts by one group itself; labels == IGNORE elsewhere)."""
+    loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    return loss, int((batch["labels"][:, 4:] != IGNORE).sum())
+
+
 @torch.no_grad()
 def reply_loss(runtime: Runtime, model: torch.nn.Module, examples: list[Example], batch_size: int,
-               pad_id: int) -> dict[str, float]:
+               pad: int | list[int], loss_fn=masked_lm_loss) -> dict[str, float]:
     """Token-weighted mean loss over the replies of `examples`, split across processes."""
     total = torch.zeros(2, device=runtime.device)
     mine = examples[runtime.process_index::runtime.num_processes]
     for start in range(0, len(mine), batch_size):
-        batch = {k: v.to(runtime.device) for k, v in collate(mine[start:start + batch_size], pad_id).items()}
-        loss, count = masked_lm_loss(model, batch)
+        batch = {k: v.to(runtime.device) for k, v in collate(mine[start:start + batch_size], pad).items()}
+        loss, count = loss_fn(model, batch)
         total += torch.tensor([loss.item() * count, count], device=runtime.device)
     total = runtime.accelerator.reduce(total, reduction="sum")
     value = (total[0] / total[1].clamp(min=1)).item()

@@ -33,6 +33,7 @@ from chowa.data.order import SeededOrder
 from chowa.data.records import count_documents, expand_sources, read_documents, source_fingerprint
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text
+from chowa.formats import eos_ids
 
 NL_TOKEN = "<NL>"
 _BATCH = 512
@@ -123,9 +124,8 @@ def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int,
 def document_ids(tokenizer, ids: list[int]) -> list[int]:
     """A document as it goes into the stream: its ids and EOS; for a byte-group tokenizer `BOS … EOS` as whole
     groups (spec §5), so every document starts on a group boundary."""
-    if getattr(tokenizer, "byte_codec", None) is not None:
-        return tokenizer.bos_group + ids + tokenizer.eos_token_ids
-    return ids + [tokenizer.eos_token_id]
+    bos = list(tokenizer.bos_group) if getattr(tokenizer, "byte_codec", None) is not None else []
+    return bos + ids + eos_ids(tokenizer)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:
