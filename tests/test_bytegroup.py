@@ -464,3 +464,38 @@ def test_chowa_generate_greedy_gives_the_bytes_of_the_cards_own_usage_in_plain_t
     reply = stream_reply(chat, [{"role": "user", "content": questions[0]}], Sampling(greedy=True, max_new_tokens=32,
                                                                                       stop=["\n"]), printed.append)
     assert reply == replies[0] and printed == [reply]  # chat answers as generate does
+
+
+# --- 10. scoring ------------------------------------------------------------------------------------------------
+
+
+def test_loglikelihood_is_the_sum_over_continuation_bytes_and_batched_equals_single():
+    from chowa.bytegroup.scoring import ByteGroupLM
+
+    model, tokenizer = tiny_model(seed=5), ByteGroupTokenizer()
+    requests = [("吾輩は猫", "である"), ("吾輩は猫", "ではない"), ("", "Cat"), ("A" * 80, "B")]
+    batched = ByteGroupLM(model, tokenizer, batch_size=4, progress=False).loglikelihood(requests)
+    single = ByteGroupLM(model, tokenizer, sequential=True, progress=False).loglikelihood(requests)
+    for (b, bg), (s, sg) in zip(batched, single, strict=True):
+        assert b == pytest.approx(s, abs=1e-4) and bg == sg
+    with torch.no_grad():  # by hand: byte t of the sequence is read at group t // 4 - 1, slot t % 4
+        ids = torch.tensor([tokenizer.bos_group + list(F4.encode("吾輩は猫である"))])
+        logp = model(ids).logits.float().log_softmax(-1)[0]
+        start = len(ids[0]) - len(F4.encode("である"))
+        manual = sum(logp[t // 4 - 1, t % 4, ids[0, t]].item() for t in range(start, len(ids[0])))
+    assert batched[0][0] == pytest.approx(manual, abs=1e-4)
+    # "A" * 80 + "B" = 328 bytes with BOS, over the 256-byte context: the last whole groups are kept
+    assert batched[3][0] < 0 and len(ByteGroupLM(model, tokenizer)._request("A" * 80, "B")[0]) == 256
+
+
+def test_jglue_multiple_choice_tasks_score_a_byte_model(tmp_path):
+    from chowa.eval.jglue.runner import run_jglue
+    from chowa.formats import save_format
+    from tools.builtin_data.jglue import builtin_jglue_dir
+
+    folder = save_folder(tiny_model(max_position_embeddings=512), ByteGroupTokenizer(), tmp_path / "model")
+    save_format(folder, "rinna")
+    results = run_jglue(str(folder), str(builtin_jglue_dir()), tasks="jcommonsenseqa-1.1-0.4,jnli-1.1-0.4",
+                        limit=3, dtype="float32", device="cpu")
+    for entry in results["tasks"].values():
+        assert entry["status"] == "ok" and entry["n"] == 3 and 0.0 <= entry["metrics"]["acc"] <= 1.0

@@ -117,3 +117,27 @@ def test_loglikelihood_and_rolling_equal_a_direct_forward_pass(chowa_lm):
 def test_chat_template_renders_in_the_chowa_format(chowa_lm):
     messages = [{"role": "user", "content": "3たす4は?"}]
     assert chowa_lm.apply_chat_template(messages) == render_prompt(messages, "rinna", "</s>")
+
+
+def test_multiple_choice_tasks_score_a_byte_group_model(tmp_path):
+    """lm-eval's loglikelihood requests reach the byte-group model's byte scoring (chowa.bytegroup.scoring)."""
+    from lm_eval import simple_evaluate
+
+    from chowa.bytegroup.model import ByteGroupConfig, ByteGroupForCausalLM, ByteGroupTokenizer, save_folder
+    from chowa.bytegroup.scoring import ByteGroupLM
+    from chowa.formats import save_format
+
+    torch.manual_seed(0)
+    config = ByteGroupConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                             intermediate_size=172, max_position_embeddings=128)
+    folder = save_folder(ByteGroupForCausalLM(config), ByteGroupTokenizer(), tmp_path / "bytes")
+    save_format(folder, "rinna")
+    tasks = TaskManager(include_path=str(_task_folder(tmp_path)), include_defaults=False)
+    out = simple_evaluate(model="chowa", model_args=f"pretrained={folder},device=cpu", batch_size=4,
+                          tasks=["chowa_tiny_mc"], task_manager=tasks, log_samples=True)
+    lm = ByteGroupLM.from_folder(folder, device="cpu", progress=False)
+    assert isinstance(lm, ByteGroupLM)
+    for sample in out["samples"]["chowa_tiny_mc"]:
+        expected = lm.loglikelihood([tuple(args) for args in sample["arguments"]])
+        assert [r[0][0] for r in sample["resps"]] == pytest.approx([e[0] for e in expected], abs=1e-4)
+    assert 0.0 <= out["results"]["chowa_tiny_mc"]["acc,none"] <= 1.0

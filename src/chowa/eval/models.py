@@ -62,7 +62,12 @@ class HFCausalLM:
     def from_folder(cls, path: str | os.PathLike, dtype: str = "auto", device: str | None = None,
                     **kwargs) -> HFCausalLM:
         tokenizer = load_model_tokenizer(path)
-        return cls(load_causal_lm(path, dtype=dtype, device=device or default_device()), tokenizer, **kwargs)
+        model = load_causal_lm(path, dtype=dtype, device=device or default_device())
+        if getattr(model.config, "model_type", None) == "chowa_bytegroup":
+            from chowa.bytegroup.scoring import ByteGroupLM  # scores in bytes, 4 per position
+
+            return ByteGroupLM(model, tokenizer, **kwargs)
+        return cls(model, tokenizer, **kwargs)
 
     @property
     def device(self) -> torch.device:
