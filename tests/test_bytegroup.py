@@ -470,7 +470,7 @@ def test_chowa_generate_greedy_gives_the_bytes_of_the_cards_own_usage_in_plain_t
 
 
 def test_loglikelihood_is_the_sum_over_continuation_bytes_and_batched_equals_single():
-    from chowa.bytegroup.scoring import ByteGroupLM
+    from chowa.eval.byte_lm import ByteGroupLM
 
     model, tokenizer = tiny_model(seed=5), ByteGroupTokenizer()
     requests = [("吾輩は猫", "である"), ("吾輩は猫", "ではない"), ("", "Cat"), ("A" * 80, "B")]

@@ -120,11 +120,12 @@ def test_chat_template_renders_in_the_chowa_format(chowa_lm):
 
 
 def test_multiple_choice_tasks_score_a_byte_group_model(tmp_path):
-    """lm-eval's loglikelihood requests reach the byte-group model's byte scoring (chowa.bytegroup.scoring)."""
+    """lm-eval's loglikelihood requests reach the byte-group model's byte scoring (chowa.eval.byte_lm)."""
     from lm_eval import simple_evaluate
 
     from chowa.bytegroup.model import ByteGroupConfig, ByteGroupForCausalLM, ByteGroupTokenizer, save_folder
-    from chowa.bytegroup.scoring import ByteGroupLM
+    from chowa.eval.byte_lm import ByteGroupLM
+    from chowa.eval.models import HFCausalLM
     from chowa.formats import save_format
 
     torch.manual_seed(0)
@@ -135,7 +136,7 @@ def test_multiple_choice_tasks_score_a_byte_group_model(tmp_path):
     tasks = TaskManager(include_path=str(_task_folder(tmp_path)), include_defaults=False)
     out = simple_evaluate(model="chowa", model_args=f"pretrained={folder},device=cpu", batch_size=4,
                           tasks=["chowa_tiny_mc"], task_manager=tasks, log_samples=True)
-    lm = ByteGroupLM.from_folder(folder, device="cpu", progress=False)
+    lm = HFCausalLM.from_folder(folder, device="cpu", progress=False)
     assert isinstance(lm, ByteGroupLM)
     for sample in out["samples"]["chowa_tiny_mc"]:
         expected = lm.loglikelihood([tuple(args) for args in sample["arguments"]])

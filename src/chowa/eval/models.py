@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from chowa.errors import ChowaError
+from chowa.eval.byte_lm import ByteGroupLM
 from chowa.folders import context_length
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
@@ -60,12 +61,10 @@ class HFCausalLM:
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, dtype: str = "auto", device: str | None = None,
-                    **kwargs) -> HFCausalLM:
+                    **kwargs) -> HFCausalLM | ByteGroupLM:
         tokenizer = load_model_tokenizer(path)
         model = load_causal_lm(path, dtype=dtype, device=device or default_device())
-        if getattr(model.config, "model_type", None) == "chowa_bytegroup":
-            from chowa.bytegroup.scoring import ByteGroupLM  # scores in bytes, 4 per position
-
+        if getattr(model.config, "model_type", None) == "chowa_bytegroup":  # scores in bytes, 4 per position
             return ByteGroupLM(model, tokenizer, **kwargs)
         return cls(model, tokenizer, **kwargs)
 

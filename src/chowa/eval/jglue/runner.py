@@ -22,6 +22,7 @@ import numpy as np
 
 from chowa.config.eval import EvalPromptsConfig, JGLUEConfig
 from chowa.errors import ChowaError
+from chowa.eval.byte_lm import ByteGroupLM
 from chowa.eval.jglue import metrics
 from chowa.eval.jglue.data import TaskData, load_task_data
 from chowa.eval.jglue.tasks import Instance, TaskSpec, build_instances, parse_task, resolve_tasks
@@ -37,9 +38,10 @@ HEADLINE = {"jcommonsenseqa": "acc", "jnli": "acc", "marc_ja": "acc", "xwinograd
             "jsquad": "exact_match", "jaqket_v2": "exact_match", "xlsum_ja": "rouge2"}
 
 
-def run_jglue(model: str | HFCausalLM, data_dir: str, tasks: str | list[str] | None = None, suite: str | None = None,
-              limit: int | None = None, batch_size: int = 8, out: str | None = None, sequential: bool = False,
-              rouge_tokenizer: str = "model", dtype: str = "auto", device: str | None = None) -> dict:
+def run_jglue(model: str | HFCausalLM | ByteGroupLM, data_dir: str, tasks: str | list[str] | None = None,
+              suite: str | None = None, limit: int | None = None, batch_size: int = 8, out: str | None = None,
+              sequential: bool = False, rouge_tokenizer: str = "model", dtype: str = "auto",
+              device: str | None = None) -> dict:
     """Evaluate; returns {"tasks": {task_id: {...}}, "averages": {...}, ...}. Absent data is "missing", never 0."""
     if limit is not None and limit < 1:
         raise ChowaError(f"limit must be at least 1, got {limit}")
@@ -50,9 +52,10 @@ def run_jglue(model: str | HFCausalLM, data_dir: str, tasks: str | list[str] | N
     # The reference seeds both global RNGs at start-up; ROUGE's bootstrap reads numpy's.
     random.seed(1234)
     np.random.seed(1234)
-    lm = model if isinstance(model, HFCausalLM) else HFCausalLM.from_folder(
+    loaded = isinstance(model, HFCausalLM | ByteGroupLM)
+    lm = model if loaded else HFCausalLM.from_folder(
         model, dtype=dtype, device=device, batch_size=batch_size, sequential=sequential)
-    results = {"model": str(model) if not isinstance(model, HFCausalLM) else None, "suite": suite, "limit": limit,
+    results = {"model": None if loaded else str(model), "suite": suite, "limit": limit,
                "max_length": lm.max_length, "rouge_tokenizer": rouge_tokenizer, "tasks": {}}
     samples = {}
     for spec, data in zip(specs, task_data, strict=True):

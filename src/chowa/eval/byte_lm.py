@@ -19,20 +19,27 @@ import torch
 from tqdm import tqdm
 
 from chowa.errors import ChowaError
-from chowa.eval.models import HFCausalLM
 from chowa.folders import context_length
 
 GROUP = 4
 
 
-class ByteGroupLM(HFCausalLM):
-    """HFCausalLM's contract for the byte-group model: log-likelihoods in bytes; no generation tasks yet."""
+class ByteGroupLM:
+    """`chowa.eval.models.HFCausalLM`'s contract for the byte-group model (what `HFCausalLM.from_folder` gives for
+    such a folder): log-likelihoods in bytes; no generation tasks yet."""
 
     def __init__(self, model, tokenizer, batch_size: int = 8, sequential: bool = False, progress: bool = True):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.sequential, self.progress = max(1, batch_size), sequential, progress
         self.max_length = context_length(model.config)
         self.eos_token_id = tokenizer.eos_token_id
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _request(self, context: str, continuation: str) -> tuple[list[int], int, int]:
         """(BOS + context + continuation in whole groups, at most the context's last groups; bytes after the
