@@ -284,21 +284,29 @@ def test_valid_groups_are_the_best_valid_group_and_sampling_yields_only_valid_gr
 PLAIN = r"""
 import json, sys
 sys.modules["chowa"] = None  # importing chowa is impossible here
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 folder, texts = sys.argv[1], json.loads(sys.argv[2])
 tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
 model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
 inputs = tokenizer([tokenizer.bos_token + t for t in texts], padding="longest", add_special_tokens=False,
                    return_tensors="pt")
-out = model.generate(**inputs, max_new_tokens=24, eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)],
+out = model.generate(**inputs, max_new_tokens=32, eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)],
                      pad_token_id=tokenizer.pad_token_id, do_sample=False)
-explicit = model.generate(inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=24,
+explicit = model.generate(inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=32,
                           custom_generate=folder + "/custom_generate", do_sample=False,
                           eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)])
 print(json.dumps({"ids": inputs["input_ids"].tolist(), "logits": model(**inputs).logits[:, -1].tolist(),
-                  "out": out.tolist(), "explicit": explicit.tolist(), "generate": type(model.generate).__name__}))
+                  "out": out.tolist(), "explicit": explicit.tolist(), "generate": type(model.generate).__name__,
+                  "replies": [tokenizer.decode(row[inputs["input_ids"].shape[1]:]) for row in out]}))
 """
+
+
+def _plain_transformers(folder, texts: list[str], cwd) -> dict:
+    """The card's usage run where chowa cannot be imported: its ids, last logits, outputs and decoded replies."""
+    result = subprocess.run([sys.executable, "-c", PLAIN, str(folder), json.dumps(texts)], capture_output=True,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_saved_folder_runs_the_cards_usage_in_plain_transformers_without_chowa(tmp_path):
@@ -306,17 +314,14 @@ def test_saved_folder_runs_the_cards_usage_in_plain_transformers_without_chowa(t
     model, tokenizer = tiny_model(), ByteGroupTokenizer()
     folder = save_folder(model, tokenizer, tmp_path / "bytes")
     texts = ["吾輩は猫である。", "名前は"]
-    result = subprocess.run([sys.executable, "-c", PLAIN, str(folder), json.dumps(texts)], capture_output=True,
-                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    plain = json.loads(result.stdout.strip().splitlines()[-1])
+    plain = _plain_transformers(folder, texts, tmp_path)
     inputs = tokenizer([tokenizer.bos_token + t for t in texts], padding="longest", add_special_tokens=False,
                        return_tensors="pt")
     assert plain["ids"] == inputs["input_ids"].tolist()
     with torch.no_grad():
         torch.testing.assert_close(torch.tensor(plain["logits"]), model(**inputs).logits[:, -1], atol=1e-5, rtol=0)
     expected = model.group_generate(inputs["input_ids"], inputs["attention_mask"],
-                                    stops=[tokenizer.encode("\n", add_special_tokens=False)], max_new_tokens=24)
+                                    stops=[tokenizer.encode("\n", add_special_tokens=False)], max_new_tokens=32)
     assert plain["out"] == expected.tolist() == plain["explicit"]
     assert plain["generate"] == "partial"  # from_pretrained put custom_generate/generate.py in place
 
@@ -417,21 +422,6 @@ def test_sft_trains_a_byte_model_on_replies_in_whole_groups(tmp_path):
                                               "data.train=[builtin:sft/train.jsonl]", "data.max_length=130"]))
 
 
-CARD = r"""
-import json, sys
-sys.modules["chowa"] = None  # importing chowa is impossible here
-from transformers import AutoModelForCausalLM, AutoTokenizer
-folder, prompts = sys.argv[1], json.loads(sys.argv[2])
-tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
-inputs = tokenizer([tokenizer.bos_token + p for p in prompts], padding="longest", add_special_tokens=False,
-                   return_tensors="pt")
-out = model.generate(**inputs, max_new_tokens=32, eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)],
-                     pad_token_id=tokenizer.pad_token_id, do_sample=False)
-print(json.dumps([tokenizer.decode(row[inputs["input_ids"].shape[1]:]) for row in out]))
-"""
-
-
 def test_chowa_generate_greedy_gives_the_bytes_of_the_cards_own_usage_in_plain_transformers(tmp_path, capsys):
     from chowa.cli import main as cli
     from chowa.formats import render_prompt, save_format
@@ -441,10 +431,7 @@ def test_chowa_generate_greedy_gives_the_bytes_of_the_cards_own_usage_in_plain_t
     save_format(folder, "vicuna-v1.1")
     questions = ["猫は好き?", "What is 3 + 4?"]
     prompts = [render_prompt([{"role": "user", "content": q}], "vicuna-v1.1") for q in questions]
-    result = subprocess.run([sys.executable, "-c", CARD, str(folder), json.dumps(prompts)], capture_output=True,
-                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    card = json.loads(result.stdout.strip().splitlines()[-1])
+    card = _plain_transformers(folder, prompts, tmp_path)["replies"]
     records = tmp_path / "prompts.jsonl"
     records.write_text("".join(json.dumps({"prompt": q}, ensure_ascii=False) + "\n" for q in questions),
                        encoding="utf-8")

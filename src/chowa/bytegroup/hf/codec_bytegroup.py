@@ -67,10 +67,33 @@ def _char_bytes(text: str, index: int, char: str, errors: str, encoding: str = "
         return "\ufffd".encode(encoding) if errors == "replace" else b""
 
 
-class F4UTF8:
+class _OneGroupPerCharacter:
+    """Codecs where a character is exactly one group: decoding goes group by group."""
+
+    name, group, aligned = "", GROUP, True
+
+    def _char(self, group: bytes) -> str:
+        raise NotImplementedError
+
+    def decode(self, data: bytes, errors: str = "replace") -> str:
+        _check_errors(errors)
+        chars = []
+        for start in range(0, len(data), GROUP):
+            group = data[start:start + GROUP]
+            if self.is_valid_group(group):
+                chars.append(self._char(group))
+            elif errors == "strict":
+                raise CodecError(f"bytes {start}-{start + len(group) - 1} ({group.hex(' ')}) are not a valid "
+                                 f"{self.name} group")
+            elif errors == "replace":
+                chars.append("\ufffd")
+        return "".join(chars)
+
+
+class F4UTF8(_OneGroupPerCharacter):
     """Each character = its UTF-8 bytes right-filled with 0xFF to 4: `A` -> 41 FF FF FF, `あ` -> E3 81 82 FF."""
 
-    name, group, aligned = "f4-utf8", GROUP, True
+    name = "f4-utf8"
 
     def encode(self, text: str, errors: str = "strict") -> bytes:
         _check_errors(errors)
@@ -87,25 +110,14 @@ class F4UTF8:
         ranges = slot_ranges(group[0]) if len(group) == GROUP else None
         return ranges is not None and all(b in r for b, r in zip(group[1:], ranges, strict=True))
 
-    def decode(self, data: bytes, errors: str = "replace") -> str:
-        _check_errors(errors)
-        chars = []
-        for start in range(0, len(data), GROUP):
-            group = data[start:start + GROUP]
-            if self.is_valid_group(group):
-                chars.append(group.rstrip(bytes((FILL,))).decode("utf-8"))
-            elif errors == "strict":
-                raise CodecError(f"bytes {start}-{start + len(group) - 1} ({group.hex(' ')}) are not a valid "
-                                 f"{self.name} group")
-            elif errors == "replace":
-                chars.append("\ufffd")
-        return "".join(chars)
+    def _char(self, group: bytes) -> str:
+        return group.rstrip(bytes((FILL,))).decode("utf-8")
 
 
-class F4UTF32:
+class F4UTF32(_OneGroupPerCharacter):
     """Each character = its code point as 4 big-endian bytes (UTF-32BE): `あ` -> 00 00 30 42."""
 
-    name, group, aligned = "f4-utf32", GROUP, True
+    name = "f4-utf32"
 
     def encode(self, text: str, errors: str = "strict") -> bytes:
         _check_errors(errors)
@@ -117,19 +129,8 @@ class F4UTF32:
         value = int.from_bytes(group, "big")
         return value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF
 
-    def decode(self, data: bytes, errors: str = "replace") -> str:
-        _check_errors(errors)
-        chars = []
-        for start in range(0, len(data), GROUP):
-            group = data[start:start + GROUP]
-            if self.is_valid_group(group):
-                chars.append(chr(int.from_bytes(group, "big")))
-            elif errors == "strict":
-                raise CodecError(f"bytes {start}-{start + len(group) - 1} ({group.hex(' ')}) are not a valid "
-                                 f"{self.name} group")
-            elif errors == "replace":
-                chars.append("\ufffd")
-        return "".join(chars)
+    def _char(self, group: bytes) -> str:
+        return chr(int.from_bytes(group, "big"))
 
 
 class UTF8:

@@ -150,6 +150,7 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
             raise ValueError(f"byte-group generate: the prompt holds {input_ids.shape[1]} bytes, not a multiple of "
                              f"{GROUP}; pad it on the left with whole PAD groups")
         stops = [list(s) for s in (stops or [self.config.eos_group])]
+        longest = max(len(s) for s in stops)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
         pad = torch.tensor(self.config.pad_group, device=input_ids.device)
         allowed = _allowed_bytes(self.config, input_ids.device) if valid_groups else None
@@ -165,8 +166,8 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
             group = torch.where(done[:, None], pad, group)
             sequences = torch.cat([sequences, group], 1)
             mask = torch.cat([mask, torch.ones_like(group)], 1)
-            done |= torch.tensor([_ends_with_stop(row[start:].tolist(), stops) for row in sequences],
-                                 device=done.device)
+            tail = sequences[:, max(start, sequences.shape[1] - longest - GROUP + 1):].tolist()  # what a stop can end
+            done |= torch.tensor([_ends_with_stop(row, stops) for row in tail], device=done.device)
             step_input = group
             if done.all():
                 break
