@@ -301,9 +301,9 @@ print(json.dumps({"ids": inputs["input_ids"].tolist(), "logits": model(**inputs)
 """
 
 
-def _plain_transformers(folder, texts: list[str], cwd) -> dict:
+def _plain_transformers(folder, texts: list[str], cwd, python: str = sys.executable) -> dict:
     """The card's usage run where chowa cannot be imported: its ids, last logits, outputs and decoded replies."""
-    result = subprocess.run([sys.executable, "-c", PLAIN, str(folder), json.dumps(texts)], capture_output=True,
+    result = subprocess.run([python, "-c", PLAIN, str(folder), json.dumps(texts)], capture_output=True,
                             text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

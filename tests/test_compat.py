@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 RELEASES = {
     "4.34": ["transformers==4.34.1", "tokenizers==0.14.1", "huggingface_hub==0.17.3"],
     "4.57": ["transformers==4.57.6", "tokenizers==0.22.1", "huggingface_hub==0.36.0"],
+    "4.56": ["transformers==4.56.1", "tokenizers==0.22.1", "huggingface_hub==0.36.0"],  # the byGPT-JP card's
 }
 TEXTS = ["  吾輩は  猫である   ", "ユーザー: 3たす4は?\nシステム: ", "Tokyo has 23 wards.\tTabs  and  spaces 😀"]
 MESSAGES = [{"role": "user", "content": "3たす4は?"}, {"role": "assistant", "content": "7です。"},
@@ -125,3 +126,17 @@ def test_old_transformers_read_the_same_model(release, which, request):
         assert torch.allclose(torch.tensor(their_logits), our_logits, atol=1e-4), (
             (torch.tensor(their_logits) - our_logits).abs().max())
     assert theirs["chat"] == ours["chat"]
+
+
+def test_a_byte_group_folder_runs_the_cards_usage_on_the_cards_transformers_4_56(tmp_path):
+    """tohoku-nlp's card was tested on transformers 4.56.1: its usage gives the same ids, logits and bytes there."""
+    from chowa.bytegroup.model import ByteGroupTokenizer, save_folder
+    from test_bytegroup import _plain_transformers, tiny_model
+
+    folder = save_folder(tiny_model(seed=3), ByteGroupTokenizer(), tmp_path / "bytes")
+    texts = ["吾輩は猫である。", "名前は"]
+    old = _plain_transformers(folder, texts, tmp_path, python=str(old_python("4.56")))
+    new = _plain_transformers(folder, texts, tmp_path)
+    assert old["ids"] == new["ids"] and old["out"] == new["out"] == old["explicit"]
+    assert old["generate"] == "partial"  # 4.56 also put custom_generate/generate.py in place of generate
+    torch.testing.assert_close(torch.tensor(old["logits"]), torch.tensor(new["logits"]), atol=1e-6, rtol=0)
