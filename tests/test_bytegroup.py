@@ -200,9 +200,13 @@ def _greedy_without_cache(model, ids, steps):
 def test_cached_greedy_equals_recomputing_the_prefix():
     model, tokenizer = tiny_model(), ByteGroupTokenizer()
     ids = torch.tensor([tokenizer.encode("吾輩は猫である")])
-    expected, _ = _greedy_without_cache(model, ids, 6)
+    expected, last_logits = _greedy_without_cache(model, ids, 6)
     stop = [[0xAA] * 9]  # a stop that never occurs
     assert torch.equal(model.group_generate(ids, stops=stop, max_new_tokens=24), expected)
+    with torch.no_grad():  # the cached forward's logits of the last step equal the recomputed ones
+        prefix = model(expected[:, :-8], use_cache=True)
+        step = model(expected[:, -8:-4], cache=prefix.cache)
+    torch.testing.assert_close(step.logits[:, -1], last_logits, atol=1e-5, rtol=0)
 
 
 def test_left_padded_batch_equals_each_prompt_alone():
@@ -486,3 +490,26 @@ def test_jglue_multiple_choice_tasks_score_a_byte_model(tmp_path):
                         limit=3, dtype="float32", device="cpu")
     for entry in results["tasks"].values():
         assert entry["status"] == "ok" and entry["n"] == 3 and 0.0 <= entry["metrics"]["acc"] <= 1.0
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+
+
+def test_text_a_codec_cannot_encode_is_named_where_it_is(tmp_path, project_corpus):
+    from chowa.config.generate import Sampling
+    from chowa.formats import save_format
+    from chowa.generate import generate_replies, load_chat_model
+    from chowa.pretrain import main as pretrain
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": "broken \\ud800 text"}\n', encoding="utf-8")
+    with pytest.raises(ChowaError, match=r"bad.jsonl:2: .*U\+D800"):
+        pretrain(_pretrain_config(tmp_path / "run", [bad], "train.steps=1"))
+    folder = save_folder(tiny_model(), ByteGroupTokenizer(), tmp_path / "model")
+    save_format(folder, "rinna")
+    chat = load_chat_model(folder, device="cpu")
+    with pytest.raises(ChowaError, match=r"prompts.jsonl:7: .*lone surrogate"):
+        generate_replies(chat, [[{"role": "user", "content": "a\ud800"}]], Sampling(greedy=True),
+                         names=["prompts.jsonl:7"])
+    with pytest.raises(ChowaError, match=r"stop string '\\ud800'"):
+        generate_replies(chat, [[{"role": "user", "content": "a"}]], Sampling(greedy=True, stop=["\ud800"]))

@@ -38,6 +38,7 @@ from transformers.generation.logits_process import (
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config.generate import GenerateConfig, Sampling
 from chowa.data.prompts import read_prompts
 from chowa.data.records import ReadOptions
@@ -97,7 +98,12 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
     that is less, whatever prompts share its batch."""
     options = sampling.resolve(chat.format)
     context = context_length(chat.model.config)
-    prompts = [encode_prompt(c, chat.format, chat.tokenizer) for c in conversations]
+    prompts = []
+    for index, conversation in enumerate(conversations):
+        try:
+            prompts.append(encode_prompt(conversation, chat.format, chat.tokenizer))
+        except CodecError as exc:  # text the byte-group tokenizer cannot encode
+            raise ChowaError(f"{names[index] if names else f'prompt {index + 1}'}: {exc}") from None
     for index, ids in enumerate(prompts):
         if context and len(ids) >= context:
             name = names[index] if names else f"prompt {index + 1}"

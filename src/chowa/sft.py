@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config import save_config
 from chowa.config.sft import LoraConfig, SFTConfig
 from chowa.data.conversations import DataSource, mix_sources
@@ -105,7 +106,7 @@ def _examples(cfg: SFTConfig, files: list[str], weights: list[float], fmt, token
     for record in loaded.conversations:
         try:
             ids, mask = render_training(record.messages, fmt, tokenizer)
-        except ChowaError as exc:
+        except (ChowaError, CodecError) as exc:  # CodecError: text the byte-group tokenizer cannot encode
             raise ChowaError(f"{record.source}: {exc}") from None
         ids, mask = ids[:cfg.data.max_length], mask[:cfg.data.max_length]
         if any(mask):

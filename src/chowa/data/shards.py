@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.data.order import SeededOrder
 from chowa.data.records import count_documents, expand_sources, read_documents, source_fingerprint
 from chowa.errors import ChowaError
@@ -106,7 +107,7 @@ def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int,
         with tqdm(total=count, desc="tokenizing", unit="doc", disable=not show_progress, leave=False) as bar:
             for start, batch in _batches(documents, _BATCH):
                 texts = [doc.replace("\n", newline) if newline else doc for _, _, doc in batch]
-                encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+                encoded = _encode_documents(tokenizer, texts, batch)
                 for offset, ids in enumerate(encoded):
                     split = "val" if start + offset in held_out else "train"
                     ids = document_ids(tokenizer, ids)
@@ -119,6 +120,18 @@ def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int,
     for split in handles:
         os.replace(folder / f".{split}.bin.tmp", folder / f"{split}.bin")
     return written
+
+
+def _encode_documents(tokenizer, texts: list[str], batch: list[tuple[Path | str, int, str]]) -> list[list[int]]:
+    try:
+        return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    except CodecError:  # text a byte codec cannot encode: name the document
+        for (path, number, _), text in zip(batch, texts, strict=True):
+            try:
+                tokenizer.encode(text, add_special_tokens=False)
+            except CodecError as exc:
+                raise ChowaError(f"{path}:{number}: {exc}") from None
+        raise
 
 
 def document_ids(tokenizer, ids: list[int]) -> list[int]:
