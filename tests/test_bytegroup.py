@@ -213,11 +213,13 @@ def test_left_padded_batch_equals_each_prompt_alone():
     model, tokenizer = tiny_model(), ByteGroupTokenizer()
     texts = [tokenizer.bos_token + "吾輩は猫である。名前は", tokenizer.bos_token + "A"]
     batch = tokenizer(texts, padding="longest", add_special_tokens=False, return_tensors="pt")
-    out = model.group_generate(batch["input_ids"], batch["attention_mask"], stops=[[0xAA] * 9], max_new_tokens=20)
-    for row, text in enumerate(texts):
-        alone = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
-        single = model.group_generate(alone, stops=[[0xAA] * 9], max_new_tokens=20)
-        assert out[row, -20:].tolist() == single[0, -20:].tolist()
+    for penalty in (1.0, 1.3):  # the repetition penalty reads only a row's own real groups
+        out = model.group_generate(batch["input_ids"], batch["attention_mask"], stops=[[0xAA] * 9],
+                                   max_new_tokens=20, repetition_penalty=penalty)
+        for row, text in enumerate(texts):
+            alone = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+            single = model.group_generate(alone, stops=[[0xAA] * 9], max_new_tokens=20, repetition_penalty=penalty)
+            assert out[row, -20:].tolist() == single[0, -20:].tolist()
 
 
 def test_stops_cross_group_boundaries_and_finished_rows_get_pad_groups(monkeypatch):
@@ -257,6 +259,11 @@ def test_a_utf8_stop_starting_mid_group_is_found(monkeypatch):
     out = model.group_generate(torch.tensor([list(b"Q\xff\xff\xff")]), stops=[list(b"\n\nHuman:")],
                                max_new_tokens=64)
     assert bytes(out[0, 4:].tolist()) == b"xyz\n\nHuman: " and len(steps) == 3  # found in the third group
+    steps.clear()  # a stop encoded by the tokenizer carries fill bytes the unaligned stream never has after "\n"
+    newline = ByteGroupTokenizer(codec="utf8").encode("\n", add_special_tokens=False)
+    assert newline == [0x0A, 0xFF, 0xFF, 0xFF]
+    out = model.group_generate(torch.tensor([list(b"Q\xff\xff\xff")]), stops=[newline], max_new_tokens=64)
+    assert bytes(out[0, 4:].tolist()) == b"xyz\n" and len(steps) == 1
 
 
 def test_valid_groups_are_the_best_valid_group_and_sampling_yields_only_valid_groups():
@@ -270,13 +277,15 @@ def test_valid_groups_are_the_best_valid_group_and_sampling_yields_only_valid_gr
     scores[0, 1, 0x80] += 20.0
     assert not F4.is_valid_group(bytes(scores.argmax(-1)[0].tolist()))
     chosen = _choose_group(scores, False, 1.0, 0, 1.0, allowed, None)[0].tolist()
+    table = torch.tensor([(lead, a, b, c) for lead in range(256) if (r := slot_ranges(lead))
+                          for a in r[0] for b in r[1] for c in r[2]] + [(0xFE, k, 0xFE, 0xFE) for k in range(3)])
+    assert len(table) == 1_112_064 + 3  # every character group and the three specials, scored one by one
     logp = scores.log_softmax(-1)[0]
-    candidates = [g for lead in range(256) if (r := slot_ranges(lead)) for g in
-                  [(lead, max(r[0], key=lambda b: logp[1, b]), max(r[1], key=lambda b: logp[2, b]),
-                    max(r[2], key=lambda b: logp[3, b]))]]
-    candidates += [(0xFE, k, 0xFE, 0xFE) for k in range(3)]
-    brute = max(candidates, key=lambda g: sum(logp[j, b].item() for j, b in enumerate(g)))
-    assert tuple(chosen) == brute
+    totals = sum(logp[j, table[:, j]] for j in range(4))
+    assert chosen == table[totals.argmax()].tolist()
+    # top-k 1 leaves only the invalid 0x41 0x80 in slots 0 and 1: the draw falls back to the unfiltered heads
+    drawn = _choose_group(scores, True, 1.0, 1, 1.0, allowed, torch.Generator().manual_seed(0))[0].tolist()
+    assert F4.is_valid_group(bytes(drawn))
     generator = torch.Generator().manual_seed(1)
     for _ in range(50):
         group = bytes(_choose_group(torch.randn(1, 4, 256) * 3, True, 1.0, 0, 1.0, allowed, generator)[0].tolist())
@@ -299,7 +308,10 @@ out = model.generate(**inputs, max_new_tokens=32, eos_token_id=[tokenizer.encode
 explicit = model.generate(inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=32,
                           custom_generate=folder + "/custom_generate", do_sample=False,
                           eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)])
+as_dict = model.generate(**inputs, max_new_tokens=32, do_sample=False, return_dict_in_generate=True,
+                         eos_token_id=[tokenizer.encode("\n", add_special_tokens=False)])
 print(json.dumps({"ids": inputs["input_ids"].tolist(), "logits": model(**inputs).logits[:, -1].tolist(),
+                  "dict": as_dict.sequences.tolist(),
                   "out": out.tolist(), "explicit": explicit.tolist(), "generate": type(model.generate).__name__,
                   "replies": [tokenizer.decode(row[inputs["input_ids"].shape[1]:]) for row in out]}))
 """
@@ -328,6 +340,7 @@ def test_saved_folder_runs_the_cards_usage_in_plain_transformers_without_chowa(t
                                     stops=[tokenizer.encode("\n", add_special_tokens=False)], max_new_tokens=32)
     assert plain["out"] == expected.tolist() == plain["explicit"]
     assert plain["generate"] == "partial"  # from_pretrained put custom_generate/generate.py in place
+    assert plain["dict"] == plain["out"]  # return_dict_in_generate: GenerateDecoderOnlyOutput.sequences
 
 
 def test_tokenizer_bytes_command_writes_a_folder_that_stats_measures(tmp_path, capsys):
@@ -405,8 +418,9 @@ def test_byte_models_refuse_partial_groups_and_a_tokenizer_of_another_codec(tmp_
 def test_sft_trains_a_byte_model_on_replies_in_whole_groups(tmp_path):
     from chowa.config import load_config
     from chowa.config.sft import SFTConfig
-    from chowa.formats import render_training, save_format
+    from chowa.formats import encode_prompt, render_training, save_format
     from chowa.sft import main as sft
+    from chowa.tokenizer import load_tokenizer
     from chowa.training.plots import read_metrics
 
     tokenizer = ByteGroupTokenizer()
@@ -421,6 +435,10 @@ def test_sft_trains_a_byte_model_on_replies_in_whole_groups(tmp_path):
         "train.steps=6", "train.batch_size=8", "train.eval_every=0", "optim.lr=3e-3", "runtime.cpu=true"]))
     losses = [r["train_loss"] for r in read_metrics(out / "metrics.jsonl") if "train_loss" in r]
     assert losses[-1] < losses[0] - 0.3
+    saved = load_tokenizer(out)  # its chat_template renders what SFT trained on, BOS group included
+    messages = [{"role": "user", "content": "猫?"}]
+    rendered = saved.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert saved.encode(rendered, add_special_tokens=False) == encode_prompt(messages, "rinna", saved)
     with pytest.raises(ChowaError, match="data.max_length=130 is not whole groups"):
         sft(load_config(SFTConfig, overrides=[f"out={tmp_path / 'odd'}", f"model={folder}",
                                               "data.train=[builtin:sft/train.jsonl]", "data.max_length=130"]))
@@ -513,3 +531,21 @@ def test_text_a_codec_cannot_encode_is_named_where_it_is(tmp_path, project_corpu
                          names=["prompts.jsonl:7"])
     with pytest.raises(ChowaError, match=r"stop string '\\ud800'"):
         generate_replies(chat, [[{"role": "user", "content": "a"}]], Sampling(greedy=True, stop=["\ud800"]))
+
+
+def test_valid_groups_option_of_generate_gives_only_whole_characters(tmp_path, capsys, tiny_model_dir):
+    from chowa.cli import main as cli
+    from chowa.formats import save_format
+
+    folder = save_folder(tiny_model(seed=7), ByteGroupTokenizer(), tmp_path / "model")
+    save_format(folder, "rinna")
+    capsys.readouterr()
+    cli(["generate", "--model", str(folder), "--prompt", "猫", "--greedy", "--max-new-tokens", "64"])
+    plain = capsys.readouterr().out
+    cli(["generate", "--model", str(folder), "--prompt", "猫", "--max-new-tokens", "64", "--valid-groups"])
+    valid = capsys.readouterr().out
+    assert "\ufffd" in plain and valid.strip() and "\ufffd" not in valid  # a random model's argmax is no character
+    assert cli(["generate", "--model", str(folder), "--prompt", "猫", "--valid-groups", "--greedy"]) in (0, None)
+    token_model = ["generate", "--model", str(tiny_model_dir), "--format", "rinna", "--prompt", "猫"]
+    assert cli([*token_model, "--valid-groups"]) == 2
+    assert "--valid-groups is for byte-group models" in capsys.readouterr().err

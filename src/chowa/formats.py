@@ -267,8 +267,9 @@ def clean_reply(text: str, fmt: str | ChatFormat, eos_token: str = "</s>") -> st
     return text.replace(NL, "\n").strip() if fmt.newline == NL else text.strip()
 
 
-def chat_template(fmt: str | ChatFormat) -> str:
-    """A Jinja `chat_template` that renders exactly as `render_prompt` / `render_text` (EOS from `eos_token`)."""
+def chat_template(fmt: str | ChatFormat, bos: bool = False) -> str:
+    """A Jinja `chat_template` that renders exactly as `render_prompt` / `render_text` (EOS from `eos_token`);
+    `bos`: starting with `bos_token`, as the byte-group model's conversations do (`_encode`)."""
     fmt = get_format(fmt)
 
     def q(text: str | None) -> str:  # a Jinja string literal (Jinja reads Python's escapes)
@@ -284,6 +285,7 @@ def chat_template(fmt: str | ChatFormat) -> str:
                    + q(fmt.preamble_sep) + " -}}")
     eos_if = "true" if fmt.eos_in_history else "not add_generation_prompt"
     return "".join([
+        "{{- bos_token -}}" if bos else "",
         "{%- set ns = namespace(has_input=false) -%}",
         "{%- for m in messages if m.get('input') -%}{%- set ns.has_input = true -%}{%- endfor -%}",
         "{%- if messages and messages[0]['role'] == 'system' -%}", system, "{%- else -%}", default, "{%- endif -%}",
@@ -348,7 +350,7 @@ def detect_format(model_dir: str | os.PathLike) -> ChatFormat:
     template_file = folder / "chat_template.jinja"
     template = template_file.read_text(encoding="utf-8") if template_file.is_file() else config.get("chat_template")
     for fmt in FORMATS.values():
-        if template == chat_template(fmt):
+        if template in (chat_template(fmt), chat_template(fmt, bos=True)):
             return fmt
     if (folder / "spiece.model").is_file() and config.get("tokenizer_class") == "T5Tokenizer":
         import sentencepiece as spm  # only here: the rest of this module needs no tokenizer library

@@ -110,12 +110,13 @@ def generate_replies(chat: ChatModel, conversations: list[list[Message]], sampli
             raise ChowaError(f"{name}: {len(ids)} tokens fill the model's context of {context} positions and leave "
                              "no room for a reply; shorten it")
     rooms = [reply_room(len(ids), options["max_new_tokens"], context) for ids in prompts]
-    if _is_byte_group(chat):
+    if _is_byte_group(chat, sampling):
         from chowa.bytegroup.generation import group_reply_ids
 
         seeds = [prompt_seed(sampling.seed, index) for index in range(len(prompts))]
         return [_decoded_reply(chat, ids) for ids in
-                group_reply_ids(chat.model, chat.tokenizer, prompts, options, rooms, seeds, batch_size, progress)]
+                group_reply_ids(chat.model, chat.tokenizer, prompts, options | {"valid_groups": sampling.valid_groups},
+                                rooms, seeds, batch_size, progress)]
     replies: list[str] = []
     for start in range(0, len(prompts), batch_size):
         batch, room = prompts[start:start + batch_size], rooms[start:start + batch_size]
@@ -141,9 +142,10 @@ def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, o
     the model's context are left out of the prompt (and `messages` is shortened to match)."""
     options = sampling.resolve(chat.format)
     ids, room = fit_conversation(chat, messages, options["max_new_tokens"])
-    if _is_byte_group(chat):  # group_generate does not stream: the reply is shown once it is complete
+    if _is_byte_group(chat, sampling):  # group_generate does not stream: the reply is shown once it is complete
         from chowa.bytegroup.generation import group_reply_ids
 
+        options |= {"valid_groups": sampling.valid_groups}
         reply_ids = group_reply_ids(chat.model, chat.tokenizer, [ids], options, [room], [prompt_seed(sampling.seed, 0)])
         reply = _decoded_reply(chat, reply_ids[0])
         on_text(reply)
@@ -287,8 +289,11 @@ class _CleanStreamer(BaseStreamer):
             self.shown = visible
 
 
-def _is_byte_group(chat: ChatModel) -> bool:
-    return getattr(chat.model.config, "model_type", None) == "chowa_bytegroup"
+def _is_byte_group(chat: ChatModel, sampling: Sampling) -> bool:
+    byte_group = getattr(chat.model.config, "model_type", None) == "chowa_bytegroup"
+    if sampling.valid_groups and not byte_group:
+        raise ChowaError("--valid-groups is for byte-group models (codec f4-utf8); this model reads tokens")
+    return byte_group
 
 
 def _decoded_reply(chat: ChatModel, ids: list[int]) -> str:

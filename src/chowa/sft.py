@@ -50,10 +50,11 @@ def main(cfg: SFTConfig) -> Path:
     runtime = Runtime(cfg.runtime, out_dir=out)
     tokenizer = load_model_tokenizer(cfg.model, cfg.tokenizer)
     fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
-    tokenizer.chat_template = chat_template(fmt)  # saved with every checkpoint, so apply_chat_template matches
+    byte_model = getattr(tokenizer, "byte_codec", None) is not None
+    # saved with every checkpoint, so apply_chat_template renders what training saw (a byte model's BOS group too)
+    tokenizer.chat_template = chat_template(fmt, bos=byte_model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    byte_model = getattr(tokenizer, "byte_codec", None) is not None
     if byte_model and cfg.data.max_length % 4:
         raise ChowaError(f"sft: data.max_length={cfg.data.max_length} is not whole groups of 4 bytes, which the "
                          "byte-group model reads; use a multiple of 4")

@@ -36,6 +36,9 @@ class Sampling:
     stop: list[str] = option([], "Extra stop string (repeatable); the format's speaker tags always stop.",
                              metavar="TEXT", repeat=True, group=_SAMPLING)
     seed: int = option(0, "Sampling seed.", group=_SAMPLING)
+    valid_groups: bool = option(False, "Byte-group models only: emit only groups the codec allows (whole "
+                                       "characters and specials), the best (or a drawn) valid group of the four "
+                                       "heads; off, as on the byGPT-JP card.", group=_SAMPLING)
 
     def resolve(self, fmt: ChatFormat) -> dict:
         """`model.generate` keyword arguments: the format's card defaults overridden by what is set here."""

@@ -30,7 +30,7 @@ from torch import nn
 from transformers import GenerationMixin, LlamaModel, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 
-from .codec_bytegroup import SPECIAL, slot_ranges
+from .codec_bytegroup import FILL, SPECIAL, slot_ranges
 from .configuration_bytegroup import ByteGroupConfig
 
 GROUP = 4
@@ -150,6 +150,8 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
             raise ValueError(f"byte-group generate: the prompt holds {input_ids.shape[1]} bytes, not a multiple of "
                              f"{GROUP}; pad it on the left with whole PAD groups")
         stops = [list(s) for s in (stops or [self.config.eos_group])]
+        if self.config.codec in ("utf8", "ga-utf8"):  # an unaligned stream has no fill after a stop's last byte
+            stops = [stop[:len(bytes(stop).rstrip(bytes((FILL,))))] or stop for stop in stops]
         longest = max(len(s) for s in stops)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
         pad = torch.tensor(self.config.pad_group, device=input_ids.device)
@@ -161,7 +163,7 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
             out = self(step_input, attention_mask=mask, use_cache=True, cache=cache)
             cache = out.cache
             scores = out.logits[:, -1].float()  # (B, 4, 256)
-            scores = _penalise_repeats(scores, sequences, repetition_penalty)
+            scores = _penalise_repeats(scores, sequences, mask[:, :sequences.shape[1]], repetition_penalty)
             group = _choose_group(scores, do_sample, temperature, top_k, top_p, allowed, generator)
             group = torch.where(done[:, None], pad, group)
             sequences = torch.cat([sequences, group], 1)
@@ -196,14 +198,17 @@ def _trim_stops(sequences: torch.Tensor, start: int, stops: list[list[int]], pad
     return out
 
 
-def _penalise_repeats(scores: torch.Tensor, sequences: torch.Tensor, penalty: float) -> torch.Tensor:
-    """CTRL's repetition penalty per slot, over the bytes each slot has seen in its row. (B, 4, 256)."""
+def _penalise_repeats(scores: torch.Tensor, sequences: torch.Tensor, mask: torch.Tensor,
+                      penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty per slot, over the bytes each slot has seen in its row's real groups; the fill
+    (0xFF) and special (0xFE) bytes, which every character or special carries, are never penalised. (B, 4, 256)."""
     if penalty == 1.0:
         return scores
     seen = sequences.view(len(sequences), -1, GROUP).transpose(1, 2)  # (B, 4, N): slot j's past bytes
-    picked = scores.gather(-1, seen)
-    picked = torch.where(picked < 0, picked * penalty, picked / penalty)
-    return scores.scatter(-1, seen, picked)
+    real = group_mask(mask).bool()[:, None, :].expand_as(seen)
+    counted = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, seen.masked_fill(~real, FILL), True)
+    counted[..., [FILL, SPECIAL]] = False
+    return torch.where(counted, torch.where(scores < 0, scores * penalty, scores / penalty), scores)
 
 
 def _filter(scores: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -224,7 +229,7 @@ def _allowed_bytes(config: ByteGroupConfig, device: torch.device) -> torch.Tenso
     """(256, 3, 256) bool: for each first byte, the bytes slots 1-3 may hold in a valid group (all False where
     the first byte leads none). Characters follow the f4-utf8 table; a 0xFE lead allows the special groups."""
     if config.codec != "f4-utf8":
-        raise ValueError(f"valid_groups needs the f4-utf8 codec, not {config.codec}")
+        raise ValueError(f"valid_groups needs the f4-utf8 codec; this model reads {config.codec}")
     allowed = torch.zeros(256, 3, 256, dtype=torch.bool)
     for lead in range(256):
         ranges = slot_ranges(lead)
@@ -241,21 +246,35 @@ def _choose_group(scores: torch.Tensor, do_sample: bool, temperature: float, top
                   allowed: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
     """(B, 4, 256) scores -> (B, 4) bytes: per-slot argmax or draw; with `allowed`, the best (or a drawn) valid
     group of the product distribution."""
-    if do_sample:
-        scores = _filter(scores, temperature, top_k, top_p)
-    logp = scores.log_softmax(-1)
     if allowed is None:
         if not do_sample:
-            return logp.argmax(-1)
-        return torch.multinomial(logp.exp().view(-1, 256), 1, generator=generator).view(-1, GROUP)
-    tails = logp[:, None, 1:, :].masked_fill(~allowed[None], float("-inf"))  # (B, 256 leads, 3, 256)
+            return scores.argmax(-1)
+        probs = _filter(scores, temperature, top_k, top_p).softmax(-1)
+        return torch.multinomial(probs.view(-1, 256), 1, generator=generator).view(-1, GROUP)
     if not do_sample:
+        logp = scores.log_softmax(-1)
+        tails = logp[:, None, 1:, :].masked_fill(~allowed[None], float("-inf"))  # (B, 256 leads, 3, 256)
         best, choice = tails.max(-1)  # (B, 256, 3)
         lead = (logp[:, 0] + best.sum(-1)).argmax(-1)  # (B,)
         rows = torch.arange(len(lead), device=lead.device)
         return torch.cat([lead[:, None], choice[rows, lead]], 1)
-    lead_weight = logp[:, 0] + tails.logsumexp(-1).sum(-1)  # log p0(b0) + Σ_j log Σ_{b∈R_j(b0)} p_j(b)
+    filtered = _filter(scores, temperature, top_k, top_p)
+    lead_weight, tails = _valid_weights(filtered, allowed)
+    empty = torch.isinf(lead_weight).all(-1)  # the filters left no valid group: draw from the unfiltered heads
+    if empty.any():
+        fallback = _valid_weights(scores / temperature, allowed)
+        lead_weight = torch.where(empty[:, None], fallback[0], lead_weight)
+        tails = torch.where(empty[:, None, None, None], fallback[1], tails)
     lead = torch.multinomial(lead_weight.softmax(-1), 1, generator=generator).squeeze(1)
     rows = torch.arange(len(lead), device=lead.device)
     rest = torch.multinomial(tails[rows, lead].softmax(-1).view(-1, 256), 1, generator=generator).view(-1, 3)
     return torch.cat([lead[:, None], rest], 1)
+
+
+def _valid_weights(scores: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p0(b0) + Σ_j log Σ_{b∈R_j(b0)} p_j(b) per lead (B, 256), and each lead's allowed tail scores
+    (B, 256, 3, 256): sampling the lead, then each tail byte within its set, draws exactly from the product of the
+    heads conditioned on validity."""
+    logp = scores.log_softmax(-1)
+    tails = logp[:, None, 1:, :].masked_fill(~allowed[None], float("-inf"))
+    return logp[:, 0] + tails.logsumexp(-1).sum(-1), tails

@@ -12,8 +12,11 @@ Run as (from Python, as the byGPT-JP card does):
 """
 
 import torch
+from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")
+# generate options this model cannot honour: refused rather than dropped
+UNSUPPORTED = ("num_beams", "num_return_sequences", "max_length", "output_scores", "streamer", "assistant_model")
 
 
 def _stops(eos_token_id, stop_strings, tokenizer, default):
@@ -45,6 +48,10 @@ def generate(*args, **kwargs):
             input_ids = kwargs.pop(key, None)
     if input_ids is None and args:
         input_ids = args.pop(0)
+    for key in UNSUPPORTED:
+        value = kwargs.pop(key, None)
+        if value not in (None, False, 1) or (key == "max_length" and value is not None):
+            raise ValueError(f"byte-group generate does not support {key}={value!r}; use max_new_tokens (bytes)")
     config = kwargs.pop("generation_config", None) or model.generation_config
     settings = {key: kwargs.pop(key, None) for key in SAMPLING_KEYS}
     for key, value in settings.items():
@@ -60,5 +67,5 @@ def generate(*args, **kwargs):
         repetition_penalty=settings["repetition_penalty"] or 1.0, valid_groups=kwargs.pop("valid_groups", False),
         trim_stop=kwargs.pop("trim_stop", False))
     if kwargs.pop("return_dict_in_generate", False):
-        return {"sequences": sequences}
+        return GenerateDecoderOnlyOutput(sequences=sequences)
     return sequences
