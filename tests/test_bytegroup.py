@@ -549,3 +549,11 @@ def test_valid_groups_option_of_generate_gives_only_whole_characters(tmp_path, c
     token_model = ["generate", "--model", str(tiny_model_dir), "--format", "rinna", "--prompt", "猫"]
     assert cli([*token_model, "--valid-groups"]) == 2
     assert "--valid-groups is for byte-group models" in capsys.readouterr().err
+
+
+def test_chowa_knows_the_model_type_the_standalone_files_write():
+    from chowa.bytegroup import MODEL_TYPE, is_byte_model, is_byte_tokenizer
+
+    model = tiny_model()
+    assert ByteGroupConfig.model_type == MODEL_TYPE and is_byte_model(model) and is_byte_model(model.config)
+    assert is_byte_tokenizer(ByteGroupTokenizer()) and not is_byte_model({"model_type": "llama"})

@@ -25,6 +25,7 @@ import json
 import os
 from pathlib import Path
 
+from chowa.bytegroup import is_byte_model
 from chowa.files import atomic_write_text
 
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"
@@ -52,7 +53,7 @@ def context_length(config) -> int | None:
     its dict; bytes for the byte-group model); None for a model without a fixed context (BLOOM's ALiBi)."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
     positions = get("n_ctx") or get("n_positions") or get("max_position_embeddings")
-    if positions and get("model_type") == "chowa_bytegroup":  # a position reads a group: the context is in bytes
+    if positions and is_byte_model(config):  # a position reads a group: the context is in bytes
         return positions * get("bytes_per_group")
     return positions
 

@@ -45,6 +45,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chowa.bytegroup import is_byte_tokenizer
 from chowa.errors import ChowaError
 
 Message = dict[str, str]
@@ -237,7 +238,7 @@ def encode_prompt(messages: list[Message], fmt: str | ChatFormat, tokenizer) -> 
 
 def eos_ids(tokenizer) -> list[int]:
     """The ids of one EOS: the EOS token, or the byte-group tokenizer's EOS group (4 bytes)."""
-    if getattr(tokenizer, "byte_codec", None) is not None:
+    if is_byte_tokenizer(tokenizer):
         return list(tokenizer.eos_token_ids)
     if tokenizer.eos_token_id is None:
         raise ChowaError("tokenizer: it has no EOS token, which every reply must end with")
@@ -247,7 +248,7 @@ def eos_ids(tokenizer) -> list[int]:
 def _encode(segments: list[Segment], tokenizer) -> tuple[list[int], list[int]]:
     eos = eos_ids(tokenizer)
     # The byte-group model reads `BOS text` (its card's prompt); SentencePiece models here start without BOS.
-    ids: list[int] = list(tokenizer.bos_group) if getattr(tokenizer, "byte_codec", None) is not None else []
+    ids: list[int] = list(tokenizer.bos_group) if is_byte_tokenizer(tokenizer) else []
     mask: list[int] = [0] * len(ids)
     for segment in segments:
         piece = tokenizer.encode(segment.text, add_special_tokens=False) if segment.text else []

@@ -38,6 +38,7 @@ from transformers.generation.logits_process import (
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from chowa.bytegroup import is_byte_model
 from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config.generate import GenerateConfig, Sampling
 from chowa.data.prompts import read_prompts
@@ -290,7 +291,7 @@ class _CleanStreamer(BaseStreamer):
 
 
 def _is_byte_group(chat: ChatModel, sampling: Sampling) -> bool:
-    byte_group = getattr(chat.model.config, "model_type", None) == "chowa_bytegroup"
+    byte_group = is_byte_model(chat.model)
     if sampling.valid_groups and not byte_group:
         raise ChowaError("--valid-groups is for byte-group models (codec f4-utf8); this model reads tokens")
     return byte_group

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chowa.bytegroup import is_byte_model
 from chowa.config import save_config, text_column
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.training import TrainConfig
@@ -87,7 +88,7 @@ def byte_group_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> t
 
 def _loss_for(model: torch.nn.Module, seq_len: int):
     """The loss of this kind of model; a byte-group model needs windows of whole groups."""
-    if getattr(model.config, "model_type", None) != "chowa_bytegroup":
+    if not is_byte_model(model):
         return causal_lm_loss
     if seq_len % 4:
         raise ChowaError(f"pretrain: data.seq_len={seq_len} is not whole groups of 4 bytes, which the byte-group "

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from chowa.bytegroup import is_byte_tokenizer
 from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config import save_config
 from chowa.config.sft import LoraConfig, SFTConfig
@@ -50,7 +51,7 @@ def main(cfg: SFTConfig) -> Path:
     runtime = Runtime(cfg.runtime, out_dir=out)
     tokenizer = load_model_tokenizer(cfg.model, cfg.tokenizer)
     fmt = resolve_format(cfg.format, cfg.tokenizer or cfg.model)
-    byte_model = getattr(tokenizer, "byte_codec", None) is not None
+    byte_model = is_byte_tokenizer(tokenizer)
     # saved with every checkpoint, so apply_chat_template renders what training saw (a byte model's BOS group too)
     tokenizer.chat_template = chat_template(fmt, bos=byte_model)
     if tokenizer.pad_token_id is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from chowa.bytegroup import MODEL_TYPE, is_byte_model, is_byte_tokenizer
 from chowa.bytegroup.hf import custom_generate
 from chowa.bytegroup.hf.codec_bytegroup import CODECS, CodecError, get_codec
 from chowa.bytegroup.hf.configuration_bytegroup import ByteGroupConfig
@@ -29,10 +30,9 @@ from chowa.bytegroup.hf.tokenization_bytegroup import ByteGroupTokenizer
 from chowa.errors import ChowaError
 
 __all__ = ["CODECS", "ByteGroupConfig", "ByteGroupForCausalLM", "ByteGroupTokenizer", "CodecError", "MODEL_TYPE",
-           "check_codec", "get_codec", "is_bytegroup", "register", "save_folder", "to_slot_sum",
+           "check_codec", "get_codec", "register", "save_folder", "to_slot_sum",
            "write_custom_generate"]
 
-MODEL_TYPE = ByteGroupConfig.model_type
 REQUIREMENTS = "torch\ntransformers\n"
 
 
@@ -45,11 +45,6 @@ def register() -> None:
     ByteGroupConfig.register_for_auto_class()
     ByteGroupForCausalLM.register_for_auto_class("AutoModelForCausalLM")
     ByteGroupTokenizer.register_for_auto_class("AutoTokenizer")
-
-
-def is_bytegroup(config_or_model) -> bool:
-    config = getattr(config_or_model, "config", config_or_model)
-    return getattr(config, "model_type", None) == MODEL_TYPE
 
 
 def to_slot_sum(model: ByteGroupForCausalLM) -> ByteGroupForCausalLM:
@@ -95,8 +90,8 @@ def write_custom_generate(folder: str | os.PathLike) -> None:
 
 def check_codec(tokenizer, config, tokenizer_source: str | os.PathLike, model_source: str | os.PathLike) -> None:
     """A byte-group model needs a byte-group tokenizer with the same codec, and a byte-group tokenizer such a model."""
-    codec = getattr(getattr(tokenizer, "byte_codec", None), "name", None)
-    expected = getattr(config, "codec", None) if is_bytegroup(config) else None
+    codec = tokenizer.byte_codec.name if is_byte_tokenizer(tokenizer) else None
+    expected = getattr(config, "codec", None) if is_byte_model(config) else None
     if codec != expected:
         has = f"a byte-group tokenizer with codec {codec}" if codec else "not a byte-group tokenizer"
         wants = f"reads codec {expected}" if expected else "is not a byte-group model"

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from chowa.bytegroup import is_byte_tokenizer
 from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.data.order import SeededOrder
 from chowa.data.records import count_documents, expand_sources, read_documents, source_fingerprint
@@ -77,7 +78,7 @@ def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike
     settings = {"val_fraction": val_fraction, "encoding": encoding, "seed": seed, "version": 1}
     if field != "text":
         settings["field"] = field
-    if getattr(tokenizer, "byte_codec", None) is not None:  # a byte tokenizer may come with no folder (bytes:CODEC)
+    if is_byte_tokenizer(tokenizer):  # a byte tokenizer may come with no folder (bytes:CODEC)
         settings["byte_codec"] = tokenizer.byte_codec.name
     folder = Path(cache_dir) / cache_key(inputs, tokenizer_dir, settings)
     if (folder / "meta.json").is_file():
@@ -137,7 +138,7 @@ def _encode_documents(tokenizer, texts: list[str], batch: list[tuple[Path | str,
 def document_ids(tokenizer, ids: list[int]) -> list[int]:
     """A document as it goes into the stream: its ids and EOS; for a byte-group tokenizer `BOS … EOS` as whole
     groups (spec §5), so every document starts on a group boundary."""
-    bos = list(tokenizer.bos_group) if getattr(tokenizer, "byte_codec", None) is not None else []
+    bos = list(tokenizer.bos_group) if is_byte_tokenizer(tokenizer) else []
     return bos + ids + eos_ids(tokenizer)
 
 

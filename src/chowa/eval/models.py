@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
+from chowa.bytegroup import is_byte_model
 from chowa.errors import ChowaError
 from chowa.eval.byte_lm import ByteGroupLM
 from chowa.folders import context_length
@@ -64,7 +65,7 @@ class HFCausalLM:
                     **kwargs) -> HFCausalLM | ByteGroupLM:
         tokenizer = load_model_tokenizer(path)
         model = load_causal_lm(path, dtype=dtype, device=device or default_device())
-        if getattr(model.config, "model_type", None) == "chowa_bytegroup":  # scores in bytes, 4 per position
+        if is_byte_model(model):  # scores in bytes, 4 per position
             return ByteGroupLM(model, tokenizer, **kwargs)
         return cls(model, tokenizer, **kwargs)
 

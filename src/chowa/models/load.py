@@ -24,6 +24,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from chowa.bytegroup import MODEL_TYPE, is_byte_model, is_byte_tokenizer
 from chowa.errors import ChowaError
 from chowa.files import check_folder
 from chowa.models.build import DTYPES, build_model
@@ -111,7 +112,7 @@ def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
 def _register_own_types(path: str | os.PathLike) -> None:
     """Let transformers load chowa's own model types (the byte-group model) from a folder without remote code."""
     config = Path(path) / "config.json"
-    if config.is_file() and '"chowa_bytegroup"' in config.read_text(encoding="utf-8"):
+    if config.is_file() and f'"{MODEL_TYPE}"' in config.read_text(encoding="utf-8"):
         from chowa.bytegroup.model import register
 
         register()
@@ -122,7 +123,7 @@ def check_vocabulary(tokenizer, rows: int, tokenizer_source: str | os.PathLike,
     """The tokenizer must be the model's: no id past the embedding table, and no table far larger than the
     vocabulary (published tables are padded for speed by up to a few percent, e.g. phi-2's 51,200 rows for 50,295
     tokens; a tenth more means another tokenizer). A byte-group tokenizer's ids are its 256 bytes."""
-    size = tokenizer.vocab_size if getattr(tokenizer, "byte_codec", None) is not None else len(tokenizer)
+    size = tokenizer.vocab_size if is_byte_tokenizer(tokenizer) else len(tokenizer)
     if size > rows:
         raise ChowaError(f"tokenizer: {tokenizer_source} has {size:,} tokens but the model in {model_source} has "
                          f"{rows:,} embedding rows, so ids from {rows:,} up would index nothing; use the tokenizer the "
@@ -147,7 +148,7 @@ def load_model_tokenizer(model: str | os.PathLike, tokenizer: str | os.PathLike 
 
 
 def _check_byte_codec(tokenizer, config, tokenizer_source, model_source) -> None:
-    if getattr(tokenizer, "byte_codec", None) is not None or getattr(config, "model_type", "") == "chowa_bytegroup":
+    if is_byte_tokenizer(tokenizer) or is_byte_model(config):
         from chowa.bytegroup.model import check_codec
 
         check_codec(tokenizer, config, tokenizer_source, model_source)

@@ -23,6 +23,7 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
+from chowa.bytegroup import MODEL_TYPE
 from chowa.errors import ChowaError
 
 
@@ -197,7 +198,7 @@ _BYTEGROUP_LLAMA: dict[str, Any] = {
 }
 _register(Preset(
     name="bytegroup-6.5b",
-    model_type="chowa_bytegroup",
+    model_type=MODEL_TYPE,
     config={**_BYTEGROUP_LLAMA, "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
             "num_key_value_heads": 32, "intermediate_size": 11008, "max_position_embeddings": 2880},
     summary="byGPT-JP 6.5B: Llama-2-7B trunk over 4-byte groups, 4-byte merge, 4 byte heads (f4-utf8 codec)",
@@ -208,7 +209,7 @@ _register(Preset(
 ))
 _register(Preset(
     name="bytegroup-tiny",
-    model_type="chowa_bytegroup",
+    model_type=MODEL_TYPE,
     config={**_BYTEGROUP_LLAMA, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
             "num_key_value_heads": 4, "intermediate_size": 172, "max_position_embeddings": 64},
     summary="test size of the byte-group model: 197,440 parameters, 64 groups (256 bytes) of context",
@@ -294,7 +295,7 @@ def build_config(
         overrides["vocab_size"] = vocab_size
     kwargs, model_type = _base_kwargs(preset)
     kwargs.update(overrides)
-    if model_type == "chowa_bytegroup":
+    if model_type == MODEL_TYPE:
         from chowa.bytegroup.model import register  # the byte-group classes (torch) only when a config needs them
 
         register()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from chowa.bytegroup import is_byte_tokenizer
 from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config import text_column
 from chowa.config.tokenizer import TokenizerStatsConfig
@@ -76,7 +77,7 @@ def tokenizer_stats(tokenizer_dir: str, inputs: list[str], encoding: str = "utf-
         "round_trip_failures": len(failures),
         "first_failures": failures[:5],
     }
-    if getattr(tokenizer, "byte_codec", None) is not None:  # a byte-group tokenizer: every id is a byte
+    if is_byte_tokenizer(tokenizer):  # every id is a byte
         del report["chars_per_token"], report["byte_fallback_rate"], report["unknown_rate"]
         report["codec"] = tokenizer.byte_codec.name
         report["bytes_per_char"] = {k: round(tokens[k] / chars[k], 4) if chars[k] else None for k in chars}

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from chowa.bytegroup import is_byte_model
 from chowa.config import load_config, save_config
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text
@@ -131,7 +132,7 @@ def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folde
         accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))
-        if getattr(accelerator.unwrap_model(model).config, "model_type", None) == "chowa_bytegroup":
+        if is_byte_model(accelerator.unwrap_model(model)):
             from chowa.bytegroup.model import write_custom_generate  # the byte-group model decodes with its own
 
             write_custom_generate(folder)
