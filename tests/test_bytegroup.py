@@ -557,3 +557,26 @@ def test_chowa_knows_the_model_type_the_standalone_files_write():
     model = tiny_model()
     assert ByteGroupConfig.model_type == MODEL_TYPE and is_byte_model(model) and is_byte_model(model.config)
     assert is_byte_tokenizer(ByteGroupTokenizer()) and not is_byte_model({"model_type": "llama"})
+
+
+@pytest.mark.dist
+def test_two_processes_pretrain_a_byte_model_as_one(tmp_path, project_corpus):
+    """`accelerate launch` with two CPU processes (gloo) and the same global batch gives one process's losses."""
+    from chowa.pretrain import main as pretrain
+    from chowa.training.plots import read_metrics
+    from conftest import launch_two_processes
+
+    common = ["tokenizer=bytes:f4-utf8", "model=bytegroup-tiny", "data.seq_len=128", "train.steps=6",
+              "train.eval_every=0", "train.save_every=0", f"data.train=[{','.join(map(str, project_corpus))}]"]
+    single = pretrain(_pretrain_config(tmp_path / "single", project_corpus, "train.steps=6", "train.eval_every=0",
+                                       "train.save_every=0"))
+    double = tmp_path / "double"
+    result = launch_two_processes("pretrain", [f"out={double}", *common, "train.batch_size=2",
+                                               "optim.lr=3e-3", "optim.warmup_steps=2"])
+    assert result.stdout.count(f"wrote {double}") == 2  # really two processes
+    one = {r["step"]: r["train_loss"] for r in read_metrics(single / "metrics.jsonl") if "train_loss" in r}
+    two = {r["step"]: r["train_loss"] for r in read_metrics(double / "metrics.jsonl") if "train_loss" in r}
+    assert sorted(two) == list(range(1, 7))
+    for step in one:  # gloo sums in another order than one process's batch mean: float32 rounding
+        assert abs(one[step] - two[step]) <= 1e-4, (step, one[step], two[step])
+    assert (double / "custom_generate" / "generate.py").is_file()
