@@ -472,7 +472,7 @@ def test_chowa_generate_greedy_gives_the_bytes_of_the_cards_own_usage_in_plain_t
     chat = load_chat_model(folder)
     reply = stream_reply(chat, [{"role": "user", "content": questions[0]}], Sampling(greedy=True, max_new_tokens=32,
                                                                                       stop=["\n"]), printed.append)
-    assert reply == replies[0] and printed == [reply]  # chat answers as generate does
+    assert reply == replies[0] and "".join(printed) == reply  # chat answers as generate does, streamed
 
 
 # --- 10. scoring ------------------------------------------------------------------------------------------------

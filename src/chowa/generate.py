@@ -143,15 +143,14 @@ def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, o
     the model's context are left out of the prompt (and `messages` is shortened to match)."""
     options = sampling.resolve(chat.format)
     ids, room = fit_conversation(chat, messages, options["max_new_tokens"])
-    if _is_byte_group(chat, sampling):  # group_generate does not stream: the reply is shown once it is complete
+    streamer = _CleanStreamer(chat, on_text)
+    if _is_byte_group(chat, sampling):  # 4 bytes a step through group_generate, shown as they come
         from chowa.bytegroup.generation import group_reply_ids
 
         options |= {"valid_groups": sampling.valid_groups}
-        reply_ids = group_reply_ids(chat.model, chat.tokenizer, [ids], options, [room], [prompt_seed(sampling.seed, 0)])
-        reply = _decoded_reply(chat, reply_ids[0])
-        on_text(reply)
-        return reply
-    streamer = _CleanStreamer(chat, on_text)
+        group_reply_ids(chat.model, chat.tokenizer, [ids], options, [room], [prompt_seed(sampling.seed, 0)],
+                        streamer=streamer)
+        return streamer.shown
     ids = torch.tensor([ids], device=chat.model.device)
     with torch.no_grad():
         chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), tokenizer=chat.tokenizer,

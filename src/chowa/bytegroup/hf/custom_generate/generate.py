@@ -16,7 +16,7 @@ from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")
 # generate options this model cannot honour: refused rather than dropped
-UNSUPPORTED = ("num_beams", "num_return_sequences", "max_length", "output_scores", "streamer", "assistant_model")
+UNSUPPORTED = ("num_beams", "num_return_sequences", "max_length", "output_scores", "assistant_model")
 
 
 def _stops(eos_token_id, stop_strings, tokenizer, default):
@@ -65,7 +65,7 @@ def generate(*args, **kwargs):
         temperature=settings["temperature"] or 1.0, top_k=settings["top_k"] or 0,
         top_p=settings["top_p"] if settings["top_p"] is not None else 1.0,
         repetition_penalty=settings["repetition_penalty"] or 1.0, valid_groups=kwargs.pop("valid_groups", False),
-        trim_stop=kwargs.pop("trim_stop", False))
+        trim_stop=kwargs.pop("trim_stop", False), streamer=kwargs.pop("streamer", None))
     if kwargs.pop("return_dict_in_generate", False):
         return GenerateDecoderOnlyOutput(sequences=sequences)
     return sequences
