@@ -137,6 +137,9 @@ def test_tokenizer_truncates_in_whole_groups():
     tokenizer.truncation_side = "left"
     assert tokenizer.decode(tokenizer("あいう", truncation=True, max_length=8, add_special_tokens=False)
                             ["input_ids"]) == "いう"
+    tokenizer.truncation_side = "right"  # a pair loses whole groups from the longer side: 5 + 2 groups -> 1 + 2
+    pair = tokenizer("あいうえお", "かき", truncation="longest_first", max_length=15, add_special_tokens=False)
+    assert tokenizer.decode(pair["input_ids"]) == "あかき" and len(pair["input_ids"]) == 12
 
 
 def test_tokenizer_refuses_text_the_codec_cannot_encode():

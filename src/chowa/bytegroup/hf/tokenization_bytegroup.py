@@ -126,9 +126,24 @@ class ByteGroupTokenizer(PreTrainedTokenizer):
 
     def truncate_sequences(self, ids: list[int], pair_ids: list[int] | None = None, num_tokens_to_remove: int = 0,
                            truncation_strategy="longest_first", stride: int = 0):
-        """Truncation removes whole groups (the count rounded up to a multiple of 4)."""
-        return super().truncate_sequences(ids, pair_ids, -(-num_tokens_to_remove // GROUP) * GROUP,
-                                          truncation_strategy, stride)
+        """Truncation removes whole groups: the count and the stride rounded up to multiples of 4, and a pair
+        (longest_first) loses whole groups from whichever sequence is longer, where transformers would halve a
+        count between the two and cut a group."""
+        groups = -(-num_tokens_to_remove // GROUP)
+        stride = -(-stride // GROUP) * GROUP
+        strategy = getattr(truncation_strategy, "value", truncation_strategy)
+        if pair_ids is None or strategy != "longest_first" or groups <= 0:
+            return super().truncate_sequences(ids, pair_ids, groups * GROUP, truncation_strategy, stride)
+        cuts = [0, 0]
+        for _ in range(groups):
+            cuts[len(ids) // GROUP - cuts[0] < len(pair_ids) // GROUP - cuts[1]] += 1
+
+        def cut(sequence: list[int], count: int) -> list[int]:
+            if not count:
+                return sequence
+            return sequence[count * GROUP:] if self.truncation_side == "left" else sequence[:-count * GROUP]
+
+        return cut(ids, cuts[0]), cut(pair_ids, cuts[1]), []
 
     def _pad(self, encoded_inputs: dict, max_length: int | None = None, padding_strategy="do_not_pad",
              pad_to_multiple_of: int | None = None, padding_side: str | None = None,
