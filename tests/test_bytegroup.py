@@ -583,3 +583,15 @@ def test_two_processes_pretrain_a_byte_model_as_one(tmp_path, project_corpus):
     for step in one:  # gloo sums in another order than one process's batch mean: float32 rounding
         assert abs(one[step] - two[step]) <= 1e-4, (step, one[step], two[step])
     assert (double / "custom_generate" / "generate.py").is_file()
+
+
+def test_pad_rows_pads_byte_rows_with_whole_pad_groups():
+    from chowa.padding import pad_rows
+
+    pad = [0xFE, 0, 0xFE, 0xFE]
+    ids, mask = pad_rows([[1, 2, 3, 4] * 2, [5, 6, 7, 8]], pad, "left")
+    assert ids[1].tolist() == pad + [5, 6, 7, 8] and mask[1].tolist() == [0] * 4 + [1] * 4
+    ids, mask = pad_rows([[1, 2, 3, 4] * 2, [5, 6, 7, 8]], pad, "right")
+    assert ids[1].tolist() == [5, 6, 7, 8] + pad and mask[1].tolist() == [1] * 4 + [0] * 4
+    with pytest.raises(ValueError, match="whole groups"):
+        pad_rows([[1, 2, 3]], pad)

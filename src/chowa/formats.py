@@ -245,10 +245,15 @@ def eos_ids(tokenizer) -> list[int]:
     return [tokenizer.eos_token_id]
 
 
+def bos_ids(tokenizer) -> list[int]:
+    """What a text starts with: the byte-group model reads `BOS text` (its card's prompt), so its BOS group;
+    SentencePiece models here start without BOS."""
+    return list(tokenizer.bos_group) if is_byte_tokenizer(tokenizer) else []
+
+
 def _encode(segments: list[Segment], tokenizer) -> tuple[list[int], list[int]]:
     eos = eos_ids(tokenizer)
-    # The byte-group model reads `BOS text` (its card's prompt); SentencePiece models here start without BOS.
-    ids: list[int] = list(tokenizer.bos_group) if is_byte_tokenizer(tokenizer) else []
+    ids: list[int] = bos_ids(tokenizer)
     mask: list[int] = [0] * len(ids)
     for segment in segments:
         piece = tokenizer.encode(segment.text, add_special_tokens=False) if segment.text else []

@@ -134,12 +134,7 @@ def pack_examples(examples: list[Example], max_length: int) -> list[Example]:
 def collate(rows: list[Example], pad: int | list[int]) -> dict[str, torch.Tensor]:
     """Right-padded batch. input_ids, attention_mask, labels: (B, T). `pad`: the pad id, or the byte-group
     tokenizer's PAD group (rows of whole groups are padded with whole groups)."""
-    if isinstance(pad, int):
-        input_ids, attention_mask = pad_rows([row.input_ids for row in rows], pad)
-    else:
-        width = max(len(row.input_ids) for row in rows)
-        input_ids = torch.tensor([row.input_ids + pad * ((width - len(row.input_ids)) // len(pad)) for row in rows])
-        attention_mask = torch.tensor([[1] * len(row.input_ids) + [0] * (width - len(row.input_ids)) for row in rows])
+    input_ids, attention_mask = pad_rows([row.input_ids for row in rows], pad)
     labels, _ = pad_rows([row.labels for row in rows], IGNORE)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 

@@ -16,14 +16,7 @@ import torch
 
 from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.errors import ChowaError
-
-
-def _left_padded(rows: list[list[int]], pad_group: list[int], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of whole groups, left-padded with PAD groups: (B, T) ids and per-byte mask."""
-    width = max(len(row) for row in rows)
-    ids = [pad_group * ((width - len(row)) // len(pad_group)) + row for row in rows]
-    mask = [[0] * (width - len(row)) + [1] * len(row) for row in rows]
-    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+from chowa.padding import pad_rows
 
 
 def _until_padding(ids: list[int], pad_group: list[int]) -> list[int]:
@@ -57,7 +50,7 @@ def group_reply_ids(model, tokenizer, prompts: list[list[int]], options: dict, r
     replies: list[list[int]] = []
     for start in range(0, len(prompts), step):
         batch, room = prompts[start:start + step], rooms[start:start + step]
-        input_ids, mask = _left_padded(batch, tokenizer.pad_group, model.device)
+        input_ids, mask = pad_rows(batch, tokenizer.pad_group, "left", model.device)
         generator = None
         if settings["do_sample"]:
             generator = torch.Generator(device=model.device).manual_seed(seeds[start])

@@ -35,7 +35,7 @@ from chowa.data.order import SeededOrder
 from chowa.data.records import count_documents, expand_sources, read_documents, source_fingerprint
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text
-from chowa.formats import eos_ids
+from chowa.formats import bos_ids, eos_ids
 
 NL_TOKEN = "<NL>"
 _BATCH = 512
@@ -138,8 +138,7 @@ def _encode_documents(tokenizer, texts: list[str], batch: list[tuple[Path | str,
 def document_ids(tokenizer, ids: list[int]) -> list[int]:
     """A document as it goes into the stream: its ids and EOS; for a byte-group tokenizer `BOS … EOS` as whole
     groups (spec §5), so every document starts on a group boundary."""
-    bos = list(tokenizer.bos_group) if is_byte_tokenizer(tokenizer) else []
-    return bos + ids + eos_ids(tokenizer)
+    return bos_ids(tokenizer) + ids + eos_ids(tokenizer)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from chowa.errors import ChowaError
 from chowa.folders import context_length
+from chowa.padding import pad_rows
 
 GROUP = 4
 
@@ -66,11 +67,8 @@ class ByteGroupLM:
         return results
 
     def _score_batch(self, batch: list[tuple[list[int], int, int]]) -> list[tuple[float, bool]]:
-        width = max(len(ids) for ids, _, _ in batch)
-        pad = list(self.tokenizer.pad_group)
-        input_ids = torch.tensor([pad * ((width - len(ids)) // GROUP) + ids for ids, _, _ in batch],
-                                 device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _, _ in batch], device=self.device)
+        input_ids, mask = pad_rows([ids for ids, _, _ in batch], self.tokenizer.pad_group, "left", self.device)
+        width = input_ids.shape[1]
         logprobs = self.model(input_ids, attention_mask=mask).logits.float().log_softmax(-1)  # (B, N, 4, 256)
         predicted = logprobs[:, :-1].flatten(1, 2)  # (B, T - 4, 256): row t predicts byte t + 4 (one group on)
         results = []
