@@ -270,10 +270,10 @@ def test_a_utf8_stop_starting_mid_group_is_found(monkeypatch):
 
 
 def test_valid_groups_are_the_best_valid_group_and_sampling_yields_only_valid_groups():
-    from chowa.bytegroup.hf.modeling_bytegroup import _allowed_bytes, _choose_group
+    from chowa.bytegroup.hf.modeling_bytegroup import _choose_group, allowed_bytes
 
     config = tiny_model().config
-    allowed = _allowed_bytes(config, torch.device("cpu"))
+    allowed = allowed_bytes(config, torch.device("cpu"))
     torch.manual_seed(0)
     scores = torch.randn(1, 4, 256)
     scores[0, 0, 0x41] += 20.0  # per-slot argmax: 41 80 ?? ?? -- not a valid group

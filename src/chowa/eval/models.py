@@ -7,8 +7,8 @@ stop token (the last token of `until[0]`) and a per-request budget, then cut at 
 
 Two modes give the same scores. `sequential=True` runs one request at a time exactly as the reference did (HF
 `generate` for generation). The default batches: log-likelihood requests sharing a context run that context once and
-score every continuation from a copy of its KV cache; greedy decoding runs left-padded batches with a per-row stop
-token and budget.
+score every continuation from a copy of its KV cache; greedy decoding runs on the continuous-batching engine
+(`chowa.engine`) with a per-row stop token and budget.
 
 Run as (from Python):
     lm = HFCausalLM.from_folder("out/sft", batch_size=8)
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from chowa.bytegroup import is_byte_model
+from chowa.engine import Engine, Request
 from chowa.errors import ChowaError
 from chowa.eval.byte_lm import ByteGroupLM
 from chowa.folders import context_length
@@ -164,13 +165,14 @@ class HFCausalLM:
             for i, (ctx_ids, stop_id, budget) in enumerate(prepared):
                 outputs[i] = self._generate_one(ctx_ids, stop_id, budget)
                 bar.update(1)
-        else:
-            order = sorted(range(len(prepared)), key=lambda i: -(len(prepared[i][0]) + prepared[i][2]))
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                for i, ids in zip(chunk, self._generate_batch([prepared[i] for i in chunk])):
-                    outputs[i] = ids
-                bar.update(len(chunk))
+        else:  # the continuous-batching engine: a row leaves at its stop token, the next prompt takes its place
+            jobs = [Request(ctx_ids, max_new_tokens=budget, stop_ids=frozenset({stop_id}))
+                    for ctx_ids, stop_id, budget in prepared]
+            Engine(self.model, self.tokenizer, max_batch=self.batch_size).run(jobs, bar.update)
+            for i, job in enumerate(jobs):
+                if job.error:
+                    raise ChowaError(f"generate_until request {i + 1}: {job.error}")
+                outputs[i] = job.output[:max(prepared[i][2], 0)]
         bar.close()
         texts = []
         for ids, (_, until, _) in zip(outputs, requests):
@@ -188,30 +190,6 @@ class HFCausalLM:
         input_ids = torch.tensor([ctx_ids], device=self.device)
         out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
         return out[0, len(ctx_ids):].tolist()
-
-    @torch.no_grad()
-    def _generate_batch(self, batch: list[tuple[list[int], int, int]]) -> list[list[int]]:
-        """Greedy decoding of a left-padded batch; a row ends at its stop token (kept) or its budget."""
-        input_ids, mask = self._left_pad([ctx for ctx, _, _ in batch])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        stop_ids = [stop for _, stop, _ in batch]
-        budgets = [budget for _, _, budget in batch]
-        generated: list[list[int]] = [[] for _ in batch]
-        done = [budget <= 0 for budget in budgets]
-        cache = None
-        while not all(done):
-            out = self.model(input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             **({self._cache_arg: cache} if cache is not None else {}))
-            cache = self._cache_of(out)
-            next_ids = out.logits[:, -1].argmax(dim=-1).tolist()
-            for r, token in enumerate(next_ids):
-                if not done[r]:
-                    generated[r].append(token)
-                    done[r] = token == stop_ids[r] or len(generated[r]) >= budgets[r]
-            input_ids = torch.tensor([[t] for t in next_ids], device=self.device)
-            mask = torch.cat([mask, torch.ones_like(input_ids)], dim=1)
-            positions = positions[:, -1:] + 1
-        return generated
 
     @staticmethod
     def _cache_of(out):

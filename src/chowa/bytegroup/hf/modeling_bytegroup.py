@@ -150,13 +150,11 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
         if input_ids.shape[1] % GROUP:
             raise ValueError(f"byte-group generate: the prompt holds {input_ids.shape[1]} bytes, not a multiple of "
                              f"{GROUP}; pad it on the left with whole PAD groups")
-        stops = [list(s) for s in (stops or [self.config.eos_group])]
-        if self.config.codec in ("utf8", "ga-utf8"):  # an unaligned stream has no fill after a stop's last byte
-            stops = [stop[:len(bytes(stop).rstrip(bytes((FILL,))))] or stop for stop in stops]
+        stops = stop_bytes(self.config, stops or [self.config.eos_group])
         longest = max(len(s) for s in stops)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
         pad = torch.tensor(self.config.pad_group, device=input_ids.device)
-        allowed = _allowed_bytes(self.config, input_ids.device) if valid_groups else None
+        allowed = allowed_bytes(self.config, input_ids.device) if valid_groups else None
         sequences, done, cache, start = input_ids, torch.zeros(len(input_ids), dtype=torch.bool,
                                                                 device=input_ids.device), None, input_ids.shape[1]
         step_input = input_ids
@@ -165,14 +163,13 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
         for _ in range(math.ceil(max_new_tokens / GROUP)):
             out = self(step_input, attention_mask=mask, use_cache=True, cache=cache)
             cache = out.cache
-            scores = out.logits[:, -1].float()  # (B, 4, 256)
-            scores = _penalise_repeats(scores, sequences, mask[:, :sequences.shape[1]], repetition_penalty)
-            group = _choose_group(scores, do_sample, temperature, top_k, top_p, allowed, generator)
+            group = pick_groups(out.logits[:, -1], sequences, mask[:, :sequences.shape[1]], do_sample, temperature,
+                                top_k, top_p, repetition_penalty, allowed, generator)
             group = torch.where(done[:, None], pad, group)
             sequences = torch.cat([sequences, group], 1)
             mask = torch.cat([mask, torch.ones_like(group)], 1)
             tail = sequences[:, max(start, sequences.shape[1] - longest - GROUP + 1):].tolist()  # what a stop can end
-            done |= torch.tensor([_ends_with_stop(row, stops) for row in tail], device=done.device)
+            done |= torch.tensor([ends_with_stop(row, stops) for row in tail], device=done.device)
             step_input = group
             if streamer is not None:
                 streamer.put(group.cpu())
@@ -183,7 +180,15 @@ class ByteGroupForCausalLM(PreTrainedModel, GenerationMixin):
         return _trim_stops(sequences, start, stops, pad) if trim_stop else sequences
 
 
-def _ends_with_stop(generated: list[int], stops: list[list[int]]) -> bool:
+def stop_bytes(config: ByteGroupConfig, stops: list[list[int]]) -> list[list[int]]:
+    """Stops as the byte sequences a reply ends with: an unaligned codec writes no fill after a stop's last byte."""
+    stops = [list(stop) for stop in stops]
+    if config.codec in ("utf8", "ga-utf8"):
+        stops = [stop[:len(bytes(stop).rstrip(bytes((FILL,))))] or stop for stop in stops]
+    return stops
+
+
+def ends_with_stop(generated: list[int], stops: list[list[int]]) -> bool:
     """Whether a stop occurs in the last `len(stop) + 3` bytes (the newest group and what may precede it)."""
     for stop in stops:
         tail = generated[-(len(stop) + GROUP - 1):]
@@ -203,6 +208,15 @@ def _trim_stops(sequences: torch.Tensor, start: int, stops: list[list[int]], pad
             first = start + min(hits) // GROUP * GROUP
             out[row, first:] = pad.repeat((out.shape[1] - first) // GROUP)
     return out
+
+
+def pick_groups(scores: torch.Tensor, sequences: torch.Tensor, mask: torch.Tensor, do_sample: bool,
+                temperature: float, top_k: int, top_p: float, repetition_penalty: float,
+                allowed: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    """The next group of each row: (B, 4, 256) head scores, the rows' bytes so far (B, T) and their mask -> (B, 4)
+    bytes, penalised, filtered and chosen (or drawn from `generator`) as `group_generate` does."""
+    scores = _penalise_repeats(scores.float(), sequences, mask, repetition_penalty)
+    return _choose_group(scores, do_sample, temperature, top_k, top_p, allowed, generator)
 
 
 def _penalise_repeats(scores: torch.Tensor, sequences: torch.Tensor, mask: torch.Tensor,
@@ -232,7 +246,7 @@ def _filter(scores: torch.Tensor, temperature: float, top_k: int, top_p: float) 
     return scores
 
 
-def _allowed_bytes(config: ByteGroupConfig, device: torch.device) -> torch.Tensor:
+def allowed_bytes(config: ByteGroupConfig, device: torch.device) -> torch.Tensor:
     """(256, 3, 256) bool: for each first byte, the bytes slots 1-3 may hold in a valid group (all False where
     the first byte leads none). Characters follow the f4-utf8 table; a 0xFE lead allows the special groups."""
     if config.codec != "f4-utf8":
