@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +36,52 @@ def launch_two_processes(stage: str, overrides: list[str]) -> subprocess.Complet
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+class Server:
+    """A `chowa serve` subprocess: its base URL, its process and what it has written to stderr so far."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log: list[str]):
+        self.process, self.url, self.log = process, url, log
+
+    def stop(self, timeout: float = 120, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM (or `sig`), then wait for the exit status (killed if it does not come)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@contextlib.contextmanager
+def start_server(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[Server]:
+    """`chowa serve ARGS --port 0` on 127.0.0.1 until the block ends (then SIGTERM); yields the `Server` once
+    /health answers. The /health poll bypasses any proxy so the test stays on this machine."""
+    command = [sys.executable, "-m", "chowa", "serve", *args, "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "2", **(env or {})})
+    log: list[str] = []
+    url = None
+    deadline = time.monotonic() + timeout
+    while url is None:
+        line = process.stderr.readline()
+        if not line or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("chowa serve did not start:\n" + "".join(log) + process.stderr.read())
+        log.append(line)
+        if "listening on " in line:
+            url = line.split("listening on ", 1)[1].split()[0]
+    threading.Thread(target=lambda: log.extend(process.stderr), daemon=True).start()  # keep the pipe drained
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while opener.open(f"{url}/health", timeout=10).status != 200:
+        time.sleep(0.1)
+    server = Server(process, url, log)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # Strings every tokenizer must round-trip: whitespace runs, tabs, newlines, CRLF, emoji, combining marks,

@@ -24,6 +24,7 @@ from chowa.config.pipeline import PipelineConfig
 from chowa.config.ppo import PPOConfig
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.reward import RewardConfig, RewardScoreConfig
+from chowa.config.serve import ServeConfig
 from chowa.config.sft import SFTConfig
 from chowa.config.tokenizer import TokenizerBytesConfig, TokenizerStatsConfig, TokenizerTrainConfig
 from chowa.pipeline import Stage
@@ -106,6 +107,11 @@ def _generate(cfg: GenerateConfig) -> None:
 
 def _chat(cfg: ChatConfig) -> None:
     from chowa.chat import main
+    return main(cfg)
+
+
+def _serve(cfg: ServeConfig) -> None:
+    from chowa.serve import main
     return main(cfg)
 
 
@@ -202,6 +208,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("chat", ChatConfig, _chat, "Interactive multi-turn chat, streaming replies (/reset, /quit).",
             "Interactive multi-turn chat in the terminal, streaming each reply. Type /reset for a new conversation, "
             "/quit (or Ctrl-D) to leave."),
+    Command("serve", ServeConfig, _serve,
+            "Serve models over an OpenAI-compatible API with continuous batching and a chat page.",
+            "Serve chat models (POST /v1/chat/completions, /v1/completions) and reward models (POST /v1/rewards) "
+            "over an OpenAI-compatible HTTP API, with continuous batching, GET /metrics (Prometheus), GET /health "
+            "and a chat page at GET /. Binds 127.0.0.1 unless --host says otherwise; SIGTERM or Ctrl-C finishes the "
+            "requests in flight, then exits."),
     Command("eval jglue", JGLUEConfig, _eval_jglue,
             "Run JGLUE tasks or a published suite; print the cards' table, write results JSON.",
             "Run JGLUE tasks (name-VERSION-PROMPT[:shots]) or a published suite on a model. A task whose files are "

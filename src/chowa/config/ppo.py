@@ -33,7 +33,13 @@ class PromptDataConfig(ReadConfig):
 class RewardSourceConfig:
     model: str = option("", "Reward-model folder (HF sequence classifier, same tokenizer as the policy).")
     function: str = option("", "Rule-based reward `module:function(samples, prompts, **meta) -> list[float]`, e.g. "
-                               "`chowa.answers:checked_answer`. Exactly one of `model` and `function`.")
+                               "`chowa.answers:checked_answer`.")
+    url: str = option("", "A reward model served by `chowa serve --reward-model` (http://HOST:PORT): each sample "
+                          "is sent as its prompt's messages and the cleaned reply, as OpenRLHF's remote reward "
+                          "model receives decoded text. Exactly one of `model`, `function` and `url`.")
+    url_model: str = option("", "Name of the served reward model (default: the server's only one).")
+    url_key_env: str = option("", "Environment variable holding the server's API key (default: none).",
+                              metavar="VAR")
     reference_reply: bool = option(False, "Score minus the score of the prompt's reference reply (Alpaca `output` "
                                           "or a final assistant message), as trlx's hh example.")
     cliprange_reward: float = option(10.0, "Clip scores to ±this (0 = no clipping).", minimum=0)
@@ -44,9 +50,9 @@ class RewardSourceConfig:
 
     def check(self) -> None:
         """Exactly one source (the unset default cannot hold it, so PPOConfig and RewardSource call this)."""
-        if bool(self.model) == bool(self.function):
-            raise ChowaError("config: set exactly one of reward.model (a reward-model folder) and reward.function "
-                             "(module:function)")
+        if [bool(self.model), bool(self.function), bool(self.url)].count(True) != 1:
+            raise ChowaError("config: set exactly one of reward.model (a reward-model folder), reward.function "
+                             "(module:function) and reward.url (a chowa serve reward endpoint)")
 
 
 @dataclass

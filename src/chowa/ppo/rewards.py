@@ -1,4 +1,5 @@
-"""Reward sources for PPO: a reward-model folder, or a Python function for rule-based rewards.
+"""Reward sources for PPO: a reward-model folder, a reward model served by `chowa serve` (`reward.url`), or a Python
+function for rule-based rewards.
 
 A reward model is a plain HF `AutoModelForSequenceClassification` folder (num_labels 1, `pad_token_id` set; what
 `chowa reward` writes) sharing the policy's tokenizer: it scores prompt ids + sampled response ids + EOS directly,
@@ -10,12 +11,22 @@ the cleaned replies (`chowa.formats.clean_reply`), `prompts` the rendered prompt
 EOS included when emitted) and `tokenizer`. Built in: `chowa.answers:checked_answer` (the right answer) and
 `chowa.answers:preferred_reply` (the right answer, plus the style the preference data prefers).
 
+A served reward model (`reward.url`) receives each sample as text, its prompt's messages and the cleaned reply, and
+renders it in its own chat format (OpenRLHF's remote reward model likewise scores decoded text): it need not share
+the policy's tokenizer, and its scores equal `chowa reward score` on the same conversations.
+
 Run as (from Python):
     source = RewardSource(RewardSourceConfig(function="chowa.answers:checked_answer"), tokenizer, fmt, device)
     scores = source.score(prompts, prompt_ids, response_ids, replies)   # (B,) float tensor
 """
 
 from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
 
 import torch
 
@@ -68,6 +79,54 @@ class ModelReward:
         return scores
 
 
+class RemoteReward:
+    """Scores from a reward model served by `chowa serve` (`POST URL/v1/rewards`), in batches; a busy or restarting
+    server (503, refused connection) is retried with backoff before the run stops with the server's message."""
+
+    RETRIES = 4
+
+    def __init__(self, url: str, model: str, key_env: str, batch_size: int, timeout: float = 600.0):
+        self.url = url.rstrip("/") if url.rstrip("/").endswith("/v1/rewards") else url.rstrip("/") + "/v1/rewards"
+        self.model, self.batch_size, self.timeout = model or None, batch_size, timeout
+        self.headers = {"Content-Type": "application/json"}
+        if key_env:
+            if not os.environ.get(key_env):
+                raise ChowaError(f"reward.url_key_env: the environment variable {key_env} is unset or empty")
+            self.headers["Authorization"] = f"Bearer {os.environ[key_env]}"
+
+    def __call__(self, conversations: list[list[dict]]) -> list[float]:
+        scores: list[float] = []
+        for start in range(0, len(conversations), self.batch_size):
+            items = [{"messages": messages} for messages in conversations[start:start + self.batch_size]]
+            answer = self._post({"model": self.model, "input": items})
+            scores += [row["score"] for row in sorted(answer["data"], key=lambda row: row["index"])]
+        return scores
+
+    def _post(self, body: dict) -> dict:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        for attempt in range(self.RETRIES + 1):
+            request = urllib.request.Request(self.url, data=data, headers=self.headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                message = _error_message(exc)
+                if exc.code not in (429, 502, 503, 504) or attempt == self.RETRIES:
+                    raise ChowaError(f"reward.url {self.url}: {exc.code} {message}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt == self.RETRIES:
+                    raise ChowaError(f"reward.url {self.url}: {getattr(exc, 'reason', exc)}") from None
+            time.sleep(2 ** attempt)
+        raise AssertionError("unreachable")
+
+
+def _error_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(exc.read())["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return exc.reason
+
+
 class RewardSource:
     """What PPO asks for: raw scores (B,) for sampled responses, optionally minus the reference reply's score."""
 
@@ -76,6 +135,7 @@ class RewardSource:
         self.cfg, self.tokenizer, self.fmt = cfg, tokenizer, fmt
         self.rule = RuleReward(cfg.function, tokenizer, fmt) if cfg.function else None
         self.model = ModelReward(cfg.model, tokenizer, device, cfg.batch_size) if cfg.model else None
+        self.remote = RemoteReward(cfg.url, cfg.url_model, cfg.url_key_env, cfg.batch_size) if cfg.url else None
         self._reference_scores: dict[str, float] = {}
 
     def score(self, prompts: list[PromptRecord], prompt_ids: list[list[int]], response_ids: list[list[int]],
@@ -108,5 +168,8 @@ class RewardSource:
                replies: list[str]) -> list[float]:
         if self.model is not None:
             return self.model([p + r for p, r in zip(prompt_ids, response_ids, strict=True)])
+        if self.remote is not None:
+            return self.remote([[*p.messages, {"role": "assistant", "content": reply}]
+                                for p, reply in zip(prompts, replies, strict=True)])
         texts = [self.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompt_ids]
         return self.rule(replies, texts, [p.record for p in prompts], response_ids)

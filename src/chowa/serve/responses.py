@@ -1,0 +1,147 @@
+"""OpenAI's response objects for chat and completions, whole or streamed as server-sent events, built from the
+engine's jobs as they progress.
+
+A job's text grows through `ReplyText`, so the streamed pieces join into exactly the whole reply, and text that may
+start a stop string waits until it is clear. Log-probabilities are the model's own (before penalties and filters,
+vLLM's default); a streamed chunk carries those of the tokens that arrived with it.
+
+Run as (from Python):
+    body = whole_response(kind, served, jobs, prompt_tokens)
+    async for event in stream_events(kind, served, jobs, prompt_tokens, include_usage, wait): ...
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from chowa.serve.models import Job, ServedModel
+from chowa.serve.protocol import APIError
+
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+def _ids_of(served: ServedModel, job: Job) -> list[list[int]]:
+    """The job's generated tokens as the units a client sees: tokens, or 4-byte groups."""
+    unit = served.engine.unit
+    output = job.request.output
+    return [output[i:i + unit] for i in range(0, len(output), unit)]
+
+
+def _token_text(served: ServedModel, ids: list[int]) -> tuple[str, list[int]]:
+    """A token's text and bytes (a byte-fallback piece `<0xE3>` is its one byte, not U+FFFD)."""
+    tokenizer = served.chat.tokenizer
+    if len(ids) == 1:
+        piece = tokenizer.convert_ids_to_tokens(ids[0])
+        if isinstance(piece, str) and (match := _BYTE_PIECE.match(piece)):
+            return piece, [int(match.group(1), 16)]
+    text = tokenizer.decode(ids, skip_special_tokens=False)
+    return text, list(text.encode("utf-8"))
+
+
+def _chat_logprobs(served: ServedModel, job: Job, start: int, end: int) -> dict:
+    entries = []
+    for ids, (logprob, top) in zip(_ids_of(served, job)[start:end], job.request.step_logprobs[start:end],
+                                   strict=True):
+        text, raw = _token_text(served, ids)
+        alternatives = []
+        for token_id, value in top:
+            alt_text, alt_raw = _token_text(served, [token_id])
+            alternatives.append({"token": alt_text, "logprob": value, "bytes": alt_raw})
+        entries.append({"token": text, "logprob": logprob, "bytes": raw, "top_logprobs": alternatives})
+    return {"content": entries}
+
+
+def _completion_logprobs(served: ServedModel, job: Job, start: int, end: int, offset: int) -> dict:
+    tokens, values, tops, offsets = [], [], [], []
+    for ids, (logprob, top) in zip(_ids_of(served, job)[start:end], job.request.step_logprobs[start:end],
+                                   strict=True):
+        text = _token_text(served, ids)[0]
+        tokens.append(text)
+        values.append(logprob)
+        tops.append({_token_text(served, [token_id])[0]: value for token_id, value in top} if top else None)
+        offsets.append(offset)
+        offset += len(text)
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+
+def _usage(jobs: list[Job], prompt_tokens: int) -> dict:
+    completion = sum(len(job.request.output) for job in jobs)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion}
+
+
+def _finish_reason(job: Job) -> str:
+    if job.request.error:
+        raise APIError(500, job.request.error, code="generation_failed")
+    return "length" if job.request.finish_reason == "length" else "stop"
+
+
+def whole_response(kind: str, served: ServedModel, jobs: list[Job], prompt_tokens: int) -> dict:
+    """The `chat.completion` or `text_completion` of finished jobs."""
+    choices = []
+    for job in jobs:
+        text = job.text.shown + job.text.update(job.request.output, True)
+        reason, steps = _finish_reason(job), len(job.request.step_logprobs)
+        wants = job.request.logprobs is not None
+        if kind == "chat":
+            logprobs = _chat_logprobs(served, job, 0, steps) if wants else None
+            choices.append({"index": job.index, "message": {"role": "assistant", "content": text},
+                            "logprobs": logprobs, "finish_reason": reason})
+        else:
+            logprobs = _completion_logprobs(served, job, 0, steps, 0) if wants else None
+            choices.append({"index": job.index, "text": text, "logprobs": logprobs, "finish_reason": reason})
+    return _envelope(kind, served, False) | {"choices": choices, "usage": _usage(jobs, prompt_tokens)}
+
+
+def _envelope(kind: str, served: ServedModel, chunk: bool, ident: str | None = None) -> dict:
+    obj = ("chat.completion.chunk" if chunk else "chat.completion") if kind == "chat" else "text_completion"
+    prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
+    return {"id": ident or prefix + uuid.uuid4().hex, "object": obj, "created": int(time.time()),
+            "model": served.name}
+
+
+def _event(body: dict) -> str:
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+async def stream_events(kind: str, served: ServedModel, jobs: list[Job], prompt_tokens: int, include_usage: bool,
+                        wait: Callable[[], Awaitable[None]]) -> AsyncIterator[str]:
+    """Server-sent events of the jobs until all finish: text deltas, a finishing chunk per choice, the usage chunk
+    when asked, then `data: [DONE]`. `wait()` returns when some job has progressed."""
+    head = _envelope(kind, served, True)
+    ident = head["id"]
+    if kind == "chat":  # OpenAI opens each choice with the role
+        for job in jobs:
+            yield _event(head | {"choices": [{"index": job.index, "delta": {"role": "assistant", "content": ""},
+                                              "logprobs": None, "finish_reason": None}]})
+    sent_steps = [0] * len(jobs)
+    open_jobs = list(jobs)
+    while open_jobs:
+        await wait()
+        for job in list(open_jobs):
+            done = job.request.done  # read before the output: a finished request's output is complete
+            delta = job.text.update(list(job.request.output), done)
+            if done and job.request.error:
+                yield _event({"error": APIError(500, job.request.error, code="generation_failed").body()["error"]})
+                open_jobs.remove(job)
+                continue
+            steps = len(job.request.step_logprobs) if done else min(len(job.request.step_logprobs),
+                                                                     len(job.request.output) // served.engine.unit)
+            if delta or done:
+                logprobs = None
+                if job.request.logprobs is not None and steps > sent_steps[job.index]:
+                    logprobs = (_chat_logprobs(served, job, sent_steps[job.index], steps) if kind == "chat" else
+                                _completion_logprobs(served, job, sent_steps[job.index], steps, 0))
+                    sent_steps[job.index] = steps
+                reason = ("length" if job.request.finish_reason == "length" else "stop") if done else None
+                choice = ({"delta": {"content": delta} if delta else {}} if kind == "chat" else {"text": delta})
+                yield _event(head | {"id": ident, "choices": [{"index": job.index, **choice, "logprobs": logprobs,
+                                                               "finish_reason": reason}]})
+            if done:
+                open_jobs.remove(job)
+    if include_usage:
+        yield _event(head | {"id": ident, "choices": [], "usage": _usage(jobs, prompt_tokens)})
+    yield "data: [DONE]\n\n"
