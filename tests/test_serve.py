@@ -105,7 +105,7 @@ def test_chat_is_rendered_and_cleaned_as_chowa_generate_does(client, folders):
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == answer.choices[0].finish_reason
 
 
-def test_n_seed_stop_and_logprobs(client):
+def test_n_seed_stop_and_logprobs(client, server):
     twice = [client.chat.completions.create(model="chat", messages=QUESTION, max_tokens=10, n=2, seed=7,
                                             temperature=1.0) for _ in range(2)]
     assert [c.index for c in twice[0].choices] == [0, 1]
@@ -124,6 +124,15 @@ def test_n_seed_stop_and_logprobs(client):
         assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob >= entry.top_logprobs[2].logprob
     legacy = client.completions.create(model="chat", prompt="今日は", max_tokens=4, temperature=0, logprobs=2)
     assert len(legacy.choices[0].logprobs.token_logprobs) == 4 and len(legacy.choices[0].logprobs.top_logprobs[0]) == 2
+    chunks = list(client.completions.create(model="chat", prompt="今日は", max_tokens=4, temperature=0, logprobs=2,
+                                            stream=True, extra_body={"unknown_field": 1}))
+    streamed = [offset for c in chunks if c.choices and c.choices[0].logprobs for offset in
+                c.choices[0].logprobs.text_offset]
+    assert streamed == legacy.choices[0].logprobs.text_offset  # offsets into the whole text, chunk after chunk
+    deadline = time.monotonic() + 10
+    while not any("ignoring fields chowa does not use: unknown_field" in line for line in server.log):
+        assert time.monotonic() < deadline, "an unknown field was not logged"
+        time.sleep(0.05)
 
 
 def test_models_list_and_the_api_key(client, server):

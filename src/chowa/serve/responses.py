@@ -55,7 +55,8 @@ def _chat_logprobs(served: ServedModel, job: Job, start: int, end: int) -> dict:
     return {"content": entries}
 
 
-def _completion_logprobs(served: ServedModel, job: Job, start: int, end: int, offset: int) -> dict:
+def _completion_logprobs(served: ServedModel, job: Job, start: int, end: int, offset: int = 0) -> dict:
+    """The legacy `logprobs` object of tokens start..end; `offset`: characters of the tokens before `start`."""
     tokens, values, tops, offsets = [], [], [], []
     for ids, (logprob, top) in zip(_ids_of(served, job)[start:end], job.request.step_logprobs[start:end],
                                    strict=True):
@@ -91,7 +92,7 @@ def whole_response(kind: str, served: ServedModel, jobs: list[Job], prompt_token
             choices.append({"index": job.index, "message": {"role": "assistant", "content": text},
                             "logprobs": logprobs, "finish_reason": reason})
         else:
-            logprobs = _completion_logprobs(served, job, 0, steps, 0) if wants else None
+            logprobs = _completion_logprobs(served, job, 0, steps) if wants else None
             choices.append({"index": job.index, "text": text, "logprobs": logprobs, "finish_reason": reason})
     return _envelope(kind, served, False) | {"choices": choices, "usage": _usage(jobs, prompt_tokens)}
 
@@ -117,7 +118,7 @@ async def stream_events(kind: str, served: ServedModel, jobs: list[Job], prompt_
         for job in jobs:
             yield _event(head | {"choices": [{"index": job.index, "delta": {"role": "assistant", "content": ""},
                                               "logprobs": None, "finish_reason": None}]})
-    sent_steps = [0] * len(jobs)
+    sent_steps, sent_chars = [0] * len(jobs), [0] * len(jobs)  # log-probabilities sent so far, per choice
     open_jobs = list(jobs)
     while open_jobs:
         await wait()
@@ -134,7 +135,10 @@ async def stream_events(kind: str, served: ServedModel, jobs: list[Job], prompt_
                 logprobs = None
                 if job.request.logprobs is not None and steps > sent_steps[job.index]:
                     logprobs = (_chat_logprobs(served, job, sent_steps[job.index], steps) if kind == "chat" else
-                                _completion_logprobs(served, job, sent_steps[job.index], steps, 0))
+                                _completion_logprobs(served, job, sent_steps[job.index], steps,
+                                                     sent_chars[job.index]))
+                    if kind != "chat":
+                        sent_chars[job.index] = logprobs["text_offset"][-1] + len(logprobs["tokens"][-1])
                     sent_steps[job.index] = steps
                 reason = ("length" if job.request.finish_reason == "length" else "stop") if done else None
                 choice = ({"delta": {"content": delta} if delta else {}} if kind == "chat" else {"text": delta})
