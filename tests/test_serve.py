@@ -57,8 +57,9 @@ def folders(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(folders):
-    args = ["--model", f"chat={folders['chat']}", "--model", f"bytes={folders['bytes']}", "--reward-model",
+def server(folders, tiny_model_dir):
+    args = ["--model", f"chat={folders['chat']}", "--model", f"bytes={folders['bytes']}", "--model",
+            f"base={tiny_model_dir}", "--reward-model",
             f"rm={folders['rm']}", "--api-key-env", "CHOWA_TEST_KEY", "--max-batch", "16", "--max-tokens-cap", "256"]
     with start_server(args, env={"CHOWA_TEST_KEY": KEY}) as running:
         yield running
@@ -136,7 +137,7 @@ def test_n_seed_stop_and_logprobs(client, server):
 
 
 def test_models_list_and_the_api_key(client, server):
-    assert {m.id for m in client.models.list().data} == {"chat", "bytes", "rm"}
+    assert {m.id for m in client.models.list().data} == {"chat", "bytes", "base", "rm"}
     wrong = openai.OpenAI(base_url=f"{server.url}/v1", api_key="nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
         wrong.models.list()
@@ -205,6 +206,12 @@ def test_thirty_two_streams_one_disconnect_and_bad_requests_alongside(server):
     metrics = _metrics(server)
     assert 'chowa_request_finish_total{model="chat",reason="cancelled"} 1' in metrics
     assert 'chowa_running_requests{model="chat"} 0' in metrics and "chowa_time_to_first_token_seconds_count" in metrics
+
+
+def test_a_base_model_without_a_chat_format_serves_completions_only(client, server):
+    assert client.completions.create(model="base", prompt="今日は", max_tokens=3).usage.completion_tokens <= 3
+    status, error = _post(server, "/v1/chat/completions", {"model": "base", "messages": QUESTION})
+    assert status == 400 and "no chat format" in error["error"]["message"] and error["error"]["param"] == "messages"
 
 
 def test_a_request_that_breaks_fails_alone(client, server):

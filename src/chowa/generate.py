@@ -48,7 +48,8 @@ Message = dict[str, str]
 class ChatModel:
     model: torch.nn.Module
     tokenizer: object
-    format: ChatFormat
+    format: ChatFormat | None
+    """None only for a base model `chowa serve` serves for completions."""
 
 
 def load_chat_model(path: str | os.PathLike, format_name: str | None = None, device: str | None = None) -> ChatModel:

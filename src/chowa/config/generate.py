@@ -40,9 +40,10 @@ class Sampling:
                                        "characters and specials), the best (or a drawn) valid group of the four "
                                        "heads; off, as on the byGPT-JP card.", group=_SAMPLING)
 
-    def resolve(self, fmt: ChatFormat) -> dict:
-        """`model.generate` keyword arguments: the format's card defaults overridden by what is set here."""
-        options = {"do_sample": True, "max_new_tokens": DEFAULT_MAX_NEW_TOKENS} | dict(fmt.generation)
+    def resolve(self, fmt: ChatFormat | None) -> dict:
+        """`model.generate` keyword arguments: the format's card defaults (transformers' for a base model without a
+        format) overridden by what is set here."""
+        options = {"do_sample": True, "max_new_tokens": DEFAULT_MAX_NEW_TOKENS} | dict(fmt.generation if fmt else {})
         for key in ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens"):
             if getattr(self, key) is not None:
                 options[key] = getattr(self, key)
@@ -51,7 +52,7 @@ class Sampling:
         if not options["do_sample"]:
             for key in ("temperature", "top_p", "top_k"):
                 options.pop(key, None)
-        options["stop_strings"] = list(dict.fromkeys([*fmt.stop, *self.stop])) or None
+        options["stop_strings"] = list(dict.fromkeys([*(fmt.stop if fmt else ()), *self.stop])) or None
         return options
 
     def sampling(self) -> Sampling:

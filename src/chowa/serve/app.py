@@ -132,7 +132,7 @@ def build_app(models: dict[str, ServedModel], rewards: dict[str, RewardWorker], 
     async def list_models(request: Request) -> dict:
         authorize(request)
         data = [{"id": name, "object": "model", "created": m.created, "owned_by": "chowa", "max_model_len": m.context,
-                 "chat_format": m.chat.format.name} for name, m in models.items()]
+                 "chat_format": m.chat.format.name if m.chat.format else None} for name, m in models.items()]
         data += [{"id": name, "object": "model", "created": 0, "owned_by": "chowa", "kind": "reward"}
                  for name in rewards]
         return {"object": "list", "data": data}

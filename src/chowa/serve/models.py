@@ -23,7 +23,7 @@ from chowa.engine import Engine, Request
 from chowa.errors import ChowaError
 from chowa.files import check_folder
 from chowa.folders import context_length
-from chowa.formats import bos_ids, clean_reply, detect_format, encode_prompt, get_format
+from chowa.formats import FORMAT_FILE, bos_ids, clean_reply, detect_format, encode_prompt, get_format
 from chowa.generate import ChatModel, ReplyText, reply_request, reply_room
 from chowa.generate import prompt_seed as choice_seed
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
@@ -54,6 +54,9 @@ class ServedModel:
 
     def chat_jobs(self, generation: Generation) -> tuple[list[Job], int]:
         """The jobs of a chat request (one per choice) and its prompt's length."""
+        if self.chat.format is None:
+            raise APIError(400, f"the model {self.name!r} has no chat format (no chat_format.json in its folder): "
+                                "use /v1/completions, or serve it with --format", "messages")
         try:
             ids = encode_prompt(generation.messages, self.chat.format, self.chat.tokenizer)
         except (ChowaError, CodecError) as exc:
@@ -131,9 +134,19 @@ def load_served(name: str, folder: str, cfg: ServeConfig) -> ServedModel:
     tokenizer = load_model_tokenizer(folder)
     model = load_causal_lm(folder, device=cfg.device or default_device(), dtype=cfg.dtype, use_safetensors=True,
                            trust_remote_code=cfg.trust_remote_code).eval()
-    fmt = get_format(cfg.format) if cfg.format else detect_format(folder)
+    fmt = get_format(cfg.format) if cfg.format else _folder_format(folder)
     engine = Engine(model, tokenizer, max_batch=cfg.max_batch, max_queue=cfg.max_queue)
     return ServedModel(name, ChatModel(model, tokenizer, fmt), engine, int(time.time()))
+
+
+def _folder_format(folder: str):
+    """The folder's chat format, or None for a base model that has none (it serves completions only)."""
+    if (Path(folder) / FORMAT_FILE).is_file():
+        return detect_format(folder)  # a broken chat_format.json is an error, not "no format"
+    try:
+        return detect_format(folder)
+    except ChowaError:
+        return None
 
 
 def check_safe_folder(folder: str, trust_remote_code: bool, flag: str) -> None:
