@@ -260,14 +260,14 @@ class Engine:
     def _next_unit(self, row: _Row, scores: torch.Tensor, argmax: int | None) -> list[int]:
         """scores: the row's (V,) or (4, 256); `argmax`: its best token, which a plain greedy row takes."""
         request, settings = row.request, row.request.settings
-        seen = torch.tensor(request.prompt + request.output, device=scores.device)  # the repetition penalty's input
-        if self.byte_group:
-            return self._next_group(row, scores, seen)
         banned = sorted(request.stop_ids) if len(request.output) < request.min_new_tokens else None
-        if not (settings.do_sample or banned or settings.repetition_penalty != 1.0) and math.isfinite(
-                scores[argmax]):
+        if argmax is not None and not (settings.do_sample or banned or settings.repetition_penalty != 1.0) and \
+                math.isfinite(scores[argmax]):
             token = argmax
         else:
+            seen = torch.tensor(request.prompt + request.output, device=scores.device)  # the penalty's input
+            if self.byte_group:
+                return self._next_group(row, scores, seen)
             token = choose_token(scores, seen, settings, row.stream, banned)
         if request.logprobs is not None:
             request.step_logprobs.append(token_logprobs(scores, token, request.logprobs))
