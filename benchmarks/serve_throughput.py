@@ -4,7 +4,7 @@ Three systems, run one after another on the same model, the same prompts and the
 once):
   chowa               `chowa serve --model bench=DIR` (continuous batching), in a subprocess;
   one-at-a-time       `model.generate(..., do_sample=False)` per request, sequentially, in this process;
-  transformers-serve  `transformers serve --continuous-batching --device cpu DIR`, in a subprocess.
+  transformers-serve  `transformers serve --continuous-batching --device DEVICE DIR`, in a subprocess.
 A server that cannot serve is reported as failed with its reason (transformers 5.24's continuous batching fails on
 every GPT-NeoX request: its attention calls `PagedAttentionCache.update()` without the `kwargs` argument; a Llama
 model works).
@@ -94,6 +94,7 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="runs of every system, round-robin; figures are "
                                                                "the median run's (use 3 on a shared machine)")
     parser.add_argument("--startup-timeout", type=float, default=180, help="seconds a server may take to be ready")
+    parser.add_argument("--device", default="cpu", help="where every system runs the model (cpu, cuda)")
     parser.add_argument("--quick", action="store_true", help="concurrency 1,4 and 8 requests per level")
     parser.add_argument("--out", type=Path, help="write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -165,7 +166,7 @@ def run_one_at_a_time(model_dir: Path, prompts: list[str], indices: list[int], a
 
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(args.device).eval()
     records = []
     with torch.inference_mode():
         _generate_one(model, tokenizer, prompts[0], args.max_tokens)  # warm-up, not timed
@@ -191,7 +192,7 @@ def _generate_one(model, tokenizer, prompt: str, max_tokens: int) -> dict:
         def end(self):
             pass
 
-    inputs = tokenizer(prompt, return_tensors="pt")
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)  # as the servers
     timer = TokenTimes()
     sent = time.perf_counter()
     output = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False, streamer=timer)
@@ -211,14 +212,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def server_command(system: str, model_dir: Path) -> tuple[list[str], str | None, str]:
+def server_command(system: str, model_dir: Path, device: str) -> tuple[list[str], str | None, str]:
     """(command, its URL if known before it starts, the `model` field of requests)."""
     if system == "chowa":
         return ([sys.executable, "-m", "chowa", "serve", "--model", f"bench={model_dir}", "--host", "127.0.0.1",
-                 "--port", "0"], None, "bench")
+                 "--port", "0", "--device", device], None, "bench")
     port = _free_port()
     cli = Path(sys.executable).with_name("transformers")
-    return ([str(cli), "serve", "--continuous-batching", "--device", "cpu", "--host", "127.0.0.1", "--port",
+    return ([str(cli), "serve", "--continuous-batching", "--device", device, "--host", "127.0.0.1", "--port",
              str(port), str(model_dir)], f"http://127.0.0.1:{port}", str(model_dir))
 
 
@@ -250,7 +251,7 @@ def _last_lines(log: Path, count: int = 5) -> str:
 
 def run_server(system: str, model_dir: Path, prompts: list[str], args: argparse.Namespace) -> dict:
     """Start one server, warm it up, run every concurrency level, stop it; {"failed": reason} if it cannot serve."""
-    command, url, model_name = server_command(system, model_dir)
+    command, url, model_name = server_command(system, model_dir, args.device)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory() as scratch:

@@ -87,11 +87,11 @@ def test_a_cancelled_row_leaves_at_the_next_step_and_the_cache_shrinks(lm):
     engine.submit(going)
     engine.submit(staying)
     engine.step()
-    width = engine.mask.shape[1]
+    width = engine.batch.mask.shape[1]
     going.cancelled = True
     engine.step()
     assert going.finish_reason == "cancelled" and len(engine.rows) == 1
-    assert engine.mask.shape[1] < width  # the long prompt's columns are gone
+    assert engine.batch.mask.shape[1] < width  # the long prompt's columns are gone
     while engine.busy:
         engine.step()
     assert staying.output == _hf(model, tokenizer, prompts[2], 8, do_sample=False)
@@ -122,6 +122,11 @@ def test_min_tokens_bans_eos_and_the_queue_has_a_limit(lm):
     assert eos not in held.output[:3] and held.output[3] == eos and held.finish_reason == "stop"
     engine = Engine(model, tokenizer, max_queue=2)
     engine.submit(Request(prompts[0]))
-    engine.submit(Request(prompts[1]))
+    gone = Request(prompts[1])
+    engine.submit(gone)
     with pytest.raises(QueueFull):
         engine.submit(Request(prompts[2]))
+    gone.cancelled = True  # a client that left holds no place
+    engine.submit(Request(prompts[2]))
+    with pytest.raises(QueueFull):
+        engine.submit(Request(prompts[3]))

@@ -201,3 +201,32 @@ def test_rinna_layout_folder_gets_sentencepiece_tokenizer_and_format(tmp_path, t
     text = "  吾輩は  猫である   "
     assert model.tokenizer(text, add_special_tokens=False).input_ids == processor.encode(text)
     assert generate_replies(model, _conversations(PROMPTS[:2]), GREEDY) is not None
+
+
+class _Pieces:
+    """A stand-in tokenizer whose ids index text pieces (decode joins them)."""
+
+    eos_token = "</s>"
+
+    def __init__(self, pieces: list[str]):
+        self.pieces = pieces
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        return "".join(self.pieces[i] for i in ids)
+
+
+def test_streamed_text_shows_at_once_holds_what_may_become_a_stop_and_joins_into_the_whole_reply():
+    from chowa.formats import FORMATS, clean_reply
+    from chowa.generate import ReplyText, reply_watch
+
+    fmt = FORMATS["rinna-nl"]
+    pieces = ["猫", "です", "   ", "\n\n", "ね", "<N", "L>", "ユー", "ザー", "さん", "</", "s>"]
+    tokenizer = _Pieces(pieces)
+    text = ReplyText(tokenizer, lambda raw: clean_reply(raw, fmt, "</s>"), reply_watch(fmt, tokenizer))
+    shown = [text.update(list(range(n)), False) for n in range(1, len(pieces))]
+    shown.append(text.update(list(range(len(pieces))), True))
+    assert shown[:2] == ["猫", "です"]  # no fixed hold-back: text shows as soon as it is settled
+    assert shown[2:4] == ["", ""] and shown[4] == "   \n\nね"  # trailing spaces wait for what follows them
+    assert shown[5:9] == [""] * 4  # "<N" might start <NL>; "\n" is trailing; "ユーザー" might become "ユーザー:"
+    assert shown[9] == "\nユーザーさん" and shown[10:] == ["", ""]  # "</" might start EOS, which is cut
+    assert "".join(shown) == clean_reply("".join(pieces), fmt, "</s>") == "猫です   \n\nね\nユーザーさん"

@@ -155,7 +155,7 @@ def test_greedy_output_alone_equals_output_among_fifteen_others(client, server):
         futures = [pool.submit(complete, prompt, 8 + 3 * i) for i, prompt in enumerate(others)]
         crowded = pool.submit(complete, "駅まで歩いて")
         assert crowded.result() == alone
-        assert all(f.result() is not None for f in futures)
+        assert all(f.result() for f in futures)  # a random model's 8+ tokens always decode to some text
     buckets = {line.split('le="')[1].split('"')[0]: float(line.split()[-1]) for line in _metrics(server).splitlines()
                if line.startswith("chowa_batch_size_bucket{") and 'model="chat"' in line}
     assert buckets["+Inf"] > buckets["4"]  # some steps decoded more than 4 rows together
@@ -305,3 +305,74 @@ def test_unsafe_folders_and_bad_fields_are_refused_with_their_names(tmp_path, fo
         with pytest.raises(APIError) as caught:
             read_chat(body, max_tokens_cap=100, max_n=4)
         assert caught.value.param == param and caught.value.status == 400
+
+
+def test_fields_that_would_change_the_reply_unnoticed_and_json_constants_are_refused(server):
+    for body, param in [({"prompt": "x", "echo": True}, "echo"), ({"prompt": "x", "logit_bias": {"5": 3}},
+                                                                  "logit_bias"),
+                        ({"prompt": "x", "presence_penalty": 0.5}, "presence_penalty")]:
+        status, error = _post(server, "/v1/completions", {"model": "chat", **body})
+        assert status == 400 and error["error"]["param"] == param
+    assert _post(server, "/v1/completions", {"model": "chat", "prompt": "x", "echo": False, "max_tokens": 2})[0] == 200
+    status, error = _post(server, "/v1/completions", b'{"model": "chat", "prompt": "x", "temperature": NaN}')
+    assert status == 400 and "NaN" in error["error"]["message"]
+
+
+def test_the_max_tokens_cap_bounds_the_formats_default_too(client):
+    answer = client.chat.completions.create(model="bytes", messages=QUESTION, temperature=1.0, seed=3)
+    assert answer.usage.completion_tokens <= 256  # vicuna's card default is 512; the server's cap is 256
+
+
+def test_a_chunked_body_over_the_limit_and_a_client_leaving_before_the_reply(server):
+    address = urllib.parse.urlsplit(server.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    chunks = (b"x" * 1_000_000 for _ in range(6))  # 6 MB without a Content-Length
+    connection.request("POST", "/v1/completions", chunks, {"Authorization": f"Bearer {KEY}"}, encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"]["type"] == "RequestTooLarge"
+    cancelled = _cancelled(server)
+    leaving = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    body = json.dumps({"model": "chat", "prompt": "雨", "max_tokens": 256, "n": 16, "temperature": 0.9}).encode()
+    leaving.request("POST", "/v1/completions", body, {"Authorization": f"Bearer {KEY}"})
+    time.sleep(0.2)
+    leaving.sock.close()  # gone before the (non-streamed) reply
+    deadline = time.monotonic() + 30
+    while _cancelled(server) == cancelled:
+        assert time.monotonic() < deadline, "the request of a client that left was never cancelled"
+        time.sleep(0.1)
+
+
+def _cancelled(server) -> float:
+    return sum(float(line.split()[-1]) for line in _metrics(server).splitlines()
+               if line.startswith("chowa_request_finish_total") and 'reason="cancelled"' in line)
+
+
+def test_remote_reward_retries_a_busy_server_then_reports_its_message(tmp_path):
+    import http.server
+
+    answers = [(503, {"error": {"message": "busy"}}), (200, {"data": [{"index": 0, "score": 1.5}]}),
+               (400, {"error": {"message": "input[0] is too long"}})]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status, body = answers.pop(0)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        remote = RemoteReward(f"http://127.0.0.1:{httpd.server_port}", "rm", "", batch_size=4)
+        remote.RETRIES = 2
+        assert remote([[*QUESTION, {"role": "assistant", "content": "東京"}]]) == [1.5]  # after one 503
+        with pytest.raises(ChowaError, match="400 input\\[0\\] is too long"):
+            remote([[*QUESTION, {"role": "assistant", "content": "x"}]])
+    finally:
+        httpd.shutdown()

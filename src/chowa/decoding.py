@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from transformers import GenerationConfig
 from transformers.generation.logits_process import (
     EpsilonLogitsWarper,
     EtaLogitsWarper,
@@ -84,6 +85,34 @@ class DecodeSettings:
         warpers += [EpsilonLogitsWarper(self.epsilon_cutoff)] if 0.0 < self.epsilon_cutoff < 1.0 else []
         warpers += [EtaLogitsWarper(self.eta_cutoff, device=device)] if 0.0 < self.eta_cutoff < 1.0 else []
         return warpers
+
+
+# Settings a model's generation_config may carry that `generate` would apply and the engine does not.
+_NOT_APPLIED = ("no_repeat_ngram_size", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+                "forced_bos_token_id", "forced_eos_token_id", "min_length", "min_new_tokens", "num_beams",
+                "diversity_penalty", "encoder_repetition_penalty", "exponential_decay_length_penalty",
+                "renormalize_logits", "guidance_scale", "penalty_alpha")
+
+
+def check_generation_config(model: torch.nn.Module) -> None:
+    """ChowaError naming the settings of the model's generation_config that chowa's generation would not apply
+    (a reply would silently differ from `generate`'s)."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return
+    default = GenerationConfig()
+    found = [key for key in _NOT_APPLIED if getattr(config, key, None) != getattr(default, key, None)]
+    if found:
+        raise ChowaError(f"the model's generation_config sets {', '.join(found)}, which chowa's generation does not "
+                         "apply; remove them from generation_config.json (or set them to their defaults)")
+
+
+def stop_token_ids(model: torch.nn.Module, tokenizer) -> frozenset[int]:
+    """The ids that end a reply: the tokenizer's EOS and every `eos_token_id` of the model's generation_config."""
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    extra = [] if extra is None else [extra] if isinstance(extra, int) else list(extra)
+    return frozenset([tokenizer.eos_token_id, *extra]) - {None}
 
 
 class RowStream:

@@ -2,8 +2,8 @@
 step and leaving as soon as it is done, over one key/value cache.
 
 Every step (`Engine.step`): cancelled requests leave; waiting requests join while there is room (their prompts run
-together, left-padded, and give each its first token) and their cache is appended to the running one, the shorter
-side padded on the left; then every running row decodes one token (one 4-byte group for a byte-group model). A
+in groups of similar length, left-padded, and give each its first token) and their cache is appended to the
+running one (`chowa.kvcache`); then every running row decodes one token (one 4-byte group for a byte-group model). A
 padded position is masked and positions count from a row's first real token, so what a row generates does not
 depend on the rows beside it: greedy output alone equals greedy output among 15 others, and a sampled row draws
 from its own seeded stream (`chowa.decoding`).
@@ -31,11 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from chowa.bytegroup import is_byte_model
 from chowa.decoding import DecodeSettings, RowStream, choose_token, group_logprob, token_logprobs
 from chowa.errors import ChowaError
+from chowa.kvcache import BatchCache, cache_argument, output_cache
 from chowa.padding import pad_rows
 
 log = logging.getLogger(__name__)
@@ -89,34 +89,39 @@ class _Row:
 
 
 class Engine:
-    """Runs requests on `model` in a continuously refilled batch of at most `max_batch` rows."""
+    """Runs requests on `model` in a continuously refilled batch of at most `max_batch` rows; a step prefills at
+    most `max_prefill_tokens` prompt tokens of newcomers (at least one prompt), so running rows keep decoding."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, max_batch: int = 16, max_queue: int = 1024,
-                 max_prefill_tokens: int = 8192):
+                 max_prefill_tokens: int = 2048):
         self.model, self.tokenizer = model, tokenizer
         self.max_batch, self.max_queue, self.max_prefill_tokens = max_batch, max_queue, max_prefill_tokens
         self.byte_group = is_byte_model(model)
         self.unit = 4 if self.byte_group else 1  # ids per step
         self.pad = list(tokenizer.pad_group) if self.byte_group else _pad_id(tokenizer)
         parameters = inspect.signature(model.forward).parameters
-        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+        self._cache_arg = cache_argument(model)
         self._positions = "position_ids" in parameters and not self.byte_group
         self._keep_last = "logits_to_keep" in parameters
         self._allowed = None
+        self._byte_stops: dict[tuple[str, ...], list[list[int]]] = {}
         self.waiting: collections.deque[Request] = collections.deque()
         self.rows: list[_Row] = []
-        self.cache, self.mask = None, None  # the running rows' cache and (B, L) mask, L in steps (groups)
+        self.batch: BatchCache | None = None  # the running rows' cache; its mask counts steps (groups)
         self.on_step: Callable[[int], None] | None = None
         """Called with the batch size of every decoding step (a server's metrics)."""
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._admitting: list[Request] = []  # this step's newcomers (failed with the step if it breaks)
 
     # --- submitting ------------------------------------------------------------------------------------------
 
     def submit(self, request: Request) -> None:
         """Queue `request`; QueueFull when `max_queue` requests already wait."""
         with self._wake:
+            if len(self.waiting) >= self.max_queue:  # requests whose clients left do not hold places
+                self.waiting = collections.deque(r for r in self.waiting if not r.cancelled)
             if len(self.waiting) >= self.max_queue:
                 raise QueueFull(f"the queue holds {self.max_queue} waiting requests")
             self.waiting.append(request)
@@ -124,8 +129,7 @@ class Engine:
 
     def run(self, requests: list[Request], progress: Callable[[int], None] | None = None) -> list[Request]:
         """Generate every request in this thread (no server loop); `progress(1)` as each finishes."""
-        for request in requests:
-            self.waiting.append(request)
+        self.waiting.extend(requests)
         finished = 0
         while self.waiting or self.rows:
             self.step()
@@ -134,6 +138,25 @@ class Engine:
                 progress(now - finished)
             finished = now
         return requests
+
+    def check_batching(self) -> None:
+        """Run two prompts of unequal length through a join, a decoding step and a row leaving, so a model whose
+        cache cannot be batched this way is refused before it serves (ChowaError)."""
+        probe = [Request([self._probe_id()] * self.unit * 2, max_new_tokens=self.unit),
+                 Request([self._probe_id()] * self.unit, max_new_tokens=3 * self.unit)]
+        waiting, self.waiting = self.waiting, collections.deque()
+        self.submit(probe[0])
+        self.step()
+        self.submit(probe[1])
+        while self.rows or self.waiting:
+            self.step()
+        self.waiting = waiting
+        for request in probe:
+            if request.error:
+                raise ChowaError(f"this model cannot be served with continuous batching: {request.error}")
+
+    def _probe_id(self) -> int:
+        return self.pad[0] if self.byte_group else self.tokenizer.eos_token_id or 0
 
     @property
     def busy(self) -> int:
@@ -162,35 +185,47 @@ class Engine:
                     self._wake.wait()
                 if self._stopping and not (self.waiting or self.rows):
                     return
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - whatever broke, fail what it touched and keep serving
+                for request in [*(row.request for row in self.rows), *self._admitting]:
+                    if not request.done:
+                        _fail(request, exc)
+                self.rows, self.batch = [], None
 
     # --- one step --------------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def step(self) -> None:
         """Let cancelled rows go, admit waiting requests, decode one token for every running row."""
-        self._drop([row for row in self.rows if row.request.cancelled], "cancelled")
-        newcomers = self._take_waiting()
-        if newcomers:
-            self._prefill(newcomers)
+        cancelled = [i for i, row in enumerate(self.rows) if row.request.cancelled]
+        for index in cancelled:
+            _finish(self.rows[index].request, "cancelled")
+        self._keep([i for i in range(len(self.rows)) if i not in cancelled])
+        newcomers = self._admitting = self._take_waiting()
+        for group in _similar_lengths(newcomers):
+            self._prefill(group)
         if self.rows:
             self._decode()
 
     def _take_waiting(self) -> list[Request]:
+        """Waiting requests, first come first served, up to the free rows and the prefill budget."""
         taken: list[Request] = []
+        tokens = 0
         with self._wake:
             while self.waiting and len(self.rows) + len(taken) < self.max_batch:
                 request = self.waiting[0]
-                longest = max(len(r.prompt) for r in [*taken, request])
-                if taken and longest * (len(taken) + 1) > self.max_prefill_tokens:
+                if request.cancelled:
+                    _finish(self.waiting.popleft(), "cancelled")
+                    continue
+                if taken and tokens + len(request.prompt) > self.max_prefill_tokens:
                     break
+                tokens += len(request.prompt)
                 taken.append(self.waiting.popleft())
-        for request in [r for r in taken if r.cancelled]:
-            _finish(request, "cancelled")
-        return [r for r in taken if not r.cancelled]
+        return taken
 
     def _prefill(self, requests: list[Request]) -> None:
-        """Run the newcomers' prompts together and append their cache to the running rows'."""
+        """Run the newcomers' prompts together, give each its first token and add the rows that go on."""
         input_ids, mask = pad_rows([r.prompt for r in requests], self.pad, "left", self.model.device)
         mask = mask[:, ::self.unit]
         try:
@@ -201,25 +236,31 @@ class Engine:
             return
         rows = [_Row(r, math.ceil(r.max_new_tokens / self.unit), self._stream(r)) for r in requests]
         keep = self._choose(rows, scores)
-        if keep:
-            index = torch.tensor(keep, device=mask.device)
-            self._append(_select(cache, index), mask[index], [rows[i] for i in keep])
+        if not keep:
+            return
+        joined = BatchCache(cache, mask)
+        if len(keep) < len(rows):
+            joined.keep(keep)
+        if self.batch is None:
+            self.batch = joined
+        else:
+            self.batch.join(joined)
+        self.rows += [rows[i] for i in keep]
 
     def _decode(self) -> None:
         step_ids = torch.tensor([row.pending for row in self.rows], device=self.model.device)
-        mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], 1)
+        mask = torch.cat([self.batch.mask, self.batch.mask.new_ones(len(self.rows), 1)], 1)
         try:
-            scores, self.cache = self._forward(step_ids, mask, self.cache)
+            scores, self.batch.cache = self._forward(step_ids, mask, self.batch.cache)
         except Exception as exc:  # noqa: BLE001 - the running rows fail; the engine keeps serving
             for row in self.rows:
                 _fail(row.request, exc)
-            self.rows, self.cache, self.mask = [], None, None
+            self.rows, self.batch = [], None
             return
-        self.mask = mask
+        self.batch.mask = mask
         if self.on_step is not None:
             self.on_step(len(self.rows))
-        keep = self._choose(self.rows, scores)
-        self._keep(keep)
+        self._keep(self._choose(self.rows, scores))
 
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor, cache) -> tuple[torch.Tensor, object]:
         """The last position's scores, (B, V) or (B, 4, 256), and the cache. mask: (B, L) per step, cache + new."""
@@ -233,23 +274,25 @@ class Engine:
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
         out = self.model(input_ids=input_ids, **kwargs)
-        cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
-        return out.logits[:, -1], cache
+        return out.logits[:, -1], output_cache(out)
 
     def _choose(self, rows: list[_Row], scores: torch.Tensor) -> list[int]:
         """Give each row its next token; the indices of the rows that go on (the others finished or failed)."""
         keep = []
-        plain = None if self.byte_group else scores.argmax(-1).tolist()  # every plain greedy row at once
+        plain = None
+        if not self.byte_group:  # every plain greedy row's token at once, with one transfer from the device
+            best = scores.max(-1)
+            plain = torch.where(torch.isfinite(best.values), best.indices, -1).tolist()
         for index, row in enumerate(rows):
             request = row.request
             try:
                 unit = self._next_unit(row, scores[index], plain[index] if plain else None)
-            except Exception as exc:  # noqa: BLE001 - this row alone fails (e.g. NaN scores)
+                request.output += unit
+                row.pending, row.steps = unit, row.steps - 1
+                reason = "stop" if self._stopped(request, unit) else "length" if row.steps <= 0 else None
+            except Exception as exc:  # noqa: BLE001 - this row alone fails (NaN scores, an id it cannot decode)
                 _fail(request, exc)
                 continue
-            request.output += unit
-            row.pending, row.steps = unit, row.steps - 1
-            reason = "stop" if self._stopped(request, unit) else "length" if row.steps <= 0 else None
             if reason is None:
                 keep.append(index)
                 _notify(request)
@@ -258,11 +301,12 @@ class Engine:
         return keep
 
     def _next_unit(self, row: _Row, scores: torch.Tensor, argmax: int | None) -> list[int]:
-        """scores: the row's (V,) or (4, 256); `argmax`: its best token, which a plain greedy row takes."""
+        """scores: the row's (V,) or (4, 256); `argmax`: its best token (−1 if not finite), which a plain greedy
+        row takes."""
         request, settings = row.request, row.request.settings
         banned = sorted(request.stop_ids) if len(request.output) < request.min_new_tokens else None
-        if argmax is not None and not (settings.do_sample or banned or settings.repetition_penalty != 1.0) and \
-                math.isfinite(scores[argmax]):
+        if argmax is not None and argmax >= 0 and not (settings.do_sample or banned
+                                                       or settings.repetition_penalty != 1.0):
             token = argmax
         else:
             seen = torch.tensor(request.prompt + request.output, device=scores.device)  # the penalty's input
@@ -287,15 +331,25 @@ class Engine:
         return group
 
     def _stopped(self, request: Request, unit: list[int]) -> bool:
+        """Whether the reply ends here: a stop token, or (once `min_new_tokens` are out) a stop string."""
         if self.byte_group:
-            return _byte_stop(self.model.config, self.tokenizer, request)
+            return self._byte_stopped(request)
         if unit[0] in request.stop_ids:
             return True
-        if not request.stop_strings:
+        if not request.stop_strings or len(request.output) < request.min_new_tokens:
             return False
         longest = max(len(stop) for stop in request.stop_strings)
         tail = self.tokenizer.decode(request.output[-(4 * longest + 4):], skip_special_tokens=False)
         return any(stop in tail for stop in request.stop_strings)
+
+    def _byte_stopped(self, request: Request) -> bool:
+        from chowa.bytegroup.hf.modeling_bytegroup import ends_with_stop, stop_bytes
+
+        if request.stop_strings not in self._byte_stops:
+            stops = [self.tokenizer.encode(stop, add_special_tokens=False) for stop in request.stop_strings]
+            self._byte_stops[request.stop_strings] = stop_bytes(self.model.config,
+                                                                [*stops, list(self.tokenizer.eos_token_ids)])
+        return ends_with_stop(request.output, self._byte_stops[request.stop_strings])
 
     def _stream(self, request: Request) -> RowStream | torch.Generator | None:
         if not request.settings.do_sample:
@@ -304,71 +358,29 @@ class Engine:
             return torch.Generator(device=self.model.device).manual_seed(request.seed)
         return RowStream(request.seed, self.model.device)
 
-    # --- the running batch's cache -----------------------------------------------------------------------------
-
-    def _append(self, cache, mask: torch.Tensor, rows: list[_Row]) -> None:
-        if not self.rows:
-            self.cache, self.mask, self.rows = cache, mask, rows
-            return
-        width = max(self.mask.shape[1], mask.shape[1])
-        for mine, theirs in zip(_layers(self.cache), _layers(cache), strict=True):
-            for name in ("keys", "values"):
-                setattr(mine, name, torch.cat([_pad_left(getattr(mine, name), width, -2),
-                                               _pad_left(getattr(theirs, name), width, -2)]))
-        self.mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(mask, width, 1)])
-        self.rows = self.rows + rows
-
     def _keep(self, keep: list[int]) -> None:
-        """Keep only these rows, and drop the leading columns that none of them attends to."""
+        """Keep only these running rows (the others finished, failed or were cancelled)."""
         if len(keep) == len(self.rows):
             return
-        if not keep:
-            self.rows, self.cache, self.mask = [], None, None
-            return
-        index = torch.tensor(keep, device=self.mask.device)
-        mask = self.mask[index]
-        first = int(mask.any(0).nonzero()[0])
-        self.cache = _select(self.cache, index, first)
-        self.mask, self.rows = mask[:, first:], [self.rows[i] for i in keep]
-
-    def _drop(self, rows: list[_Row], reason: str) -> None:
-        if not rows:
-            return
-        for row in rows:
-            _finish(row.request, reason)
-        self._keep([i for i, row in enumerate(self.rows) if row not in rows])
+        if keep:
+            self.batch.keep(keep)
+        else:
+            self.batch = None
+        self.rows = [self.rows[i] for i in keep]
 
 
-def _layers(cache) -> list:
-    layers = getattr(cache, "layers", None)
-    if layers is None or any(not hasattr(layer, "keys") for layer in layers):
-        raise ChowaError(f"continuous batching needs a key/value cache of full-attention layers; this model returned "
-                         f"{type(cache).__name__}")
-    return layers
-
-
-def _select(cache, index: torch.Tensor, first: int = 0):
-    """The cache of rows `index` from column `first` on (in place)."""
-    for layer in _layers(cache):
-        layer.keys = layer.keys[index.to(layer.keys.device), :, first:]
-        layer.values = layer.values[index.to(layer.values.device), :, first:]
-    return cache
-
-
-def _pad_left(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    """Zeros on the left of `dim` up to `width` (keys and values (B, H, L, D) on dim −2; masks (B, L) on 1)."""
-    missing = width - tensor.shape[dim]
-    if missing == 0:
-        return tensor
-    padding = [0, 0] * (tensor.dim() - 1 - (dim % tensor.dim())) + [missing, 0]
-    return F.pad(tensor, padding)
-
-
-def _byte_stop(config, tokenizer, request: Request) -> bool:
-    from chowa.bytegroup.hf.modeling_bytegroup import ends_with_stop, stop_bytes
-
-    stops = [tokenizer.encode(stop, add_special_tokens=False) for stop in request.stop_strings]
-    return ends_with_stop(request.output, stop_bytes(config, [*stops, list(tokenizer.eos_token_ids)]))
+def _similar_lengths(requests: list[Request], waste: float = 0.25) -> list[list[Request]]:
+    """The newcomers in groups of similar prompt length, shortest first, so padding adds at most `waste` of a
+    group's real tokens (one forward pass per group: a short prompt is not padded to the longest)."""
+    groups: list[list[Request]] = []
+    for request in sorted(requests, key=lambda r: len(r.prompt)):
+        group = groups[-1] if groups else None
+        if group and len(request.prompt) * (len(group) + 1) <= (1 + waste) * (
+                sum(len(r.prompt) for r in group) + len(request.prompt)):
+            group.append(request)
+        else:
+            groups.append([request])
+    return groups
 
 
 def _notify(request: Request) -> None:

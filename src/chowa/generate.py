@@ -33,12 +33,12 @@ from chowa.bytegroup.hf.codec_bytegroup import CodecError
 from chowa.config.generate import GenerateConfig, Sampling
 from chowa.data.prompts import read_prompts
 from chowa.data.records import ReadOptions
-from chowa.decoding import DecodeSettings, RowStream, inverse_cdf
+from chowa.decoding import DecodeSettings, RowStream, check_generation_config, inverse_cdf, stop_token_ids
 from chowa.engine import Engine, Request
 from chowa.errors import ChowaError
 from chowa.files import check_folder, check_writable, json_line, write_jsonl
 from chowa.folders import context_length
-from chowa.formats import ChatFormat, clean_reply, detect_format, encode_prompt, eos_ids, get_format
+from chowa.formats import NL, ChatFormat, clean_reply, detect_format, encode_prompt, get_format
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 
 Message = dict[str, str]
@@ -131,7 +131,8 @@ def reply_request(chat: ChatModel, prompt: list[int], options: dict, room: int, 
                 chat.tokenizer.encode(stop, add_special_tokens=False)
             except CodecError as exc:
                 raise ChowaError(f"stop string {stop!r}: {exc}") from None
-    stop_ids = frozenset() if byte_group else frozenset(eos_ids(chat.tokenizer))
+    check_generation_config(chat.model)
+    stop_ids = frozenset() if byte_group else stop_token_ids(chat.model, chat.tokenizer)
     return Request(prompt, DecodeSettings.of(options, chat.model), max_new_tokens=room, stop_ids=stop_ids,
                    stop_strings=stops, seed=seed)
 
@@ -145,7 +146,7 @@ def stream_reply(chat: ChatModel, messages: list[Message], sampling: Sampling, o
     request = reply_request(chat, ids, options | {"valid_groups": sampling.valid_groups}, room,
                             prompt_seed(sampling.seed, 0))
     text = ReplyText(chat.tokenizer, lambda raw: clean_reply(raw, chat.format, chat.tokenizer.eos_token or ""),
-                     hold=max((len(s) for s in chat.format.stop), default=0) + len(chat.tokenizer.eos_token or ""))
+                     reply_watch(chat.format, chat.tokenizer))
 
     def show(request: Request) -> None:
         if delta := text.update(request.output, request.done):
@@ -222,24 +223,41 @@ class _RowSampler(LogitsProcessor):
 
 
 class ReplyText:
-    """A reply's text as it grows: `update` returns the new stretch of cleaned text; text that may start a stop
-    (the last `hold` characters) and half of a multi-byte character wait until the reply ends. The stretches join
-    into exactly the cleaned whole reply."""
+    """A reply's text as it grows: `update` returns the new stretch of cleaned text. What may still become a stop
+    (an ending of the raw text that begins one of `watch`: stop strings, the EOS text, `<NL>`), half of a multi-byte
+    character and trailing spaces (which the final clean-up may strip) wait until they are settled, so the
+    stretches join into exactly the cleaned whole reply, and the rest shows at once."""
 
-    def __init__(self, tokenizer, clean: Callable[[str], str], hold: int, skip_special_tokens: bool = False):
-        self.tokenizer, self.clean, self.hold, self.skip = tokenizer, clean, hold, skip_special_tokens
+    def __init__(self, tokenizer, clean: Callable[[str], str], watch: tuple[str, ...],
+                 skip_special_tokens: bool = False):
+        self.tokenizer, self.clean, self.skip = tokenizer, clean, skip_special_tokens
+        self.watch = tuple(w for w in watch if w)
         self.shown = ""
 
     def update(self, ids: list[int], final: bool) -> str:
         text = self.tokenizer.decode(ids, skip_special_tokens=self.skip)
-        if not final and text.endswith("\ufffd"):  # half of a multi-byte character (byte-fallback pieces)
-            return ""
-        cleaned = self.clean(text)
-        visible = cleaned if final else cleaned[:max(0, len(cleaned) - self.hold)]
+        if not final:
+            if text.endswith("\ufffd"):  # half of a multi-byte character (byte-fallback pieces)
+                return ""
+            text = text[:len(text) - self._unsettled(text)]
+        visible = self.clean(text) if final else self.clean(text).rstrip()
         if not (visible.startswith(self.shown) and len(visible) > len(self.shown)):
             return ""
         delta, self.shown = visible[len(self.shown):], visible
         return delta
+
+    def _unsettled(self, text: str) -> int:
+        """The length of the longest ending of `text` that is the start of a watched string."""
+        for length in range(min(len(text), max((len(w) for w in self.watch), default=0)), 0, -1):
+            if any(w.startswith(text[-length:]) for w in self.watch):
+                return length
+        return 0
+
+
+def reply_watch(fmt: ChatFormat, tokenizer, stops: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
+    """What a streamed chat reply must not show before it is settled: the format's turn tags, extra stop strings,
+    the EOS text and rinna's `<NL>` (which the clean-up turns into a newline)."""
+    return (*fmt.stop, *stops, tokenizer.eos_token or "", NL if fmt.newline == NL else "")
 
 
 def _decoded_reply(chat: ChatModel, ids: list[int]) -> str:

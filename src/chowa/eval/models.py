@@ -17,7 +17,6 @@ Run as (from Python):
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from chowa.engine import Engine, Request
 from chowa.errors import ChowaError
 from chowa.eval.byte_lm import ByteGroupLM
 from chowa.folders import context_length
+from chowa.kvcache import cache_argument, output_cache
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows
 
@@ -58,7 +58,7 @@ class HFCausalLM:
             raise ChowaError("tokenizer has no eos_token; the harness conditions empty contexts on it")
         self.eos_token_id = tokenizer.eos_token_id
         # transformers renamed `past_key_values` to `cache` within 5.x; pass whichever this version takes.
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache_arg = cache_argument(model)
         self._warn_generation_config()
 
     @classmethod
@@ -129,7 +129,7 @@ class HFCausalLM:
         rest = None
         if rest_len > 0:
             owner = torch.tensor([g for g, _ in rows], device=self.device)
-            cache = self._cache_of(out)
+            cache = output_cache(out)
             cache.reorder_cache(owner)  # one cache row per continuation (index_select along the batch)
             # Right padding is safe here: padded positions come after every real token and are never read.
             rest_ids = torch.tensor([cont[:-1] + [self.eos_token_id] * (rest_len - len(cont) + 1) for _, cont in rows],
@@ -190,10 +190,6 @@ class HFCausalLM:
         input_ids = torch.tensor([ctx_ids], device=self.device)
         out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
         return out[0, len(ctx_ids):].tolist()
-
-    @staticmethod
-    def _cache_of(out):
-        return out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
 
     def _warn_generation_config(self) -> None:
         config = getattr(self.model, "generation_config", None)

@@ -105,7 +105,8 @@ def build_app(models: dict[str, ServedModel], rewards: dict[str, RewardWorker], 
 
     app = FastAPI(title="chowa serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_BodyLimit, limit=cfg.max_body_bytes)
-    _add_error_handlers(app, metrics)
+    app.add_middleware(_CountRequests, metrics=metrics)
+    _add_error_handlers(app)
 
     def authorize(request: Request) -> None:
         if api_key is None:
@@ -200,10 +201,14 @@ async def _generate(kind: str, request: Request, models: dict[str, ServedModel],
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     try:
+        checked = time.monotonic()
         while not all(job.request.done for job in jobs):
             try:
-                await asyncio.wait_for(watch.wait(), timeout=1.0)
+                await asyncio.wait_for(watch.wait(), timeout=0.1)
             except TimeoutError:
+                pass
+            if time.monotonic() - checked > 0.1:  # a client that left frees its rows within a tenth of a second
+                checked = time.monotonic()
                 if await request.is_disconnected():
                     return None
         return whole_response(kind, served, jobs, prompt_tokens)
@@ -242,15 +247,26 @@ def _watch_engines(models: dict[str, ServedModel], metrics: Metrics) -> None:
                   lambda: {(("model", n),): len(m.engine.rows) for n, m in models.items()})
 
 
-def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        response = await call_next(request)
-        if request.url.path.startswith("/v1/"):
-            metrics.count("chowa_requests_total", "HTTP requests by route and status.", route=request.url.path,
-                          status=str(response.status_code))
-        return response
+class _CountRequests:
+    """Counts /v1 requests by route and status as the response starts (plain ASGI: streams pass untouched)."""
 
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                self.metrics.count("chowa_requests_total", "HTTP requests by route and status.", route=scope["path"],
+                                   status=str(message["status"]))
+            await send(message)
+
+        return await self.app(scope, receive, counted)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         headers = {"Retry-After": "1"} if exc.status == 503 else None

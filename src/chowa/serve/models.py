@@ -12,6 +12,7 @@ Run as (from Python):
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,7 @@ from chowa.errors import ChowaError
 from chowa.files import check_folder
 from chowa.folders import context_length
 from chowa.formats import FORMAT_FILE, bos_ids, clean_reply, detect_format, encode_prompt, get_format
-from chowa.generate import ChatModel, ReplyText, reply_request, reply_room
-from chowa.generate import prompt_seed as choice_seed
+from chowa.generate import ChatModel, ReplyText, prompt_seed, reply_request, reply_room, reply_watch
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.serve.protocol import APIError, Generation
 
@@ -47,6 +47,8 @@ class ServedModel:
     chat: ChatModel
     engine: Engine
     created: int
+    max_tokens_cap: int
+    """The longest reply a request gets, whatever the format's default (`--max-tokens-cap`)."""
 
     @property
     def context(self) -> int | None:
@@ -67,8 +69,8 @@ class ServedModel:
         def clean(text: str) -> str:
             return clean_reply(_cut(text, stops), self.chat.format, eos)
 
-        hold = max(len(s) for s in [*self.chat.format.stop, *stops, ""]) + len(eos)
-        return self._jobs(generation, [ids], clean, hold, format_stops=True), len(ids)
+        watch = reply_watch(self.chat.format, self.chat.tokenizer, stops)
+        return self._jobs(generation, [ids], clean, watch, "messages"), len(ids)
 
     def completion_jobs(self, generation: Generation) -> tuple[list[Job], int]:
         """The jobs of a completions request (prompt by prompt, `n` choices each) and the prompts' total length:
@@ -81,44 +83,47 @@ class ServedModel:
             except CodecError as exc:
                 raise APIError(400, f"prompt[{index}]: {exc}", "prompt") from None
         stops = generation.sampling.stop
-        hold = max((len(s) for s in stops), default=0)
-        jobs = self._jobs(generation, prompts, lambda text: _cut(text, stops), hold, format_stops=False)
+        jobs = self._jobs(generation, prompts, lambda text: _cut(text, stops), tuple(stops), "prompt")
         return jobs, sum(len(ids) for ids in prompts)
 
-    def _jobs(self, generation: Generation, prompts: list[list[int]], clean, hold: int,
-              format_stops: bool) -> list[Job]:
+    def _jobs(self, generation: Generation, prompts: list[list[int]], clean, watch: tuple[str, ...],
+              prompt_param: str) -> list[Job]:
+        """One job per prompt and choice. Chat prompts (`prompt_param` "messages") stop at the format's turn tags
+        too and are cleaned as the format says; completions continue the raw text."""
+        chat = prompt_param == "messages"
         if generation.min_tokens and self.engine.byte_group:
             raise APIError(400, "min_tokens is not available for byte-group models", "min_tokens")
         if generation.logprobs and self.engine.byte_group:
             raise APIError(400, "a byte-group model reports the log-probability of each 4-byte group it chose, "
                                 "not the most likely others: ask top_logprobs 0", "top_logprobs")
         options = generation.sampling.resolve(self.chat.format)
-        if not format_stops:
+        if not chat:
             options["stop_strings"] = list(generation.sampling.stop) or None
-        base_seed = generation.sampling.seed
+        options["max_new_tokens"] = min(options["max_new_tokens"], self.max_tokens_cap)
+        seed = generation.sampling.seed if generation.sampling.seed is not None else random.getrandbits(62)
         jobs = []
         for prompt in prompts:
-            room = self._room(len(prompt), generation.max_tokens, options["max_new_tokens"])
-            for choice in range(generation.n):
-                seed = choice_seed(base_seed, len(jobs)) if base_seed is not None else choice_seed(time.time_ns(), 0)
-                try:
-                    request = reply_request(self.chat, prompt, options, room, seed)
+            room = self._room(len(prompt), generation, options["max_new_tokens"], prompt_param)
+            for _ in range(generation.n):
+                try:  # choice i of a request draws from the stream of (seed, i)
+                    request = reply_request(self.chat, prompt, options, room, prompt_seed(seed, len(jobs)))
                 except ChowaError as exc:
                     raise APIError(400, str(exc), "stop") from None
                 request.logprobs, request.min_new_tokens = generation.logprobs, generation.min_tokens
-                skip = not format_stops
-                jobs.append(Job(request, ReplyText(self.chat.tokenizer, clean, hold, skip), len(jobs)))
+                text = ReplyText(self.chat.tokenizer, clean, watch, skip_special_tokens=not chat)
+                jobs.append(Job(request, text, len(jobs)))
         return jobs
 
-    def _room(self, prompt_tokens: int, asked: int | None, default: int) -> int:
+    def _room(self, prompt_tokens: int, generation: Generation, default: int, prompt_param: str) -> int:
         """What a reply may have; a prompt that leaves too little is a 400 saying the numbers, as vLLM's is."""
-        context = self.context
+        context, asked = self.context, generation.max_tokens
+        unit = "bytes" if self.engine.byte_group else "tokens"
         if context and (prompt_tokens >= context or (asked and prompt_tokens + asked > context)):
-            wanted = f"{prompt_tokens + asked} tokens ({prompt_tokens} in the prompt, {asked} for the completion)" \
-                if asked else f"{prompt_tokens} tokens in the prompt"
-            raise APIError(400, f"this model's maximum context length is {context} tokens, but you requested "
-                                f"{wanted}; shorten the prompt or ask fewer max_tokens", "max_tokens" if asked
-                           else "messages")
+            wanted = (f"{prompt_tokens + asked} {unit} ({prompt_tokens} in the prompt, {asked} for the completion)"
+                      if asked else f"{prompt_tokens} {unit} in the prompt")
+            raise APIError(400, f"this model's maximum context length is {context} {unit}, but you requested "
+                                f"{wanted}; shorten the prompt or ask fewer {generation.max_tokens_param}",
+                           generation.max_tokens_param if asked else prompt_param)
         return reply_room(prompt_tokens, asked or default, context)
 
 
@@ -136,7 +141,8 @@ def load_served(name: str, folder: str, cfg: ServeConfig) -> ServedModel:
                            trust_remote_code=cfg.trust_remote_code).eval()
     fmt = get_format(cfg.format) if cfg.format else _folder_format(folder)
     engine = Engine(model, tokenizer, max_batch=cfg.max_batch, max_queue=cfg.max_queue)
-    return ServedModel(name, ChatModel(model, tokenizer, fmt), engine, int(time.time()))
+    engine.check_batching()
+    return ServedModel(name, ChatModel(model, tokenizer, fmt), engine, int(time.time()), cfg.max_tokens_cap)
 
 
 def _folder_format(folder: str):

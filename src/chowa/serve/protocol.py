@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import dataclass, field
 
 from chowa.config.generate import Sampling
@@ -49,12 +48,10 @@ class Generation:
     logprobs: int | None = None
     """None: none; k: the chosen token's log-probability and the k most likely."""
     min_tokens: int = 0
+    max_tokens_param: str = "max_tokens"
+    """The field `max_tokens` came from (`max_completion_tokens` is the newer name), for errors."""
     messages: list[dict] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
-
-    def seeds(self) -> list[int]:
-        """The seed of each choice's stream: the request's `seed` (same seed, same replies), else a random one."""
-        return [self.sampling.seed] if self.sampling.seed is not None else [random.getrandbits(62)]
 
 
 _SHARED = {"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
@@ -63,10 +60,21 @@ _CHAT = _SHARED | {"messages", "top_logprobs"}
 _COMPLETIONS = _SHARED | {"prompt"}
 
 
+# Fields that change what a reply is, which chowa does not implement: refused unless left at their neutral value,
+# so a client never gets a different reply than it asked for without knowing.
+_UNSUPPORTED = {"echo": (False,), "suffix": (None, ""), "best_of": (None, 1), "logit_bias": (None, {}),
+                "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0),
+                "response_format": (None, {"type": "text"}), "tools": (None, []), "tool_choice": (None, "none"),
+                "functions": (None, []), "function_call": (None, "none")}
+
+
 def parse_body(raw: bytes) -> dict:
+    def no_constant(name: str):
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = json.loads(raw, parse_constant=no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise APIError(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise APIError(400, f"the request body must be a JSON object, not {type(body).__name__}")
@@ -74,7 +82,7 @@ def parse_body(raw: bytes) -> dict:
 
 
 def read_chat(body: dict, max_tokens_cap: int, max_n: int) -> Generation:
-    _ignore_unknown(body, _CHAT, "chat/completions")
+    _check_fields(body, _CHAT, "chat/completions")
     generation = _read_shared(body, max_tokens_cap, max_n)
     generation.messages = _messages(body)
     if _get(body, "logprobs", bool, False):
@@ -85,7 +93,7 @@ def read_chat(body: dict, max_tokens_cap: int, max_n: int) -> Generation:
 
 
 def read_completions(body: dict, max_tokens_cap: int, max_n: int) -> Generation:
-    _ignore_unknown(body, _COMPLETIONS, "completions")
+    _check_fields(body, _COMPLETIONS, "completions")
     generation = _read_shared(body, max_tokens_cap, max_n)
     prompt = body.get("prompt")
     if isinstance(prompt, str):
@@ -119,8 +127,8 @@ def _read_shared(body: dict, max_tokens_cap: int, max_n: int) -> Generation:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise APIError(400, "stream_options must be an object", "stream_options")
-    return Generation(model=model, sampling=sampling, max_tokens=max_tokens, n=_get(body, "n", int, 1, low=1,
-                                                                                      high=max_n),
+    return Generation(model=model, sampling=sampling, max_tokens=max_tokens, max_tokens_param=param,
+                      n=_get(body, "n", int, 1, low=1, high=max_n),
                       stream=_get(body, "stream", bool, False),
                       include_usage=bool(options and _get(options, "include_usage", bool, False,
                                                           "stream_options.include_usage")),
@@ -180,7 +188,11 @@ def _get(body: dict, key: str, kind: type, default, param: str | None = None, lo
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _ignore_unknown(body: dict, known: set[str], route: str) -> None:
-    unknown = sorted(set(body) - known)
+def _check_fields(body: dict, known: set[str], route: str) -> None:
+    """Refuse fields that would change the reply unnoticed; log and ignore the rest of the unknown ones."""
+    for name, neutral in _UNSUPPORTED.items():
+        if name in body and body[name] not in neutral:
+            raise APIError(400, f"{name} is not supported by chowa serve; leave it out", name)
+    unknown = sorted(set(body) - known - set(_UNSUPPORTED))
     if unknown:
         log.info("%s: ignoring fields chowa does not use: %s", route, ", ".join(unknown))

@@ -55,17 +55,18 @@ def _chat_logprobs(served: ServedModel, job: Job, start: int, end: int) -> dict:
     return {"content": entries}
 
 
-def _completion_logprobs(served: ServedModel, job: Job, start: int, end: int, offset: int = 0) -> dict:
-    """The legacy `logprobs` object of tokens start..end; `offset`: characters of the tokens before `start`."""
+def _completion_logprobs(served: ServedModel, job: Job, start: int, end: int) -> dict:
+    """The legacy `logprobs` object of tokens start..end; offsets count characters of the decoded text (a
+    byte-fallback token's piece `<0xE3>` is one byte of a character, not six characters)."""
+    units = _ids_of(served, job)
     tokens, values, tops, offsets = [], [], [], []
-    for ids, (logprob, top) in zip(_ids_of(served, job)[start:end], job.request.step_logprobs[start:end],
-                                   strict=True):
-        text = _token_text(served, ids)[0]
-        tokens.append(text)
+    for index, (ids, (logprob, top)) in enumerate(zip(units[start:end], job.request.step_logprobs[start:end],
+                                                      strict=True), start):
+        tokens.append(_token_text(served, ids)[0])
         values.append(logprob)
         tops.append({_token_text(served, [token_id])[0]: value for token_id, value in top} if top else None)
-        offsets.append(offset)
-        offset += len(text)
+        before = [i for unit in units[:index] for i in unit]
+        offsets.append(len(served.chat.tokenizer.decode(before, skip_special_tokens=True)))
     return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 
 
@@ -75,15 +76,20 @@ def _usage(jobs: list[Job], prompt_tokens: int) -> dict:
 
 
 def _finish_reason(job: Job) -> str:
-    if job.request.error:
-        raise APIError(500, job.request.error, code="generation_failed")
+    """OpenAI's name for how a finished choice ended ("stop" covers stop tokens and strings)."""
     return "length" if job.request.finish_reason == "length" else "stop"
+
+
+def _failure(job: Job) -> APIError:
+    return APIError(500, job.request.error, code="generation_failed")
 
 
 def whole_response(kind: str, served: ServedModel, jobs: list[Job], prompt_tokens: int) -> dict:
     """The `chat.completion` or `text_completion` of finished jobs."""
     choices = []
     for job in jobs:
+        if job.request.error:
+            raise _failure(job)
         text = job.text.shown + job.text.update(job.request.output, True)
         reason, steps = _finish_reason(job), len(job.request.step_logprobs)
         wants = job.request.logprobs is not None
@@ -97,11 +103,10 @@ def whole_response(kind: str, served: ServedModel, jobs: list[Job], prompt_token
     return _envelope(kind, served, False) | {"choices": choices, "usage": _usage(jobs, prompt_tokens)}
 
 
-def _envelope(kind: str, served: ServedModel, chunk: bool, ident: str | None = None) -> dict:
+def _envelope(kind: str, served: ServedModel, chunk: bool) -> dict:
     obj = ("chat.completion.chunk" if chunk else "chat.completion") if kind == "chat" else "text_completion"
     prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
-    return {"id": ident or prefix + uuid.uuid4().hex, "object": obj, "created": int(time.time()),
-            "model": served.name}
+    return {"id": prefix + uuid.uuid4().hex, "object": obj, "created": int(time.time()), "model": served.name}
 
 
 def _event(body: dict) -> str:
@@ -113,39 +118,34 @@ async def stream_events(kind: str, served: ServedModel, jobs: list[Job], prompt_
     """Server-sent events of the jobs until all finish: text deltas, a finishing chunk per choice, the usage chunk
     when asked, then `data: [DONE]`. `wait()` returns when some job has progressed."""
     head = _envelope(kind, served, True)
-    ident = head["id"]
     if kind == "chat":  # OpenAI opens each choice with the role
         for job in jobs:
             yield _event(head | {"choices": [{"index": job.index, "delta": {"role": "assistant", "content": ""},
                                               "logprobs": None, "finish_reason": None}]})
-    sent_steps, sent_chars = [0] * len(jobs), [0] * len(jobs)  # log-probabilities sent so far, per choice
+    sent = [0] * len(jobs)  # steps whose log-probabilities went out, per choice
     open_jobs = list(jobs)
     while open_jobs:
         await wait()
         for job in list(open_jobs):
             done = job.request.done  # read before the output: a finished request's output is complete
-            delta = job.text.update(list(job.request.output), done)
             if done and job.request.error:
-                yield _event({"error": APIError(500, job.request.error, code="generation_failed").body()["error"]})
+                yield _event({"error": _failure(job).body()["error"]})
                 open_jobs.remove(job)
                 continue
-            steps = len(job.request.step_logprobs) if done else min(len(job.request.step_logprobs),
-                                                                     len(job.request.output) // served.engine.unit)
+            delta = job.text.update(list(job.request.output), done)
             if delta or done:
+                steps = len(job.request.step_logprobs) if done else min(len(job.request.step_logprobs),
+                                                                         len(job.request.output) // served.engine.unit)
                 logprobs = None
-                if job.request.logprobs is not None and steps > sent_steps[job.index]:
-                    logprobs = (_chat_logprobs(served, job, sent_steps[job.index], steps) if kind == "chat" else
-                                _completion_logprobs(served, job, sent_steps[job.index], steps,
-                                                     sent_chars[job.index]))
-                    if kind != "chat":
-                        sent_chars[job.index] = logprobs["text_offset"][-1] + len(logprobs["tokens"][-1])
-                    sent_steps[job.index] = steps
-                reason = ("length" if job.request.finish_reason == "length" else "stop") if done else None
-                choice = ({"delta": {"content": delta} if delta else {}} if kind == "chat" else {"text": delta})
-                yield _event(head | {"id": ident, "choices": [{"index": job.index, **choice, "logprobs": logprobs,
-                                                               "finish_reason": reason}]})
+                if job.request.logprobs is not None and steps > sent[job.index]:
+                    logprobs = (_chat_logprobs if kind == "chat" else _completion_logprobs)(
+                        served, job, sent[job.index], steps)
+                    sent[job.index] = steps
+                choice = {"delta": {"content": delta} if delta else {}} if kind == "chat" else {"text": delta}
+                yield _event(head | {"choices": [{"index": job.index, **choice, "logprobs": logprobs,
+                                                  "finish_reason": _finish_reason(job) if done else None}]})
             if done:
                 open_jobs.remove(job)
     if include_usage:
-        yield _event(head | {"id": ident, "choices": [], "usage": _usage(jobs, prompt_tokens)})
+        yield _event(head | {"choices": [], "usage": _usage(jobs, prompt_tokens)})
     yield "data: [DONE]\n\n"

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 
 from chowa.errors import ChowaError
+from chowa.folders import context_length
 from chowa.padding import pad_rows
 from chowa.reward.score import RewardModel
 from chowa.serve.protocol import APIError
@@ -65,12 +66,17 @@ class RewardWorker:
         self._thread = threading.Thread(target=self._loop, name=f"chowa-reward-{name}", daemon=True)
 
     def encode(self, conversations: list[list[dict]]) -> list[list[int]]:
+        """Each conversation's ids as `chowa reward score` reads them; 400 naming one that does not fit."""
+        context = context_length(self.scorer.model.config)
         rows = []
         for index, messages in enumerate(conversations):
             try:
                 rows.append(self.scorer.encode(messages))
             except ChowaError as exc:
                 raise APIError(400, f"input[{index}]: {exc}", f"input[{index}]") from None
+            if context and len(rows[-1]) > context:
+                raise APIError(400, f"input[{index}] is {len(rows[-1])} tokens, more than the reward model's context "
+                                    f"of {context}", f"input[{index}]")
         return rows
 
     async def score(self, rows: list[list[int]]) -> list[float]:
@@ -98,19 +104,27 @@ class RewardWorker:
                 return
 
     def _score(self, batches: list[_Batch]) -> None:
-        rows = [row for batch in batches for row in batch.rows]
+        """Score the waiting requests' rows together; if that fails, each request on its own, so only the one
+        that breaks the model fails."""
         try:
-            scores: list[float] = []
-            for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start:start + self.batch_size]
-                scores += self.scorer.score_ids(*pad_rows(chunk, self.scorer.pad_id)).tolist()
-        except Exception as exc:  # noqa: BLE001 - the requests of this batch fail, the worker goes on
+            scores = self._scores([row for batch in batches for row in batch.rows])
+        except Exception as exc:  # noqa: BLE001 - retried request by request below
+            if len(batches) == 1:
+                batches[0].loop.call_soon_threadsafe(_settle, batches[0].future, None, exc)
+                return
             for batch in batches:
-                batch.loop.call_soon_threadsafe(_settle, batch.future, None, exc)
+                self._score([batch])
             return
         for batch in batches:
             batch.loop.call_soon_threadsafe(_settle, batch.future, scores[:len(batch.rows)], None)
             scores = scores[len(batch.rows):]
+
+    def _scores(self, rows: list[list[int]]) -> list[float]:
+        scores: list[float] = []
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start:start + self.batch_size]
+            scores += self.scorer.score_ids(*pad_rows(chunk, self.scorer.pad_id)).tolist()
+        return scores
 
 
 def _settle(future: asyncio.Future, result, exc) -> None:
