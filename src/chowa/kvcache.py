@@ -31,13 +31,52 @@ def output_cache(out):
     return out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
 
 
+class RoomyLayer(DynamicLayer):
+    """A full-attention layer whose keys and values are views of buffers with spare columns: a decoding step writes
+    its column in place, where transformers' `DynamicLayer` copies the whole cache into a new tensor every step
+    (16% of a decoding step of a 33M Llama at batch 16 on a CPU). Keys or values replaced from outside (a batch
+    joined or cut) are taken into a fresh buffer at the next update."""
+
+    _key_room: torch.Tensor | None = None
+    _value_room: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            return super().update(key_states, value_states, *args, **kwargs)
+        length, new = self.keys.shape[-2], key_states.shape[-2]
+        if not self._in_room(length + new):
+            self._key_room, self._value_room = (_roomy(tensor, length + new) for tensor in (self.keys, self.values))
+        self._key_room[:, :, length:length + new] = key_states
+        self._value_room[:, :, length:length + new] = value_states
+        self.keys, self.values = self._key_room[:, :, :length + new], self._value_room[:, :, :length + new]
+        return self.keys, self.values
+
+    def _in_room(self, width: int) -> bool:
+        room = self._key_room
+        return (room is not None and self.keys.data_ptr() == room.data_ptr() and self.keys.stride() == room.stride()
+                and self.keys.shape[:2] == room.shape[:2] and width <= room.shape[2])
+
+
+def _roomy(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """A buffer (B, H, width + spare, D) starting with `tensor`'s columns."""
+    batch, heads, length, dim = tensor.shape
+    room = tensor.new_zeros(batch, heads, width + max(32, width // 4), dim)
+    room[:, :, :length] = tensor
+    return room
+
+
 def full_attention_layers(cache) -> list[DynamicLayer]:
-    """The cache's layers; ChowaError unless every one is a plain full-attention `DynamicLayer`."""
+    """The cache's layers, plain ones made roomy; ChowaError unless every one is a full-attention layer."""
     layers = getattr(cache, "layers", None)
-    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
+    if layers is None or any(type(layer) not in (DynamicLayer, RoomyLayer) for layer in layers):
         kinds = sorted({type(layer).__name__ for layer in layers or []}) or [type(cache).__name__]
         raise ChowaError(f"continuous batching needs a key/value cache of full-attention layers; this model's cache "
                          f"holds {', '.join(kinds)}")
+    for index, layer in enumerate(layers):
+        if type(layer) is DynamicLayer:
+            roomy = RoomyLayer.__new__(RoomyLayer)
+            roomy.__dict__.update(layer.__dict__)
+            layers[index] = roomy
     return layers
 
 
@@ -47,6 +86,9 @@ class BatchCache:
     """The model's cache of the batch: keys and values (B, H, L, D) per layer."""
     mask: torch.Tensor
     """(B, L) long: 1 where a row has a real position."""
+
+    def __post_init__(self):
+        full_attention_layers(self.cache)  # checked, and made roomy
 
     def join(self, other: BatchCache) -> None:
         """Append `other`'s rows after these, both left-padded to the wider of the two."""
