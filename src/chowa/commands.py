@@ -19,6 +19,7 @@ from typing import Any
 from chowa.config.data import DataInspectConfig, TemplateRenderConfig
 from chowa.config.eval import CompareConfig, CompareTallyConfig, EvalPromptsConfig, HeldoutEvalConfig, JGLUEConfig
 from chowa.config.generate import ChatConfig, GenerateConfig
+from chowa.config.judge import EvalAnswersConfig, EvalBelleConfig, EvalJudgeConfig
 from chowa.config.model import ModelInfoConfig, ModelListConfig
 from chowa.config.pipeline import PipelineConfig
 from chowa.config.ppo import PPOConfig
@@ -107,6 +108,21 @@ def _generate(cfg: GenerateConfig) -> None:
 
 def _chat(cfg: ChatConfig) -> None:
     from chowa.chat import main
+    return main(cfg)
+
+
+def _eval_answers(cfg: EvalAnswersConfig) -> None:
+    from chowa.eval.judge.mtbench import answers_main
+    return answers_main(cfg)
+
+
+def _eval_judge(cfg: EvalJudgeConfig) -> list[dict]:
+    from chowa.eval.judge.mtbench import judge_main
+    return judge_main(cfg)
+
+
+def _eval_belle(cfg: EvalBelleConfig) -> dict:
+    from chowa.eval.judge.belle import main
     return main(cfg)
 
 
@@ -231,12 +247,31 @@ COMMANDS: tuple[Command, ...] = (
             "number/weekday/date answers in the preferred style (the asker's language, polite if Japanese), and "
             "with --reward-model the mean reward-model score. This is the pipeline's eval table, for any set of "
             "models (e.g. SFT and two PPO runs)."),
+    Command("eval answers", EvalAnswersConfig, _eval_answers,
+            "Answer a ja-vicuna-qa / MT-bench folder's questions with chowa models, in its layout.",
+            "Answer the first turn of every question of a benchmark folder in FastChat's layout (e.g. "
+            "ja-vicuna-qa-benchmark/data/jp_bench) with each model, rendered in the model's chat format, at the "
+            "reference's per-category temperatures unless --temperature is given; writes model_answer/<ID>/"
+            "results.jsonl and config.json."),
+    Command("eval judge", EvalJudgeConfig, _eval_judge,
+            "Judge a ja-vicuna-qa / MT-bench folder's answers with an LLM, as the reference does.",
+            "Ask an OpenAI-compatible judge exactly the reference's messages (FastChat's llm_judge as ja-vicuna-qa "
+            "runs it: both orders for pairwise, reference answers for math/reasoning/coding, temperature 0), parse "
+            "its verdicts as the reference does, write model_judgment/ in the reference's format and print its "
+            "table (win, lose and adjusted win rate x100; mean score for single). Answers from any tool in that "
+            "layout are judged the same way. Answers are cached, so a rerun asks nothing twice."),
+    Command("eval belle", EvalBelleConfig, _eval_belle,
+            "BELLE's per-category LLM-judged scores of a model, as the bloomz-rlhf card reports them.",
+            "Answer every question of BELLE's eval set (from the user's clone) in the model's chat format, judge "
+            "each answer --repeats times with its class's prompt assembled as BELLE's scoring page does, and print "
+            "the card's table (others = math and code; macro averages), math and code apart, and the unparsed "
+            "judgments per class."),
     Command("compare", CompareConfig, _compare,
             "Win/tie/loss of model A against model B on a prompt file (reward, rule or human judge).",
             "Generate both models' replies to every prompt of --prompts, judge each pair and print A's win/tie/loss "
             "table; writes OUT/compare.csv and OUT/summary.json. Judges: reward:DIR, rule:module:function (pointwise "
-            "scores), pair:module:function (asked in both orders; disagreement is a tie), human (writes "
-            "OUT/sheet.csv; fill it, then `chowa compare tally`)."),
+            "scores), pair:module:function and llm:URL#MODEL (asked in both orders; disagreement is a tie), human "
+            "(writes OUT/sheet.csv; fill it, then `chowa compare tally`)."),
     Command("compare tally", CompareTallyConfig, _compare_tally, "The table of a filled human sheet.",
             "Read a filled sheet.csv (verdict: 1, 2 or tie) and its key; print the table and write compare.csv and "
             "summary.json beside the key."),
@@ -274,5 +309,7 @@ PIPELINE: tuple[Stage, ...] = (
     _stage("ppo", "ppo", lambda out, cfg: {"out": out / "ppo", "model": out / "sft"}),
     _stage("eval", "eval heldout", _eval_wiring),
     _stage("compare", "compare", lambda out, cfg: {
-        "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": f"reward:{out / 'reward'}"}),
+        "out": out / "compare", "a": out / "ppo", "b": out / "sft",
+        "judge": cfg.compare["judge"] if str(cfg.compare.get("judge", "")).startswith("llm:")
+        else f"reward:{out / 'reward'}"}),
 )

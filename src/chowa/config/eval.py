@@ -113,9 +113,14 @@ class CompareConfig(Sampling, ReadConfig):
 
     a: str = option(REQUIRED, "Model A folder (the one whose wins are counted).", metavar="DIR")
     b: str = option(REQUIRED, "Model B folder.", metavar="DIR")
-    judge: str = option(REQUIRED, "reward:DIR | rule:module:function | pair:module:function | human.", metavar="SPEC")
+    judge: str = option(REQUIRED, "reward:DIR | rule:module:function | pair:module:function | llm:URL#MODEL | "
+                                  "human.", metavar="SPEC")
     out: str = option(REQUIRED, "Output folder: compare.csv, summary.json, table.md (human: sheet.csv).",
                       metavar="DIR")
+    judge_prompts: str = option("", "llm judge: a FastChat judge_prompts.jsonl whose 'pair' prompt to use (e.g. "
+                                    "ja-vicuna-qa's; default: chowa's own).", metavar="FILE.jsonl")
+    judge_key_env: str = option("OPENAI_API_KEY", "llm judge: environment variable holding its API key.",
+                                metavar="VAR")
     prompts: str = option("builtin:prompts/heldout.jsonl", "Prompt records (messages, instruction or prompt).",
                           metavar="FILE.jsonl")
     batch_size: int = option(8, "Prompts generated together.", minimum=1)

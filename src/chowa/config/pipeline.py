@@ -28,6 +28,7 @@ class PipelineConfig:
                                      "reward.model=${out}/reward for the pipeline's reward model).")
     eval: dict[str, Any] = option({}, "`chowa eval heldout` keys (out, model, reward_model are set by the pipeline).")
     compare: dict[str, Any] = option({}, "`chowa compare` keys (out, a, b, judge are set by the pipeline: PPO against "
-                                         "SFT, judged by the pipeline's reward model).")
+                                         "SFT, judged by the pipeline's reward model, or by an LLM when judge is "
+                                         "llm:URL#MODEL).")
     from_stage: str = option("", "Rerun this stage and every later one even if finished.", STAGE_NAMES, flag="--from")
     until: str = option("", "Stop after this stage.", STAGE_NAMES)

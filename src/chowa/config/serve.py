@@ -56,22 +56,24 @@ class ServeConfig:
 
     def model_folders(self) -> dict[str, str]:
         """Name -> folder of the causal LMs, in the order given."""
-        return _named(self.model, "--model", {})
+        return named_folders(self.model, "serve: --model")
 
     def reward_folders(self) -> dict[str, str]:
         """Name -> folder of the reward models; no name is shared with a causal LM."""
-        return _named(self.reward_model, "--reward-model", self.model_folders())
+        return named_folders(self.reward_model, "serve: --reward-model", self.model_folders())
 
 
-def _named(specs: list[str], flag: str, taken: dict[str, str]) -> dict[str, str]:
+def named_folders(specs: list[str], flag: str, taken: dict[str, str] | None = None) -> dict[str, str]:
+    """Name -> folder of `[NAME=]DIR` specs (NAME defaults to the folder's name), each name once and none of
+    `taken`'s; `flag` ("serve: --model") names the option in errors."""
     named: dict[str, str] = {}
     for spec in specs:
         name, sep, folder = str(spec).partition("=")
         if not sep:
             name, folder = Path(spec).name or str(spec), str(spec)
         if not name or not folder:
-            raise ChowaError(f"serve: {flag} {spec!r}: expected [NAME=]DIR, e.g. sft=runs/demo/sft")
-        if name in named or name in taken:
-            raise ChowaError(f"serve: {flag} {spec!r}: the name {name!r} is given twice; name them NAME=DIR")
+            raise ChowaError(f"{flag} {spec!r}: expected [NAME=]DIR, e.g. sft=runs/demo/sft")
+        if name in named or name in (taken or {}):
+            raise ChowaError(f"{flag} {spec!r}: the name {name!r} is given twice; name them NAME=DIR")
         named[name] = folder
     return named

@@ -13,6 +13,10 @@ Judges (`--judge`):
                           `response_ids` and `tokenizer`; here the two models may not share a tokenizer, so not.)
     pair:module:function  pairwise: `function(prompt: str, first_reply: str, second_reply: str, *, record: dict)
                           -> "first" | "second" | "tie"`, where `prompt` is the user's text (format-free).
+    llm:URL#MODEL         an LLM judge on any OpenAI-compatible endpoint, pairwise, with FastChat's "pair" prompt
+                          from `--judge-prompts judge_prompts.jsonl` (e.g. ja-vicuna-qa's) or chowa's own; a
+                          verdict without [[A]], [[B]] or [[C]] is an "error" and makes the pair a tie. Answers are
+                          cached in OUT/judge_cache.jsonl.
     human                 a blind sheet for people to fill in; `tally` turns it into the table.
 
 Presentation order: judges have position bias (the bloomz-rlhf card warns of it), so a pairwise judge is asked
@@ -79,7 +83,8 @@ class Side:
 
 def compare(a_dir: str | os.PathLike, b_dir: str | os.PathLike, prompts_file: str | os.PathLike, judge: str,
             out_dir: str | os.PathLike, sampling: Sampling | None = None, batch_size: int = 8, seed: int = 0,
-            tolerance: float = 1e-6, options: ReadOptions | None = None) -> dict:
+            tolerance: float = 1e-6, options: ReadOptions | None = None, judge_prompts: str = "",
+            judge_key_env: str = "OPENAI_API_KEY") -> dict:
     """Generate both models' replies, judge them and write the outputs; returns the summary (for `human`: where
     the sheet is)."""
     items = read_prompts([str(prompts_file)], options)
@@ -92,6 +97,8 @@ def compare(a_dir: str | os.PathLike, b_dir: str | os.PathLike, prompts_file: st
         return write_sheet(out, items, a, b, seed)
     if kind == "pair":
         rows = _pairwise_rows(target, items, a, b)
+    elif kind == "llm":
+        rows = _llm_rows(target, items, a, b, out, judge_prompts, judge_key_env)
     else:
         scorer = _reward_scorer(target, batch_size) if kind == "reward" else _rule_scorer(judge, target)
         rows = _pointwise_rows(scorer(items, a), scorer(items, b), tolerance)
@@ -111,7 +118,11 @@ def _parse_judge(judge: str) -> tuple[str, object]:
         return kind, target
     if kind in ("rule", "pair") and target:
         return kind, load_callable(target, f"--judge {kind}:")
-    raise ChowaError(f"--judge {judge!r}: expected reward:DIR, rule:module:function, pair:module:function or human")
+    if kind == "llm" and "#" in target and all(target.rpartition("#")[::2]):
+        url, _, model = target.rpartition("#")
+        return kind, (url, model)
+    raise ChowaError(f"--judge {judge!r}: expected reward:DIR, rule:module:function, pair:module:function, "
+                     "llm:URL#MODEL or human")
 
 
 def _answer(folder: str | os.PathLike, items: list[PromptRecord], sampling: Sampling,
@@ -188,6 +199,34 @@ def _pair_verdict(function: Callable, prompt: str, first: str, second: str, reco
         raise ChowaError(f"pairwise judge {function.__module__}:{function.__name__}: prompt {prompt_id}: returned "
                          f"{verdict!r}, expected 'first', 'second' or 'tie'")
     return {"first": labels[0], "second": labels[1], "tie": "tie"}[verdict]
+
+
+def _llm_rows(endpoint: tuple[str, str], items: list[PromptRecord], a: Side, b: Side, out: Path,
+             prompts_file: str, key_env: str) -> list[dict]:
+    """An LLM judge asked in both orders, concurrently, with FastChat's pairwise prompt ("pair" of a
+    judge_prompts.jsonl) or chowa's own; its [[A]] / [[B]] / [[C]] read as FastChat reads them."""
+    from chowa.eval.judge.client import JudgeClient
+    from chowa.eval.judge.mtbench import JUDGE_SETTINGS, pair_prompt, winner
+
+    prompt = pair_prompt(Path(prompts_file) if prompts_file else None)
+    client = JudgeClient(*endpoint, key_env=key_env, cache=out / "judge_cache.jsonl")
+
+    def call(question: str, first: str, second: str) -> dict:
+        user = prompt["prompt_template"].format(question=question, answer_a=first, answer_b=second)
+        return {"messages": [{"role": "system", "content": prompt["system_prompt"]},
+                             {"role": "user", "content": user}], **JUDGE_SETTINGS}
+
+    calls = []
+    for i, item in enumerate(items):
+        question = prompt_text(item.messages)
+        calls += [call(question, a.replies[i], b.replies[i]), call(question, b.replies[i], a.replies[i])]
+    replies = client.ask(calls, desc="judge A vs B")
+    rows = []
+    for i in range(len(items)):
+        ab, ba = winner(replies[2 * i], "A", "B"), winner(replies[2 * i + 1], "B", "A")
+        final = ab if ab == ba and ab in ("A", "B") else "tie"
+        rows.append({"score_a": "", "score_b": "", "verdict_ab": ab, "verdict_ba": ba, "final": final})
+    return rows
 
 
 # --- outputs ---------------------------------------------------------------------------------------------------
@@ -309,7 +348,7 @@ def main(cfg: CompareConfig) -> dict:
     judge, write the sheet and say how to tally it."""
     check_writable(cfg.out, "--out", folder=True)
     summary = compare(cfg.a, cfg.b, cfg.prompts, cfg.judge, cfg.out, cfg.sampling(), cfg.batch_size, cfg.seed,
-                      options=ReadOptions.of(cfg))
+                      options=ReadOptions.of(cfg), judge_prompts=cfg.judge_prompts, judge_key_env=cfg.judge_key_env)
     save_config(cfg, cfg.out)
     if cfg.judge == "human":
         print(f"wrote {summary['sheet']}: fill its verdict column with 1, 2 or tie, then run: chowa compare tally "
