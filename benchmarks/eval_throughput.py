@@ -4,7 +4,7 @@ Both modes run in this process on the same loaded model, over the same documents
 sequential / batched `--pairs` times per task. The sequential mode is the reference harness's computation (one
 forward per choice, HF `generate` at batch size 1). Each task reports documents per second (median over pairs)
 for both modes and their ratio, and the run fails unless both modes give the same metrics (choice accuracies and
-generations identical; log-likelihoods within 1e-4 in float32).
+generations identical; log-likelihoods within 1e-6 of their magnitude, at least 1e-5, in float32).
 
 Run as:
     python benchmarks/eval_throughput.py --model out/sft --data-dir ~/data/jglue --limit 50
@@ -43,7 +43,9 @@ def same_scores(seq: list[dict], bat: list[dict]) -> bool:
         if {k: v for k, v in a.items() if k != "loglikelihoods"} != {k: v for k, v in b.items()
                                                                       if k != "loglikelihoods"}:
             return False
-        if any(abs(x - y) > 1e-4 for x, y in zip(a.get("loglikelihoods", []), b.get("loglikelihoods", []))):
+        # fp32 sums differ by rounding in proportion to their magnitude (6e-5 on −400 nats)
+        if any(abs(x - y) > max(1e-5, 1e-6 * abs(x)) for x, y in zip(a.get("loglikelihoods", []),
+                                                                     b.get("loglikelihoods", []))):
             return False
     return True
 

@@ -6,8 +6,9 @@ an empty context becomes `[eos]`, long inputs are left-truncated to `max_length`
 stop token (the last token of `until[0]`) and a per-request budget, then cut at every `until` string.
 
 Two modes give the same scores. `sequential=True` runs one request at a time exactly as the reference did (HF
-`generate` for generation). The default batches: log-likelihood requests sharing a context run that context once and
-score every continuation from a copy of its KV cache; greedy decoding runs on the continuous-batching engine
+`generate` for generation). The default batches: log-likelihood requests sharing a long context run that context
+once and score every continuation from a copy of its KV cache, the others (truncated, or with a short context)
+run as whole sequences in right-padded batches; greedy decoding runs on the continuous-batching engine
 (`chowa.engine`) with a per-row stop token and budget.
 
 Run as (from Python):
@@ -80,22 +81,36 @@ class HFCausalLM:
     # --- log-likelihood ------------------------------------------------------------------------------------
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
-        """(sum of continuation log-probs, whether every continuation token is the argmax) per (context, cont)."""
+        """(sum of continuation log-probs, whether every continuation token is the argmax) per (context, cont).
+
+        Batched, three ways, each giving the reference's numbers: a context shared by several continuations whose
+        tokens outnumber theirs runs once and each continuation reads a copy of its cache; every other request
+        (a request longer than the model's context, cut as the reference cuts it; a short context such as
+        XWinograd's [eos] before whole sentences) runs as one row of a batch of whole sequences."""
         items = [([self.eos_token_id] if ctx == "" else self.encode(ctx), self.encode(cont)) for ctx, cont in requests]
         bar = tqdm(total=len(items), desc="loglikelihood", disable=not self.progress, leave=False)
         results: list[tuple[float, bool] | None] = [None] * len(items)
         groups: dict[tuple[int, ...], list[int]] = {}
+        whole: list[int] = []
         for i, (ctx_ids, cont_ids) in enumerate(items):
             if not cont_ids:
                 results[i] = (0.0, True)
-            elif self.sequential or len(ctx_ids) + len(cont_ids) > self.max_length + 1:
-                results[i] = self._loglikelihood_one(ctx_ids, cont_ids)  # truncated inputs share no context
+                bar.update(1)
+            elif self.sequential:
+                results[i] = self._loglikelihood_one(ctx_ids, cont_ids)
+                bar.update(1)
+            elif len(ctx_ids) + len(cont_ids) > self.max_length + 1:
+                whole.append(i)  # truncated inputs share no context
             else:
                 groups.setdefault(tuple(ctx_ids), []).append(i)
-                continue
-            bar.update(1)
+        for ctx, idx in list(groups.items()):  # sharing pays when the context outweighs what it is shared by
+            if len(ctx) * (len(idx) - 1) <= sum(len(items[i][1]) for i in idx):
+                whole += groups.pop(ctx)
+        for rows in _whole_batches(whole, items, self.max_length, self.batch_size):
+            for i, result in zip(rows, self._loglikelihood_rows([items[i] for i in rows])):
+                results[i] = result
+            bar.update(len(rows))
         # Longest first, so each batch pads little and memory peaks at the start.
-        # A context shared by more continuations than a batch holds (xwinograd's [eos]) is split up.
         pieces = [(ctx, idx[k:k + self.batch_size]) for ctx, idx in groups.items()
                   for k in range(0, len(idx), self.batch_size)]
         ordered = sorted(pieces, key=lambda g: -(len(g[0]) + max(len(items[i][1]) for i in g[1])))
@@ -106,10 +121,26 @@ class HFCausalLM:
         bar.close()
         return results
 
+    def _inputs(self, ctx_ids: list[int], cont_ids: list[int]) -> list[int]:
+        """What the reference feeds the model: `(ctx + cont)[-(max_length + 1):][:-1]`."""
+        return (ctx_ids + cont_ids)[-(self.max_length + 1):][:-1]
+
+    @torch.no_grad()
+    def _loglikelihood_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """Requests as whole sequences in one right-padded batch; each scores its last len(cont) positions."""
+        inputs = [self._inputs(ctx, cont) for ctx, cont in rows]
+        input_ids, mask = pad_rows(inputs, self.eos_token_id, "right", self.device)
+        logits = self.model(input_ids, attention_mask=mask).logits
+        results = []
+        for r, (inp, (_, cont)) in enumerate(zip(inputs, rows, strict=True)):
+            scored = logits[r, len(inp) - len(cont):len(inp)]
+            results.append(_score(F.log_softmax(scored.float(), dim=-1), cont))
+        return results
+
     @torch.no_grad()
     def _loglikelihood_one(self, ctx_ids: list[int], cont_ids: list[int]) -> tuple[float, bool]:
         """The reference computation: one row, `(ctx + cont)[-(max_length + 1):][:-1]`."""
-        inp = (ctx_ids + cont_ids)[-(self.max_length + 1):][:-1]
+        inp = self._inputs(ctx_ids, cont_ids)
         logits = self.model(torch.tensor([inp], device=self.device)).logits[0, -len(cont_ids):]
         return _score(F.log_softmax(logits.float(), dim=-1), cont_ids)
 
@@ -207,6 +238,14 @@ def _score(logprobs: torch.Tensor, cont_ids: list[int]) -> tuple[float, bool]:
     target = torch.tensor(cont_ids, device=logprobs.device)
     total = logprobs.gather(1, target[:, None]).sum().item()
     return float(total), bool((logprobs.argmax(dim=-1) == target).all())
+
+
+def _whole_batches(indices: list[int], items: list[tuple[list[int], list[int]]], max_length: int,
+                   batch_size: int):
+    """Whole-sequence requests longest first, `batch_size` rows at a time (similar lengths pad little)."""
+    ordered = sorted(indices, key=lambda i: -min(len(items[i][0]) + len(items[i][1]), max_length + 1))
+    for start in range(0, len(ordered), batch_size):
+        yield ordered[start:start + batch_size]
 
 
 def _chunks(groups: list[tuple[tuple[int, ...], list[int]]], max_rows: int):
