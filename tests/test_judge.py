@@ -170,11 +170,20 @@ def test_a_run_that_breaks_keeps_what_was_judged_and_resumes_asking_only_the_res
     cfg = _judge_cfg(bench, broken.url, "mode=pairwise-all", "models=alpha,beta", "judge_concurrency=1")
     with pytest.raises(JudgeError, match="HTTP 500: scripted 500"):
         mtbench.judge_main(cfg)
-    cache = bench / "model_judgment" / "pairwise" / "gpt-4" / "judge_cache.jsonl"
-    assert len(cache.read_text().splitlines()) == 5
+    cache = bench / "model_judgment" / "judge_cache.jsonl"  # not among the files the reference's tools read
+    assert len(cache.read_text().splitlines()) == 5 and len(broken.requests) < 8  # the rest was never sent
+    with cache.open("a") as sink:
+        sink.write('{"key": "cut sho')  # a crash while an answer was being written
     healthy = scripted(PAIR_SCRIPT)
     mtbench.judge_main(_judge_cfg(bench, healthy.url, "mode=pairwise-all", "models=alpha,beta"))
-    assert len(healthy.requests) == 8 - 5
+    assert len(healthy.requests) == 8 - 5 and len(cache.read_text().splitlines()) == 8
+    JudgeClient(healthy.url, "gpt-4", cache=cache)  # the repaired cache reads back whole
+    folder = bench / "model_judgment" / "pairwise" / "gpt-4"
+    assert [p.name for p in folder.iterdir()] == ["pairwise:alpha_beta.jsonl"]
+    again = scripted(PAIR_SCRIPT)
+    mtbench.judge_main(_judge_cfg(bench, again.url, "mode=pairwise-all", "models=alpha,beta",
+                                  f"judge_cache={tmp_path / 'fresh_cache.jsonl'}"))
+    assert again.requests == []  # an existing judgment file is read, as the reference skips it
 
 
 def test_bad_inputs_are_named(bench, scripted, tmp_path):
@@ -185,9 +194,12 @@ def test_bad_inputs_are_named(bench, scripted, tmp_path):
     with pytest.raises(ChowaError, match="question.jsonl does not exist"):
         mtbench.judge_main(_judge_cfg(tmp_path, "http://127.0.0.1:9", "mode=single", "models=alpha"))
     refusing = scripted([], status=401)
-    client = JudgeClient(refusing.url, "gpt-4", key_env="CHOWA_TEST_NO_KEY", retries=0)
+    client = JudgeClient(refusing.url, "gpt-4", key_env="CHOWA_TEST_NO_KEY", retries=0, concurrency=1)
     with pytest.raises(JudgeError, match="HTTP 401.*CHOWA_TEST_NO_KEY"):
-        client.ask([{"messages": [{"role": "user", "content": "x"}]}])
+        client.ask([{"messages": [{"role": "user", "content": f"x{i}"}]} for i in range(20)])
+    assert len(refusing.requests) < 20  # the first refusal stops the run; the other calls are never sent
+    with pytest.raises(JudgeError, match="--judge-url 'api.openai.com'"):
+        JudgeClient("api.openai.com", "gpt-4")
     with pytest.raises(JudgeError, match="after 1 attempts"):
         JudgeClient("http://127.0.0.1:9", "gpt-4", retries=0).ask([{"messages": [{"role": "user", "content": "x"}]}])
 

@@ -77,17 +77,18 @@ def check_ja_vicuna(clone: Path) -> int:
                                                     baseline_model=baseline if mode == "pairwise-baseline" else None)
         reference_records = [(gid, m.play()) for gid, group in groups.items() for m in group]
         mine = mtbench.matches(mtbench.Bench(bench_dir), mode, models, baseline, "gpt-4")
-        assert list(mine) == list(groups), (mode, list(mine)[:3], list(groups)[:3])
+        _require(list(mine) == list(groups), f"{mode}: match groups {list(mine)[:3]} against {list(groups)[:3]}")
         chowa_calls = [{"messages": m.messages(swapped), **mtbench.JUDGE_SETTINGS} for group in mine.values()
                        for m in group for swapped in ((False,) if mode == "single" else (False, True))]
-        assert chowa_calls == calls, f"{mode}: the first differing call: " + next(
-            json.dumps([a, b], ensure_ascii=False)[:2000] for a, b in zip(chowa_calls, calls) if a != b)
+        _require(chowa_calls == calls, f"{mode}: the first differing call: " + next(
+            (json.dumps([a, b], ensure_ascii=False)[:2000] for a, b in zip(chowa_calls, calls) if a != b),
+            f"{len(chowa_calls)} calls against {len(calls)}"))
         replies = iter(VERDICTS[(i + 1) % len(VERDICTS)] for i in range(len(calls)))  # what the stub answered
         for (gid, record), (_, match) in zip(reference_records, ((g, m) for g, ms in mine.items() for m in ms)):
             first = next(replies)
             mine_record = mtbench._record(match, "gpt-4", first, None if mode == "single" else next(replies))
             keys = ("score",) if mode == "single" else ("g1_winner", "g2_winner")
-            assert all(mine_record[k] == record[k] for k in keys), (gid, record, mine_record)
+            _require(all(mine_record[k] == record[k] for k in keys), f"{gid}: {record} against {mine_record}")
         compared += len(calls)
         print(f"ja-vicuna-qa {mode}: {len(calls)} judge calls identical, verdicts identical")
     return compared
@@ -100,7 +101,7 @@ def check_belle(clone: Path) -> int:
 
     template = (clone / "eval" / "template_html" / "ChatGPT_Score.html.temp").read_text(encoding="utf-8")
     literals = re.findall(r"inputPrompt = (`[^`]*`);", template)
-    assert len(literals) == 2, "the template no longer has the two inputPrompt literals"
+    _require(len(literals) == 2, "the template no longer has the two inputPrompt literals")
     records, prompts = read_belle(clone)
     answer = "モデルの回答 with 'quotes' and\nnewlines"
     with Browser() as browser:
@@ -111,9 +112,15 @@ def check_belle(clone: Path) -> int:
             bindings = {"prompt": prompt, "question": record, "userAnswer": answer}
             script = "(() => {" + "".join(f"const {k} = {json.dumps(v, ensure_ascii=False)};"
                                           for k, v in bindings.items()) + f"return {literal}; }})()"
-            assert browser.evaluate(script) == judge_message(prompt, record, answer), (index, record["class"])
+            _require(browser.evaluate(script) == judge_message(prompt, record, answer),
+                     f"record {index} ({record['class']})")
     print(f"BELLE: {len(records)} judge messages identical to the page's template literals")
     return len(records)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise SystemExit(f"MISMATCH: {message}")
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from chowa.config.reward import RewardConfig, RewardScoreConfig
 from chowa.config.serve import ServeConfig
 from chowa.config.sft import SFTConfig
 from chowa.config.tokenizer import TokenizerBytesConfig, TokenizerStatsConfig, TokenizerTrainConfig
+from chowa.errors import ChowaError
 from chowa.pipeline import Stage
 from chowa.pipeline import main as run_pipeline
 
@@ -300,6 +301,15 @@ def _eval_wiring(out: Path, cfg: PipelineConfig) -> dict:
             **({"format": cfg.sft["format"]} if cfg.sft.get("format") else {})}
 
 
+def _compare_judge(out: Path, cfg: PipelineConfig) -> str:
+    """The pipeline's own reward model, or an LLM judge the config names (no other judge fits a pipeline)."""
+    judge = str(cfg.compare.get("judge", ""))
+    if judge and not judge.startswith("llm:"):
+        raise ChowaError(f"pipeline: compare.judge {judge!r}: the pipeline judges with its reward model, or with an "
+                         "LLM given as llm:URL#MODEL; run chowa compare yourself for other judges")
+    return judge or f"reward:{out / 'reward'}"
+
+
 # The pipeline's stages in order: which command runs in OUT/<name>/, and the keys the pipeline sets to join them.
 PIPELINE: tuple[Stage, ...] = (
     _stage("tokenizer", "tokenizer train", lambda out, cfg: {"out": out / "tokenizer"}),
@@ -309,7 +319,5 @@ PIPELINE: tuple[Stage, ...] = (
     _stage("ppo", "ppo", lambda out, cfg: {"out": out / "ppo", "model": out / "sft"}),
     _stage("eval", "eval heldout", _eval_wiring),
     _stage("compare", "compare", lambda out, cfg: {
-        "out": out / "compare", "a": out / "ppo", "b": out / "sft",
-        "judge": cfg.compare["judge"] if str(cfg.compare.get("judge", "")).startswith("llm:")
-        else f"reward:{out / 'reward'}"}),
+        "out": out / "compare", "a": out / "ppo", "b": out / "sft", "judge": _compare_judge(out, cfg)}),
 )

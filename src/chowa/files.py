@@ -38,6 +38,25 @@ def json_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, default=str) + "\n"
 
 
+def read_jsonl(path: str | os.PathLike, what: str) -> list[dict]:
+    """The objects of a JSON Lines file (blank lines skipped); ChowaError naming `what`, the file and the line when
+    it is missing, broken or holds something other than objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChowaError(f"{what}: {path} does not exist")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ChowaError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise ChowaError(f"{path}:{number}: expected a JSON object")
+            records.append(record)
+    return records
+
+
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
     """One JSON object per line (UTF-8, Japanese unescaped), written atomically."""
     atomic_write_text(path, "".join(json_line(r) for r in records))

@@ -61,7 +61,8 @@ def _blocks(out: Path, ran_now: list[str] | None) -> tuple[list[Block], str]:
                          "the built-in preference pairs prefer)."),
                    *heldout_tables(models)]
     if compare:
-        blocks += [("h2", "PPO vs SFT (reward-model judge, both orders)"), ("p", judge_line(compare)),
+        judge = "LLM" if str(compare.get("judge", "")).startswith("llm:") else "reward-model"
+        blocks += [("h2", f"PPO vs SFT ({judge} judge, both orders)"), ("p", judge_line(compare)),
                    win_tie_loss_block(compare)]
     jglue = heldout.get("jglue", {})
     if jglue:

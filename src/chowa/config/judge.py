@@ -9,10 +9,10 @@ Run as:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from chowa.config import REQUIRED, option
 from chowa.config.generate import Sampling
-from chowa.errors import ChowaError
 
 _JUDGE = "the judge (any OpenAI-compatible chat-completions endpoint)"
 MODES = ("pairwise-baseline", "pairwise-all", "single")
@@ -27,11 +27,25 @@ class JudgeEndpoint:
     judge_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the judge's API key (never given "
                                                   "on the command line; unset: no key is sent).", metavar="VAR",
                                 group=_JUDGE)
+    judge_key_header: str = option("Authorization", "Header the key goes in: Authorization (as Bearer KEY) or, for "
+                                                    "Azure OpenAI, api-key.", metavar="NAME", group=_JUDGE)
     judge_concurrency: int = option(4, "Judge calls in flight at once.", minimum=1, group=_JUDGE)
     judge_retries: int = option(6, "Retries of a call answered 429 / 5xx or timed out (exponential backoff).",
                                 minimum=0, group=_JUDGE)
     judge_cache: str = option("", "Cache of the judge's answers (JSONL; default: judge_cache.jsonl in the output "
                                   "folder): a rerun or resumed run never asks twice.", metavar="FILE", group=_JUDGE)
+    judge_max_tokens: int | None = option(None, "Longest judgment (default: the protocol's, 2,048 for MT-bench and "
+                                                "3,000 for BELLE; a local judge with a short context may need "
+                                                "less, which leaves the reference's protocol).", minimum=1,
+                                          group=_JUDGE)
+
+    def client(self, default_cache: Path):
+        """The judge client these options describe (the cache at `default_cache` unless --judge-cache)."""
+        from chowa.eval.judge.client import JudgeClient
+
+        return JudgeClient(self.judge_url, self.judge_model, self.judge_key_env,
+                           Path(self.judge_cache) if self.judge_cache else default_cache, self.judge_concurrency,
+                           self.judge_retries, key_header=self.judge_key_header)
 
 
 @dataclass
@@ -61,10 +75,7 @@ class EvalJudgeConfig(JudgeEndpoint):
                                              "answers from (the reference always reads gpt-4).", metavar="NAME")
     out: str = option("", "Root to write judgments under, in the benchmark's layout (default: the benchmark's "
                           "model_judgment/).", metavar="DIR")
-
-    def __post_init__(self):
-        if self.mode == "pairwise-baseline" and not self.baseline:
-            raise ChowaError("eval judge: --mode pairwise-baseline needs --baseline ID")
+    overwrite: bool = option(False, "Judge again the groups whose judgment file exists (the reference skips them).")
 
 
 @dataclass

@@ -221,6 +221,9 @@ def _llm_rows(endpoint: tuple[str, str], items: list[PromptRecord], a: Side, b: 
         question = prompt_text(item.messages)
         calls += [call(question, a.replies[i], b.replies[i]), call(question, b.replies[i], a.replies[i])]
     replies = client.ask(calls, desc="judge A vs B")
+    unparsed = sum(winner(reply, "A", "B") == "error" for reply in replies)
+    print(f"judge: {client.usage_line()}; {unparsed} of {len(replies)} judgments had no [[A]], [[B]] or [[C]] (each "
+          "makes its pair a tie)", file=sys.stderr)
     rows = []
     for i in range(len(items)):
         ab, ba = winner(replies[2 * i], "A", "B"), winner(replies[2 * i + 1], "B", "A")

@@ -83,7 +83,7 @@ class HFCausalLM:
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         """(sum of continuation log-probs, whether every continuation token is the argmax) per (context, cont).
 
-        Batched, three ways, each giving the reference's numbers: a context shared by several continuations whose
+        Batched two ways, each giving the reference's numbers: a context shared by several continuations whose
         tokens outnumber theirs runs once and each continuation reads a copy of its cache; every other request
         (a request longer than the model's context, cut as the reference cuts it; a short context such as
         XWinograd's [eos] before whole sentences) runs as one row of a batch of whole sequences."""
@@ -110,7 +110,8 @@ class HFCausalLM:
             for i, result in zip(rows, self._loglikelihood_rows([items[i] for i in rows])):
                 results[i] = result
             bar.update(len(rows))
-        # Longest first, so each batch pads little and memory peaks at the start.
+        # Longest first, so each batch pads little and memory peaks at the start; a context shared by more
+        # continuations than a batch holds is split into batch-size pieces.
         pieces = [(ctx, idx[k:k + self.batch_size]) for ctx, idx in groups.items()
                   for k in range(0, len(idx), self.batch_size)]
         ordered = sorted(pieces, key=lambda g: -(len(g[0]) + max(len(items[i][1]) for i in g[1])))

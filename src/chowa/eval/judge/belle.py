@@ -31,9 +31,7 @@ from pathlib import Path
 
 from chowa.config.judge import EvalBelleConfig
 from chowa.errors import ChowaError
-from chowa.eval.judge.client import JudgeClient
-from chowa.eval.judge.mtbench import read_jsonl
-from chowa.files import atomic_write_text, check_writable
+from chowa.files import atomic_write_text, check_writable, read_jsonl
 from chowa.generate import generate_replies, load_chat_model
 from chowa.tables import markdown_table
 
@@ -68,7 +66,11 @@ def read_belle(root: Path, limit: int = 0) -> tuple[list[dict], dict[str, str]]:
     """The evaluation records (at most `limit` per class) and the judge prompt of each class key."""
     records = read_jsonl(root / "eval" / "eval_set.json", "BELLE eval set")
     prompts_file = root / "eval" / "eval_prompt.json"
-    prompts = {class_key(p["class"]): p["prompt"] for p in read_jsonl(prompts_file, "BELLE judge prompts")}
+    prompts = {}
+    for number, record in enumerate(read_jsonl(prompts_file, "BELLE judge prompts"), start=1):
+        if not isinstance(record.get("class"), str) or not isinstance(record.get("prompt"), str):
+            raise ChowaError(f"{prompts_file}:{number}: a judge prompt needs class and prompt (strings)")
+        prompts[class_key(record["class"])] = record["prompt"]
     kept, per_class = [], defaultdict(int)
     for number, record in enumerate(records, start=1):
         if not {"question", "class"} <= set(record):
@@ -103,7 +105,9 @@ def summarize(records: list[dict], scores: list[list[float | None]]) -> dict:
     columns = {name: means.get(name) for name in COLUMNS}
     present = [v for v in columns.values() if v is not None]
     without = [v for name, v in columns.items() if name != "others" and v is not None]
+    # the card's averages are over all nine (eight) columns; with classes missing they cover fewer, and say so
     return {"columns": columns, "macro ave": mean(present), "macro ave w/o others": mean(without),
+            "macro columns": len(present),
             "math": means.get("math"), "code": means.get("code"), "unparsed": dict(unparsed),
             "answers": {key: len(values) for key, values in by_class.items()}}
 
@@ -113,40 +117,43 @@ def table(summary: dict) -> str:
         return "–" if value is None else f"{value:.3f}"
 
     card = [*summary["columns"].values(), summary["macro ave"], summary["macro ave w/o others"]]
-    lines = [markdown_table([*COLUMNS, "macro ave", "macro ave w/o others"], [[cell(v) for v in card]]), "",
+    lines = [markdown_table([*COLUMNS, "macro ave", "macro ave w/o others"], [[cell(v) for v in card]]), ""]
+    if summary["macro columns"] < len(COLUMNS):
+        lines += [f"(the macro averages cover the {summary['macro columns']} of {len(COLUMNS)} columns that have "
+                  "scores)", ""]
+    lines += [
              markdown_table(["math", "code"], [[cell(summary["math"]), cell(summary["code"])]]), "",
              markdown_table(["class", "unparsed judgments"], sorted(summary["unparsed"].items()))]
     return "\n".join(lines) + "\n"
 
 
 def main(cfg: EvalBelleConfig) -> dict:
-    """`chowa eval belle`: answer, judge `repeats` times, write the outputs and print the card's table."""
+    """`chowa eval belle`: answer (answers are written before any judging), judge `repeats` times, write the
+    outputs and print the card's table."""
     out = Path(cfg.out)
     check_writable(out, "--out", folder=True)
     records, prompts = read_belle(Path(cfg.belle_dir), cfg.limit)
-    client = JudgeClient(cfg.judge_url, cfg.judge_model, cfg.judge_key_env,
-                         Path(cfg.judge_cache) if cfg.judge_cache else out / "judge_cache.jsonl",
-                         cfg.judge_concurrency, cfg.judge_retries)
+    client = cfg.client(out / "judge_cache.jsonl")
     chat = load_chat_model(cfg.model)
     answers = generate_replies(chat, [[{"role": "user", "content": r["question"]}] for r in records],
                                cfg.sampling(), cfg.batch_size, names=[f"question {i + 1}" for i in range(len(records))])
-    calls = [{"messages": [{"role": "user", "content": judge_message(prompts[class_key(r["class"])], r, a)}],
-              **JUDGE_SETTINGS, "_repeat": repeat}
-             for r, a in zip(records, answers, strict=True) for repeat in range(cfg.repeats)]
-    judgments = client.ask(calls, desc="judge BELLE")
-    scores = [[parse_score(j) for j in judgments[i * cfg.repeats:(i + 1) * cfg.repeats]] for i in range(len(records))]
-    summary = summarize(records, scores) | {"judge_model": cfg.judge_model, "repeats": cfg.repeats,
-                                            "model": cfg.model, "usage": client.usage}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "answers.jsonl", "".join(json.dumps(r | {"answer": a}, ensure_ascii=False) + "\n"
                                                      for r, a in zip(records, answers, strict=True)))
+    settings = JUDGE_SETTINGS | ({"max_tokens": cfg.judge_max_tokens} if cfg.judge_max_tokens else {})
+    calls = [{"messages": [{"role": "user", "content": judge_message(prompts[class_key(r["class"])], r, a)}],
+              **settings, "_repeat": repeat}
+             for r, a in zip(records, answers, strict=True) for repeat in range(cfg.repeats)]
+    judgments = client.ask(calls, desc="judge BELLE")
+    scores = [parse_score(j) for j in judgments]
+    summary = summarize(records, [scores[i * cfg.repeats:(i + 1) * cfg.repeats] for i in range(len(records))])
+    summary |= {"judge_model": cfg.judge_model, "repeats": cfg.repeats, "model": cfg.model, "usage": client.usage}
     atomic_write_text(out / "judgments.jsonl", "".join(
         json.dumps({"index": i // cfg.repeats, "class": records[i // cfg.repeats]["class"], "repeat": i % cfg.repeats,
-                    "judgment": j, "score": parse_score(j)}, ensure_ascii=False) + "\n"
-        for i, j in enumerate(judgments)))
+                    "judgment": j, "score": score}, ensure_ascii=False) + "\n"
+        for i, (j, score) in enumerate(zip(judgments, scores, strict=True))))
     atomic_write_text(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     atomic_write_text(out / "table.md", table(summary))
     print(table(summary), end="")
-    print(f"judge {cfg.judge_model}: {client.usage['requests']} calls ({client.usage['cached']} from the cache); "
-          f"wrote {out}", file=sys.stderr)
+    print(f"judge: {client.usage_line()}; wrote {out}", file=sys.stderr)
     return summary

@@ -1,5 +1,5 @@
-"""A judge: any OpenAI-compatible chat-completions endpoint (OpenAI, Azure, vLLM, SGLang, `chowa serve`), asked many
-questions at once.
+"""A judge: any OpenAI-compatible chat-completions endpoint (OpenAI, Azure OpenAI, vLLM, SGLang, `chowa serve`), asked
+many questions at once.
 
 Requests run a few at a time (`concurrency`), are retried with exponential backoff on 429, 5xx, timeouts and refused
 connections (honouring `Retry-After`), and every answer is appended to an on-disk cache keyed by (judge model,
@@ -17,18 +17,20 @@ Run as (from Python):
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from chowa.errors import ChowaError
+from chowa.files import atomic_write_text
 
 RETRYABLE = (429, 500, 502, 503, 504)
 
@@ -39,16 +41,21 @@ class JudgeError(ChowaError):
 
 def chat_url(url: str) -> str:
     """The chat-completions address of a base URL (`http://host:port`, `.../v1`) or of the full address itself."""
+    if not url.startswith(("http://", "https://")):
+        raise JudgeError(f"--judge-url {url!r}: expected an http:// or https:// address, e.g. https://api.openai.com")
+    url, _, query = url.partition("?")  # Azure's deployment URLs carry ?api-version=...
     url = url.rstrip("/")
-    if url.endswith("/chat/completions"):
-        return url
-    return f"{url}/chat/completions" if url.endswith("/v1") else f"{url}/v1/chat/completions"
+    if not url.endswith("/chat/completions"):
+        direct = url.endswith("/v1") or "/deployments/" in url
+        url = f"{url}/chat/completions" if direct else f"{url}/v1/chat/completions"
+    return f"{url}?{query}" if query else url
 
 
 class JudgeClient:
     def __init__(self, url: str, model: str, key_env: str = "OPENAI_API_KEY", cache: Path | None = None,
-                 concurrency: int = 4, retries: int = 6, timeout: float = 600.0, backoff: float = 1.0):
-        self.url, self.model = chat_url(url), model
+                 concurrency: int = 4, retries: int = 6, timeout: float = 600.0, backoff: float = 1.0,
+                 key_header: str = "Authorization"):
+        self.url, self.model, self.key_header = chat_url(url), model, key_header
         self.key_env, self.concurrency, self.retries = key_env, concurrency, retries
         self.timeout, self.backoff = timeout, backoff
         self.cache_file = Path(cache) if cache else None
@@ -63,19 +70,42 @@ class JudgeClient:
         missing = {key: call for key, call in zip(keys, calls, strict=True) if key not in self.answers}
         self.usage["cached"] += len(calls) - sum(1 for key in keys if key in missing)
         if missing:
-            errors: list[Exception] = []
-            with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=len(missing), desc=desc,
-                                                                     unit="call") as bar:
-                for key, future in [(key, pool.submit(self._post, call)) for key, call in missing.items()]:
-                    try:
-                        self._remember(key, future.result())
-                    except JudgeError as exc:
-                        errors.append(exc)
-                    bar.update(1)
-            if errors:
-                raise JudgeError(f"{errors[0]} ({len(errors)} of {len(missing)} calls failed; the "
-                                 f"{len(missing) - len(errors)} answered are kept in {self.cache_file or 'memory'})")
+            self._ask_missing(missing, desc)
         return [self.answers[key] for key in keys]
+
+    def usage_line(self) -> str:
+        """What the judge was asked, for the end of a run."""
+        usage = self.usage
+        return (f"{usage['requests']} calls to {self.model} ({usage['cached']} answered from the cache), "
+                f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens")
+
+    def _ask_missing(self, missing: dict[str, dict], desc: str) -> None:
+        """Ask concurrently; each answer is cached by its worker as it arrives. The first error that retrying did
+        not mend cancels the calls not yet sent and is raised once the calls in flight are done."""
+        pool = ThreadPoolExecutor(self.concurrency)
+        futures = [pool.submit(self._ask_one, key, call) for key, call in missing.items()]
+        failure = None
+        try:
+            with tqdm(total=len(missing), desc=desc, unit="call") as bar:
+                for future in as_completed(futures):
+                    bar.update(1)
+                    if future.exception() is not None:
+                        failure = future.exception()
+                        break
+        finally:  # the calls not yet sent are dropped; those in flight finish and are cached
+            pool.shutdown(wait=True, cancel_futures=True)
+        if failure is not None:
+            answered = sum(key in self.answers for key in missing)
+            kept = f"; the {answered} answered are kept in {self.cache_file}" if self.cache_file else ""
+            raise failure if not isinstance(failure, JudgeError) else JudgeError(
+                f"{failure} ({len(missing) - answered} of {len(missing)} calls unanswered{kept})")
+
+    def _ask_one(self, key: str, call: dict) -> None:
+        reply = self._post(call)
+        if reply:  # an empty reply (a content filter, no tokens) is asked again next time, not kept
+            self._remember(key, reply)
+        else:
+            self.answers[key] = reply
 
     def _key(self, call: dict) -> str:
         text = json.dumps({"model": self.model, **call}, sort_keys=True, ensure_ascii=False)
@@ -85,14 +115,19 @@ class JudgeClient:
         answers: dict[str, str] = {}
         if self.cache_file is None or not self.cache_file.is_file():
             return answers
-        lines = self.cache_file.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
+        text = self.cache_file.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        for number, line in enumerate(list(lines), start=1):
             try:
                 record = json.loads(line)
                 answers[record["key"]] = record["reply"]
             except (json.JSONDecodeError, KeyError, TypeError):
-                if number < len(lines):  # only the last line may be cut short (a crash while writing it)
+                if number < len(lines):
                     raise JudgeError(f"{self.cache_file}:{number}: not a judge cache record") from None
+                lines.pop()  # the last line was cut by a crash while it was written
+        repaired = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        if repaired != text:  # so the next answer is appended on a line of its own
+            atomic_write_text(self.cache_file, repaired)
         return answers
 
     def _remember(self, key: str, reply: str) -> None:
@@ -108,8 +143,9 @@ class JudgeClient:
         body = {"model": self.model, **{k: v for k, v in call.items() if not k.startswith("_")}}
         data = json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"}
-        if os.environ.get(self.key_env):
-            headers["Authorization"] = f"Bearer {os.environ[self.key_env]}"
+        if os.environ.get(self.key_env):  # OpenAI's Authorization: Bearer KEY, or the key alone (Azure's api-key)
+            key = os.environ[self.key_env]
+            headers[self.key_header] = f"Bearer {key}" if self.key_header.lower() == "authorization" else key
         for attempt in range(self.retries + 1):
             wait = self.backoff * 2 ** attempt
             try:
@@ -122,7 +158,7 @@ class JudgeClient:
                     hint = f" (is {self.key_env} set to a valid key?)" if exc.code == 401 else ""
                     raise JudgeError(f"judge {self.url}: HTTP {exc.code}: {message}{hint}") from None
                 wait = max(wait, _retry_after(exc))
-            except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:  # incl. timeouts
                 if attempt == self.retries:
                     reason = getattr(exc, "reason", exc)
                     raise JudgeError(f"judge {self.url}: {reason} (after {self.retries + 1} attempts)") from None

@@ -28,6 +28,7 @@ import dataclasses
 import itertools
 import json
 import re
+import string
 import sys
 import time
 import uuid
@@ -39,7 +40,7 @@ from chowa.config.generate import Sampling
 from chowa.config.judge import EvalAnswersConfig, EvalJudgeConfig
 from chowa.errors import ChowaError
 from chowa.eval.judge.client import JudgeClient
-from chowa.files import atomic_write_text
+from chowa.files import atomic_write_text, check_writable, read_jsonl
 from chowa.formats import NL, render_prompt
 from chowa.generate import generate_replies, load_chat_model
 from chowa.tables import markdown_table
@@ -48,21 +49,10 @@ NEED_REF_CATS = ("math", "reasoning", "coding")
 DEFAULT_TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "knowledge": 0.001, "math": 0.001, "coding": 0.001,
                        "common-sense": 0.3, "counterfactual": 0.7, "fermi": 0.3, "generic": 0.1}
 JUDGE_SETTINGS = {"temperature": 0, "max_tokens": 2048}
+# the fields the reference fills in each judge prompt: (pair, pair-math), (single, single-math)
+_FIELDS = {False: ({"question", "answer_a", "answer_b"}, {"question", "answer_a", "answer_b", "ref_answer_1"}),
+           True: ({"question", "answer"}, {"question", "answer", "ref_answer_1"})}
 _ONE_SCORE = (re.compile(r"\[\[(\d+\.?\d*)]]"), re.compile(r"\[\[rating:(\d+)]]"), re.compile(r"\[\[rating: (\d+)]]"))
-
-
-def read_jsonl(path: Path, what: str) -> list[dict]:
-    """The records of a JSON Lines file; ChowaError naming the file (and line) when it is missing or broken."""
-    if not path.is_file():
-        raise ChowaError(f"{what}: {path} does not exist")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ChowaError(f"{path}:{number}: not JSON ({exc.msg})") from None
-    return records
 
 
 @dataclass
@@ -72,15 +62,23 @@ class Bench:
     root: Path
 
     def questions(self) -> list[dict]:
-        records = read_jsonl(self.root / "question.jsonl", "benchmark")
+        path = self.root / "question.jsonl"
+        records = read_jsonl(path, "benchmark")
+        if not records:
+            raise ChowaError(f"{path}: holds no questions")
         for number, record in enumerate(records, start=1):
-            if not {"question_id", "category", "turns"} <= set(record) or not record["turns"]:
-                raise ChowaError(f"{self.root / 'question.jsonl'}:{number}: needs question_id, category and turns")
+            if not {"question_id", "category", "turns"} <= set(record) or not record["turns"] or not isinstance(
+                    record["question_id"], int) or not isinstance(record["turns"][0], str):
+                raise ChowaError(f"{path}:{number}: needs an integer question_id, a category and turns (strings)")
         return records
 
     def judge_prompts(self) -> dict[str, dict]:
-        prompts = {record["name"]: record for record in read_jsonl(self.root / "judge_prompts.jsonl", "benchmark")}
-        return prompts
+        path = self.root / "judge_prompts.jsonl"
+        records = read_jsonl(path, "benchmark")
+        for number, record in enumerate(records, start=1):
+            if not {"name", "system_prompt", "prompt_template"} <= set(record):
+                raise ChowaError(f"{path}:{number}: a judge prompt needs name, system_prompt and prompt_template")
+        return {record["name"]: record for record in records}
 
     def answers(self, folder: Path, what: str) -> dict[int, str]:
         """question_id -> first turn of the first choice, from a `results.jsonl` in the answer schema."""
@@ -127,11 +125,20 @@ def write_answers(bench: Bench, model_id: str, folder: str, sampling: Sampling, 
     atomic_write_text(out / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     config = {"model_id": model_id, "model_name_or_path": str(folder), "chat_format": chat.format.name,
               "prompt_template": render_prompt([{"role": "user", "content": "{instruction}"}], chat.format),
-              "generation_config": sampling.resolve(chat.format) | ({"temperature": sampling.temperature}
-                                                                     if sampling.temperature is not None else {}),
+              "generation_config": _generation_config(sampling, chat.format),
               "special_token_map": {NL: "\n"} if chat.format.newline == NL else {}}
     atomic_write_text(out / "config.json", json.dumps(config, ensure_ascii=False, indent=2) + "\n")
     return out / "results.jsonl"
+
+
+def _generation_config(sampling: Sampling, fmt) -> dict:
+    """The settings the answers were generated with, in the reference's schema: no temperature when each category
+    had its own (the reference then takes its per-category table), no chowa-only keys."""
+    options = sampling.resolve(fmt)
+    options.pop("stop_strings", None)
+    if sampling.temperature is None:
+        options.pop("temperature", None)
+    return options
 
 
 # --- judging ---------------------------------------------------------------------------------------------------
@@ -209,14 +216,20 @@ def matches(bench: Bench, mode: str, models: list[str], baseline: str | None, re
     questions = bench.questions()
     prompts = bench.judge_prompts()
     kinds = ("single", "single-math") if mode == "single" else ("pair", "pair-math")
-    for name in kinds:
+    for name, fields in zip(kinds, _FIELDS[mode == "single"], strict=True):
         if name not in prompts:
             raise ChowaError(f"{bench.root / 'judge_prompts.jsonl'}: has no judge prompt named {name!r}")
+        unknown = {f for _, f, _, _ in string.Formatter().parse(prompts[name]["prompt_template"]) if f} - fields
+        if unknown:
+            raise ChowaError(f"{bench.root / 'judge_prompts.jsonl'}: prompt {name!r} asks for {sorted(unknown)}, "
+                             f"which the protocol does not fill ({', '.join(sorted(fields))})")
     references = _references(bench, questions, reference_name)
     if mode == "pairwise-baseline":
         if not baseline:
             raise ChowaError("eval judge: --mode pairwise-baseline needs --baseline ID")
         models = list(dict.fromkeys([*models, baseline]))
+    if mode != "single" and len(set(models)) < 2:
+        raise ChowaError(f"eval judge: --mode {mode} needs at least two models, got {', '.join(models)}")
     answers = {model: bench.model_answers(model) for model in sorted(models)}
     groups: dict[str, list[Match]] = {}
     pairs = [(m, None) for m in answers] if mode == "single" else itertools.combinations(answers, 2)
@@ -254,12 +267,14 @@ def _references(bench: Bench, questions: list[dict], name: str) -> dict[int, str
     return references
 
 
-def judge(groups: dict[str, list[Match]], client: JudgeClient, mode: str) -> dict[str, list[dict]]:
+def judge(groups: dict[str, list[Match]], client: JudgeClient, mode: str,
+          max_tokens: int = JUDGE_SETTINGS["max_tokens"]) -> dict[str, list[dict]]:
     """Every group's judgment records in the reference's format (two calls per pairwise question)."""
     group_calls = {gid: [m.messages(swapped) for m in group for swapped in ((False,) if mode == "single"
                                                                            else (False, True))]
                    for gid, group in groups.items()}
-    flat = [{"messages": messages, **JUDGE_SETTINGS} for calls in group_calls.values() for messages in calls]
+    settings = JUDGE_SETTINGS | {"max_tokens": max_tokens}
+    flat = [{"messages": messages, **settings} for calls in group_calls.values() for messages in calls]
     replies = iter(client.ask(flat, desc=f"judge {mode}"))
     records = {}
     for gid, group in groups.items():
@@ -338,7 +353,8 @@ def answers_main(cfg: EvalAnswersConfig) -> None:
 
 
 def judge_main(cfg: EvalJudgeConfig) -> list[dict]:
-    """`chowa eval judge`: judge, write the judgments in the reference's files, print the reference's table."""
+    """`chowa eval judge`: judge, write the judgments in the reference's files, print the reference's table. As
+    the reference, a group whose judgment file exists is read, not judged again, unless `--overwrite`."""
     bench = Bench(Path(cfg.bench))
     models = [m for m in cfg.models.split(",") if m]
     if not models and (bench.root / "model_answer").is_dir():  # as the reference: every answered model
@@ -347,16 +363,19 @@ def judge_main(cfg: EvalJudgeConfig) -> list[dict]:
         raise ChowaError(f"eval judge: no models to judge (--models, or folders in {bench.root / 'model_answer'})")
     groups = matches(bench, cfg.mode, models, cfg.baseline or None, cfg.reference_answers)
     kind = "single" if cfg.mode == "single" else "pairwise"
-    out = (Path(cfg.out) if cfg.out else bench.root / "model_judgment") / kind / cfg.judge_model
-    client = JudgeClient(cfg.judge_url, cfg.judge_model, cfg.judge_key_env,
-                         Path(cfg.judge_cache) if cfg.judge_cache else out / "judge_cache.jsonl",
-                         cfg.judge_concurrency, cfg.judge_retries)
-    records = judge(groups, client, cfg.mode)
+    root = Path(cfg.out) if cfg.out else bench.root / "model_judgment"
+    out = root / kind / cfg.judge_model
+    check_writable(out, "judgments (--out)", folder=True)
+    done = {gid: read_jsonl(out / f"{gid}.jsonl", "judgments") for gid in groups
+            if (out / f"{gid}.jsonl").is_file() and not cfg.overwrite}
+    client = cfg.client(root / "judge_cache.jsonl")  # beside, not in, the folders the reference's tools read
+    records = judge({gid: g for gid, g in groups.items() if gid not in done}, client, cfg.mode,
+                    cfg.judge_max_tokens or JUDGE_SETTINGS["max_tokens"])
     for gid, group in records.items():
         atomic_write_text(out / f"{gid}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in group))
+    records = {gid: done[gid] if gid in done else records[gid] for gid in groups}
     rows = single_table(records) if kind == "single" else pairwise_table(records, cfg.baseline or None)
-    print(f"judge {cfg.judge_model}: {client.usage['requests']} calls ({client.usage['cached']} from the cache), "
-          f"{client.usage['prompt_tokens']:,} prompt + {client.usage['completion_tokens']:,} completion tokens; "
-          f"judgments in {out}", file=sys.stderr)
+    kept = f"{len(done)} group(s) read from existing files (--overwrite judges them again); " if done else ""
+    print(f"judge {cfg.judge_model}: {kept}{client.usage_line()}; judgments in {out}", file=sys.stderr)
     print(table_markdown(rows))
     return rows
