@@ -20,7 +20,8 @@ from transformers import (
 )
 
 from chowa.errors import ChowaError
-from chowa.ppo.layouts import PPOModel, find_blocks, position_ids_from_mask
+from chowa.padding import position_ids_from_mask
+from chowa.ppo.layouts import PPOModel, find_blocks
 from chowa.ppo.losses import entropy_from_logits, logprobs_from_logits
 
 VOCAB, PAD = 64, 0

@@ -78,8 +78,8 @@ def check_ja_vicuna(clone: Path) -> int:
         reference_records = [(gid, m.play()) for gid, group in groups.items() for m in group]
         mine = mtbench.matches(mtbench.Bench(bench_dir), mode, models, baseline, "gpt-4")
         _require(list(mine) == list(groups), f"{mode}: match groups {list(mine)[:3]} against {list(groups)[:3]}")
-        chowa_calls = [{"messages": m.messages(swapped), **mtbench.JUDGE_SETTINGS} for group in mine.values()
-                       for m in group for swapped in ((False,) if mode == "single" else (False, True))]
+        chowa_calls = [{"messages": messages, **mtbench.JUDGE_SETTINGS} for group in mine.values() for m in group
+                       for messages in m.calls()]
         _require(chowa_calls == calls, f"{mode}: the first differing call: " + next(
             (json.dumps([a, b], ensure_ascii=False)[:2000] for a, b in zip(chowa_calls, calls) if a != b),
             f"{len(chowa_calls)} calls against {len(calls)}"))

@@ -36,7 +36,7 @@ from chowa.bytegroup import is_byte_model
 from chowa.decoding import DecodeSettings, RowStream, choose_token, group_logprob, token_logprobs
 from chowa.errors import ChowaError
 from chowa.kvcache import BatchCache, cache_argument, output_cache
-from chowa.padding import pad_rows
+from chowa.padding import pad_rows, position_ids_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Engine:
         finished = 0
         while self.waiting or self.rows:
             self.step()
-            now = sum(request.done for request in requests)
+            now = len(requests) - self.busy  # what is neither waiting nor running has finished
             if progress is not None and now > finished:
                 progress(now - finished)
             finished = now
@@ -270,7 +270,7 @@ class Engine:
             return out.logits[:, -1], out.cache
         kwargs = {"attention_mask": mask, "use_cache": True, self._cache_arg: cache}
         if self._positions:
-            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
+            kwargs["position_ids"] = position_ids_from_mask(mask)[:, -input_ids.shape[1]:]
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
         out = self.model(input_ids=input_ids, **kwargs)
@@ -308,8 +308,9 @@ class Engine:
         if argmax is not None and argmax >= 0 and not (settings.do_sample or banned
                                                        or settings.repetition_penalty != 1.0):
             token = argmax
-        else:
-            seen = torch.tensor(request.prompt + request.output, device=scores.device)  # the penalty's input
+        else:  # the repetition penalty's input; the other filters do not read it
+            seen = torch.tensor(request.prompt + request.output if settings.repetition_penalty != 1.0 else [],
+                                dtype=torch.long, device=scores.device)
             if self.byte_group:
                 return self._next_group(row, scores, seen)
             token = choose_token(scores, seen, settings, row.stream, banned)

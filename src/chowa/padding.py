@@ -32,3 +32,10 @@ def pad_rows(rows: list[list[int]], pad_id: int | list[int], side: str = "right"
         input_ids[i, span] = torch.tensor(row, dtype=torch.long)
         attention_mask[i, span] = 1
     return input_ids.to(device), attention_mask.to(device)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token, as `generate` does, so left padding does not shift
+    rotary positions (between sampling and scoring, or between a row alone and in a batch). (B, T) -> (B, T) long.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)

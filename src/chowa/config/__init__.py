@@ -112,6 +112,24 @@ def _how_to_set(schema: type, key: str) -> str:
     return f"set it with {flag} VALUE, in the YAML file or as {key}=VALUE"
 
 
+def named_folders(specs: list[str], flag: str, taken: dict[str, str] | None = None,
+                  names_required: bool = False) -> dict[str, str]:
+    """Name -> folder of `[NAME=]DIR` specs, in the order given (NAME defaults to the folder's name unless
+    `names_required`), each name once and none of `taken`'s; `flag` ("serve: --model") names the option in errors."""
+    named: dict[str, str] = {}
+    form = "NAME=DIR" if names_required else "[NAME=]DIR"
+    for spec in specs:
+        name, sep, folder = str(spec).partition("=")
+        if not sep and not names_required:
+            name, folder = Path(spec).name or str(spec), str(spec)
+        if not sep or not name or not folder:
+            raise ChowaError(f"{flag} {spec!r}: expected {form}, e.g. sft=runs/demo/sft")
+        if name in named or name in (taken or {}):
+            raise ChowaError(f"{flag} {spec!r}: the name {name!r} is given twice; name them NAME=DIR")
+        named[name] = folder
+    return named
+
+
 def load_callable(spec: str, option_name: str) -> Callable:
     """The function a config value names as `module:function` (a rule reward, a judge); errors name the option."""
     module_name, _, function_name = spec.partition(":")

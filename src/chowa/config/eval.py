@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chowa.config import REQUIRED, option
+from chowa.config import REQUIRED, named_folders, option
 from chowa.config.generate import Sampling
 from chowa.config.reading import ReadConfig
 from chowa.errors import ChowaError
@@ -90,15 +90,7 @@ class HeldoutEvalConfig(Sampling, ReadConfig):
 
     def model_folders(self) -> dict[str, str]:
         """Name -> folder, in the order given."""
-        models: dict[str, str] = {}
-        for spec in self.model:
-            name, sep, folder = str(spec).partition("=")
-            if not sep or not name or not folder:
-                raise ChowaError(f"eval heldout: --model {spec!r}: expected NAME=DIR, e.g. sft=runs/demo/sft")
-            if name in models:
-                raise ChowaError(f"eval heldout: --model {spec!r}: the name {name!r} is given twice")
-            models[name] = folder
-        return models
+        return named_folders(self.model, "eval heldout: --model", names_required=True)
 
     def replies(self) -> Sampling:
         """How replies are generated: greedy unless `sampled`."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from chowa.config import REQUIRED, option
+from chowa.config import REQUIRED, named_folders, option
 from chowa.config.generate import Sampling
 
 _JUDGE = "the judge (any OpenAI-compatible chat-completions endpoint)"
@@ -58,8 +58,6 @@ class EvalAnswersConfig(Sampling):
     batch_size: int = option(8, "Questions generated together.", minimum=1)
 
     def model_folders(self) -> dict[str, str]:
-        from chowa.config.serve import named_folders
-
         return named_folders(self.model, "eval answers: --model")
 
 

@@ -7,9 +7,8 @@ Run as:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from chowa.config import option
+from chowa.config import named_folders, option
 from chowa.errors import ChowaError
 from chowa.formats import FORMATS
 
@@ -61,19 +60,3 @@ class ServeConfig:
     def reward_folders(self) -> dict[str, str]:
         """Name -> folder of the reward models; no name is shared with a causal LM."""
         return named_folders(self.reward_model, "serve: --reward-model", self.model_folders())
-
-
-def named_folders(specs: list[str], flag: str, taken: dict[str, str] | None = None) -> dict[str, str]:
-    """Name -> folder of `[NAME=]DIR` specs (NAME defaults to the folder's name), each name once and none of
-    `taken`'s; `flag` ("serve: --model") names the option in errors."""
-    named: dict[str, str] = {}
-    for spec in specs:
-        name, sep, folder = str(spec).partition("=")
-        if not sep:
-            name, folder = Path(spec).name or str(spec), str(spec)
-        if not name or not folder:
-            raise ChowaError(f"{flag} {spec!r}: expected [NAME=]DIR, e.g. sft=runs/demo/sft")
-        if name in named or name in (taken or {}):
-            raise ChowaError(f"{flag} {spec!r}: the name {name!r} is given twice; name them NAME=DIR")
-        named[name] = folder
-    return named

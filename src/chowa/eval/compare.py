@@ -206,15 +206,14 @@ def _llm_rows(endpoint: tuple[str, str], items: list[PromptRecord], a: Side, b: 
     """An LLM judge asked in both orders, concurrently, with FastChat's pairwise prompt ("pair" of a
     judge_prompts.jsonl) or chowa's own; its [[A]] / [[B]] / [[C]] read as FastChat reads them."""
     from chowa.eval.judge.client import JudgeClient
-    from chowa.eval.judge.mtbench import JUDGE_SETTINGS, pair_prompt, winner
+    from chowa.eval.judge.mtbench import JUDGE_SETTINGS, judge_messages, pair_prompt, winner
 
     prompt = pair_prompt(Path(prompts_file) if prompts_file else None)
     client = JudgeClient(*endpoint, key_env=key_env, cache=out / "judge_cache.jsonl")
 
     def call(question: str, first: str, second: str) -> dict:
-        user = prompt["prompt_template"].format(question=question, answer_a=first, answer_b=second)
-        return {"messages": [{"role": "system", "content": prompt["system_prompt"]},
-                             {"role": "user", "content": user}], **JUDGE_SETTINGS}
+        return {"messages": judge_messages(prompt, question=question, answer_a=first, answer_b=second),
+                **JUDGE_SETTINGS}
 
     calls = []
     for i, item in enumerate(items):

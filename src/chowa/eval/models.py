@@ -34,7 +34,7 @@ from chowa.eval.byte_lm import ByteGroupLM
 from chowa.folders import context_length
 from chowa.kvcache import cache_argument, output_cache
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
-from chowa.padding import pad_rows
+from chowa.padding import pad_rows, position_ids_from_mask
 
 log = logging.getLogger(__name__)
 # What lm-eval assumes of a model without a fixed context (BLOOM's ALiBi): the harness needs a budget to trim to.
@@ -153,7 +153,7 @@ class HFCausalLM:
         """
         contexts = [list(ctx) for ctx, _ in chunk]
         input_ids, mask = self._left_pad(contexts)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        positions = position_ids_from_mask(mask)
         out = self.model(input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
         first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # (G, V): predicts each continuation's 1st token
         rows = [(g, items[i][1]) for g, (_, idx) in enumerate(chunk) for i in idx]

@@ -36,6 +36,7 @@ from transformers import PreTrainedModel
 from chowa.config.ppo import LAYOUTS
 from chowa.errors import ChowaError
 from chowa.folders import finish_folder
+from chowa.padding import position_ids_from_mask
 from chowa.ppo import losses
 from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input, capture_output
 
@@ -103,13 +104,6 @@ def disable_dropout(model: nn.Module) -> None:
         for name, value in list(vars(module).items()):
             if "dropout" in name and isinstance(value, float):
                 setattr(module, name, 0.0)
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted from each row's first real token, as `generate` does, so left padding does not shift
-    rotary positions between sampling and scoring. (B, T) -> (B, T) long.
-    """
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def _accepts(module: nn.Module, argument: str) -> bool:

@@ -165,8 +165,17 @@ class Match:
             kwargs |= {"answer_a": first, "answer_b": second}
         if self.reference is not None:
             kwargs["ref_answer_1"] = self.reference
-        return [{"role": "system", "content": self.prompt["system_prompt"]},
-                {"role": "user", "content": self.prompt["prompt_template"].format(**kwargs)}]
+        return judge_messages(self.prompt, **kwargs)
+
+    def calls(self) -> list[list[dict]]:
+        """The messages of this match's judge calls, in the reference's order: one, or both orders for a pair."""
+        return [self.messages()] if self.model_2 is None else [self.messages(), self.messages(swapped=True)]
+
+
+def judge_messages(prompt: dict, **fields: str) -> list[dict]:
+    """The reference's judge call: the judge prompt's system message, then its template filled with `fields`."""
+    return [{"role": "system", "content": prompt["system_prompt"]},
+            {"role": "user", "content": prompt["prompt_template"].format(**fields)}]
 
 
 # chowa's own pairwise prompt (written for chowa), for `compare --judge llm:...` without a judge_prompts file
@@ -270,12 +279,9 @@ def _references(bench: Bench, questions: list[dict], name: str) -> dict[int, str
 def judge(groups: dict[str, list[Match]], client: JudgeClient, mode: str,
           max_tokens: int = JUDGE_SETTINGS["max_tokens"]) -> dict[str, list[dict]]:
     """Every group's judgment records in the reference's format (two calls per pairwise question)."""
-    group_calls = {gid: [m.messages(swapped) for m in group for swapped in ((False,) if mode == "single"
-                                                                           else (False, True))]
-                   for gid, group in groups.items()}
     settings = JUDGE_SETTINGS | {"max_tokens": max_tokens}
-    flat = [{"messages": messages, **settings} for calls in group_calls.values() for messages in calls]
-    replies = iter(client.ask(flat, desc=f"judge {mode}"))
+    calls = [{"messages": messages, **settings} for group in groups.values() for m in group for messages in m.calls()]
+    replies = iter(client.ask(calls, desc=f"judge {mode}"))
     records = {}
     for gid, group in groups.items():
         records[gid] = [_record(m, client.model, next(replies), None if mode == "single" else next(replies))
