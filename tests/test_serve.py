@@ -376,3 +376,14 @@ def test_remote_reward_retries_a_busy_server_then_reports_its_message(tmp_path):
             remote([[*QUESTION, {"role": "assistant", "content": "x"}]])
     finally:
         httpd.shutdown()
+
+
+def test_model_names_default_to_the_folders_name_and_are_given_once():
+    from chowa.config import named_folders
+
+    assert named_folders(["runs/demo/ppo", "base=runs/x"], "serve: --model") == {"ppo": "runs/demo/ppo",
+                                                                                "base": "runs/x"}
+    with pytest.raises(ChowaError, match="the name 'ppo' is given twice"):
+        named_folders(["runs/demo/ppo", "ppo=runs/y"], "serve: --model")
+    with pytest.raises(ChowaError, match="expected NAME=DIR"):
+        named_folders(["runs/demo/ppo"], "eval heldout: --model", names_required=True)

@@ -122,7 +122,7 @@ def named_folders(specs: list[str], flag: str, taken: dict[str, str] | None = No
         name, sep, folder = str(spec).partition("=")
         if not sep and not names_required:
             name, folder = Path(spec).name or str(spec), str(spec)
-        if not sep or not name or not folder:
+        if (names_required and not sep) or not name or not folder:
             raise ChowaError(f"{flag} {spec!r}: expected {form}, e.g. sft=runs/demo/sft")
         if name in named or name in (taken or {}):
             raise ChowaError(f"{flag} {spec!r}: the name {name!r} is given twice; name them NAME=DIR")
