@@ -99,6 +99,31 @@ def test_truncated_and_shared_contexts_score_like_the_reference(setup):
     assert batched_text == lm.generate_until(gen)
 
 
+def test_cut_contexts_share_the_window_left_by_the_cut(setup):
+    """Continuations of one token count after a context longer than the model's window see the same cut prefix:
+    it runs once, and every score is the one-at-a-time reference's; a continuation longer than the window is refused."""
+    root, model = setup
+    lm = HFCausalLM.from_folder(model, dtype="float32", device="cpu", batch_size=8, progress=False)
+    lm.max_length = 40
+    long = "雨の記事、第0文。" * 12
+    choices = [c for c in "甲乙丙丁戊猫犬" if len(lm.encode(c)) == len(lm.encode("甲"))][:4]
+    assert len(choices) >= 3
+    requests = [(long, c) for c in choices]
+    tokens = []
+    hook = lm.model.register_forward_pre_hook(
+        lambda module, args, kwargs: tokens.append((args[0] if args else kwargs["input_ids"]).numel()),
+        with_kwargs=True)
+    batched = lm.loglikelihood(requests)
+    hook.remove()
+    assert sum(tokens) < 2 * lm.max_length  # one window, not one per continuation
+    lm.sequential = True
+    for (a, greedy_a), (b, greedy_b) in zip(batched, lm.loglikelihood(requests)):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-5) and greedy_a == greedy_b
+    lm.sequential = False
+    with pytest.raises(ChowaError, match="does not fit the model's context of 40"):
+        lm.loglikelihood([("", "雨の記事" * 40)])
+
+
 def test_write_prompts_with_model_trims_and_sets_budgets(setup, tmp_path):
     root, model = setup
     out = tmp_path / "p.jsonl"

@@ -6,10 +6,11 @@ an empty context becomes `[eos]`, long inputs are left-truncated to `max_length`
 stop token (the last token of `until[0]`) and a per-request budget, then cut at every `until` string.
 
 Two modes give the same scores. `sequential=True` runs one request at a time exactly as the reference did (HF
-`generate` for generation). The default batches: log-likelihood requests sharing a long context run that context
-once and score every continuation from a copy of its KV cache, the others (truncated, or with a short context)
-run as whole sequences in right-padded batches; greedy decoding runs on the continuous-batching engine
-(`chowa.engine`) with a per-row stop token and budget.
+`generate` for generation). The default batches: log-likelihood requests sharing a long prefix (a context, or the
+window a too-long context is cut to) run that prefix once and score every continuation from a copy of its KV cache,
+the others (a short context) run as whole sequences in right-padded batches, and only scored positions are
+projected onto the vocabulary; greedy decoding runs on the continuous-batching engine (`chowa.engine`) with a
+per-row stop token and budget.
 
 Run as (from Python):
     lm = HFCausalLM.from_folder("out/sft", batch_size=8)
@@ -18,6 +19,7 @@ Run as (from Python):
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -60,6 +62,8 @@ class HFCausalLM:
         self.eos_token_id = tokenizer.eos_token_id
         # transformers renamed `past_key_values` to `cache` within 5.x; pass whichever this version takes.
         self._cache_arg = cache_argument(model)
+        # Models that can skip the vocabulary projection at positions nobody scores (most of a long context).
+        self._keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._warn_generation_config()
 
     @classmethod
@@ -83,10 +87,13 @@ class HFCausalLM:
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         """(sum of continuation log-probs, whether every continuation token is the argmax) per (context, cont).
 
-        Batched two ways, each giving the reference's numbers: a context shared by several continuations whose
-        tokens outnumber theirs runs once and each continuation reads a copy of its cache; every other request
-        (a request longer than the model's context, cut as the reference cuts it; a short context such as
-        XWinograd's [eos] before whole sentences) runs as one row of a batch of whole sequences."""
+        Batched two ways, each giving the reference's numbers. The model sees `(ctx + cont)[-(max_length + 1):][:-1]`
+        and scores its last len(cont) positions; what comes before them (the context, or the part of it left by
+        the cut) is the request's prefix. A prefix shared by several continuations whose tokens outnumber theirs
+        runs once and each continuation reads a copy of its cache: continuations of one context, and those of a
+        cut context with the same token count (the cut keeps the same window). Every other request (a short
+        context such as XWinograd's [eos] before whole sentences) runs as one row of a batch of whole sequences.
+        Only scored positions are projected onto the vocabulary."""
         items = [([self.eos_token_id] if ctx == "" else self.encode(ctx), self.encode(cont)) for ctx, cont in requests]
         bar = tqdm(total=len(items), desc="loglikelihood", disable=not self.progress, leave=False)
         results: list[tuple[float, bool] | None] = [None] * len(items)
@@ -99,10 +106,11 @@ class HFCausalLM:
             elif self.sequential:
                 results[i] = self._loglikelihood_one(ctx_ids, cont_ids)
                 bar.update(1)
-            elif len(ctx_ids) + len(cont_ids) > self.max_length + 1:
-                whole.append(i)  # truncated inputs share no context
+            elif len(cont_ids) > self.max_length:  # the reference fails on it too (its slices disagree in length)
+                raise ChowaError(f"loglikelihood request {i + 1}: a continuation of {len(cont_ids)} tokens does not "
+                                 f"fit the model's context of {self.max_length}")
             else:
-                groups.setdefault(tuple(ctx_ids), []).append(i)
+                groups.setdefault(tuple(self._prefix(ctx_ids, cont_ids)), []).append(i)
         for ctx, idx in list(groups.items()):  # sharing pays when the context outweighs what it is shared by
             if len(ctx) * (len(idx) - 1) <= sum(len(items[i][1]) for i in idx):
                 whole += groups.pop(ctx)
@@ -126,16 +134,24 @@ class HFCausalLM:
         """What the reference feeds the model: `(ctx + cont)[-(max_length + 1):][:-1]`."""
         return (ctx_ids + cont_ids)[-(self.max_length + 1):][:-1]
 
+    def _prefix(self, ctx_ids: list[int], cont_ids: list[int]) -> list[int]:
+        """The model's input before the continuation: the context, or what the reference's cut leaves of it."""
+        return ctx_ids[-(self.max_length + 1 - len(cont_ids)):]
+
     @torch.no_grad()
     def _loglikelihood_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         """Requests as whole sequences in one right-padded batch; each scores its last len(cont) positions."""
         inputs = [self._inputs(ctx, cont) for ctx, cont in rows]
         input_ids, mask = pad_rows(inputs, self.eos_token_id, "right", self.device)
-        logits = self.model(input_ids, attention_mask=mask).logits
+        # Project only the positions some row scores (their union; rows of a batch have similar lengths).
+        scored_at = sorted({t for inp, (_, cont) in zip(inputs, rows) for t in range(len(inp) - len(cont), len(inp))})
+        kept = {t: j for j, t in enumerate(scored_at)} if self._keep else {t: t for t in scored_at}
+        keep = {"logits_to_keep": torch.tensor(scored_at, device=self.device)} if self._keep else {}
+        logits = self.model(input_ids, attention_mask=mask, **keep).logits
         results = []
         for r, (inp, (_, cont)) in enumerate(zip(inputs, rows, strict=True)):
-            scored = logits[r, len(inp) - len(cont):len(inp)]
-            results.append(_score(F.log_softmax(scored.float(), dim=-1), cont))
+            at = torch.tensor([kept[t] for t in range(len(inp) - len(cont), len(inp))], device=self.device)
+            results.append(_score(F.log_softmax(logits[r, at].float(), dim=-1), cont))
         return results
 
     @torch.no_grad()
@@ -154,7 +170,8 @@ class HFCausalLM:
         contexts = [list(ctx) for ctx, _ in chunk]
         input_ids, mask = self._left_pad(contexts)
         positions = position_ids_from_mask(mask)
-        out = self.model(input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        keep = {"logits_to_keep": 1} if self._keep else {}
+        out = self.model(input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **keep)
         first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # (G, V): predicts each continuation's 1st token
         rows = [(g, items[i][1]) for g, (_, idx) in enumerate(chunk) for i in idx]
         rest_len = max(len(cont) - 1 for _, cont in rows)
