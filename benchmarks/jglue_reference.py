@@ -50,7 +50,8 @@ def main() -> None:
 
     datasets.load_dataset = load_dataset  # the tasks call it as datasets.load_dataset(...)
 
-    from lm_eval import evaluator, models, tasks as ref_tasks
+    from lm_eval import evaluator, models
+    from lm_eval import tasks as ref_tasks
 
     lm = models.get_model("hf-causal").create_from_arg_string(f"pretrained={args.model},use_fast=False",
                                                               {"batch_size": args.batch_size, "device": "cpu"})

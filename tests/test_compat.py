@@ -102,6 +102,16 @@ def sft_folder(tmp_path_factory, tokenizer_dir, project_corpus) -> Path:
 
 
 @pytest.fixture(scope="module")
+def extended_folder(sft_folder, tokenizer_dir, project_corpus) -> Path:
+    """That model read at 4x its positions by linear interpolation (rinna's 8K recipe), trained one step on: its
+    `rope_scaling` must reach every 4.x release (GPT-NeoX has had linear scaling since 4.31)."""
+    return pretrain(load_config(PretrainConfig, overrides=[
+        f"out={sft_folder.parent / 'extended'}", f"model={sft_folder}", f"tokenizer={tokenizer_dir}",
+        f"data.train=[{project_corpus[0]}]", "data.seq_len=64", "context.extend_to=2048", "context.method=linear",
+        "train.steps=1", "train.batch_size=2", "train.eval_every=0", "train.save_every=0", "optim.warmup_steps=0"]))
+
+
+@pytest.fixture(scope="module")
 def llama_folder(tmp_path_factory, tokenizer_dir) -> Path:
     """A tiny Llama with a RoPE base that is not 4.x's default, saved the way chowa saves every folder."""
     out = tmp_path_factory.mktemp("compat-llama")
@@ -116,7 +126,7 @@ def llama_folder(tmp_path_factory, tokenizer_dir) -> Path:
 
 
 @pytest.mark.parametrize("release", list(RELEASES))
-@pytest.mark.parametrize("which", ["sft_folder", "llama_folder"])
+@pytest.mark.parametrize("which", ["sft_folder", "llama_folder", "extended_folder"])
 def test_old_transformers_read_the_same_model(release, which, request):
     folder = request.getfixturevalue(which)
     theirs, ours = probe(release, folder), chowa_view(folder)

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from chowa.config.data import DataInspectConfig, TemplateRenderConfig
-from chowa.config.eval import CompareConfig, CompareTallyConfig, EvalPromptsConfig, HeldoutEvalConfig, JGLUEConfig
+from chowa.config.eval import (
+    CompareConfig,
+    CompareTallyConfig,
+    EvalLongConfig,
+    EvalPromptsConfig,
+    HeldoutEvalConfig,
+    JGLUEConfig,
+)
 from chowa.config.generate import ChatConfig, GenerateConfig
 from chowa.config.judge import EvalAnswersConfig, EvalBelleConfig, EvalJudgeConfig
 from chowa.config.model import ModelInfoConfig, ModelListConfig
@@ -147,6 +154,11 @@ def _eval_heldout(cfg: HeldoutEvalConfig) -> dict:
     return main(cfg)
 
 
+def _eval_long(cfg: EvalLongConfig) -> dict:
+    from chowa.eval.long import main
+    return main(cfg)
+
+
 def _compare(cfg: CompareConfig) -> dict:
     from chowa.eval.compare import main
     return main(cfg)
@@ -173,7 +185,8 @@ def _data_inspect(cfg: DataInspectConfig) -> dict:
 GROUPS = {
     "tokenizer": "Train a SentencePiece tokenizer, write a byte-group one, or measure one.",
     "model": "List the architecture presets or describe one (built on the meta device: no memory, no weights).",
-    "eval": "Evaluate models: the JGLUE suites as the model cards ran them, held-out checked answers.",
+    "eval": "Evaluate models: the JGLUE suites as the model cards ran them, held-out checked answers, LLM judges, "
+            "long-context loss and passkey retrieval.",
     "template": "Show how a chat format renders a conversation.",
     "data": "Check how chowa reads your data before you train on it.",
 }
@@ -248,6 +261,14 @@ COMMANDS: tuple[Command, ...] = (
             "number/weekday/date answers in the preferred style (the asker's language, polite if Japanese), and "
             "with --reward-model the mean reward-model score. This is the pipeline's eval table, for any set of "
             "models (e.g. SFT and two PPO runs)."),
+    Command("eval long", EvalLongConfig, _eval_long,
+            "Held-out loss by position and passkey retrieval: how far a model reads its context.",
+            "For each model: held-out loss at every position of consecutive windows of --length tokens (each "
+            "--input file read whole), averaged per position bucket (0-512, 512-1K, ... up to the window); and "
+            "passkey retrieval (a random 5-digit key hidden at each --passkey-depths share of repeated filler, asked "
+            "for at the end) at each --passkey-lengths, scored by whether greedy decoding gives the key and by the "
+            "key's mean log-probability. Prints tables; with --out writes long.json, loss_by_position.png and a "
+            "passkey.png heat map. Read a model past its trained context (--length) to see what extension buys."),
     Command("eval answers", EvalAnswersConfig, _eval_answers,
             "Answer a ja-vicuna-qa / MT-bench folder's questions with chowa models, in its layout.",
             "Answer the first turn of every question of a benchmark folder in FastChat's layout (e.g. "

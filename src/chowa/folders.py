@@ -49,10 +49,14 @@ def finish_folder(folder: str | os.PathLike) -> None:
 
 
 def context_length(config) -> int | None:
-    """How many tokens the model reads (`n_ctx`, `n_positions` or `max_position_embeddings`, from a config or
-    its dict; bytes for the byte-group model); None for a model without a fixed context (BLOOM's ALiBi)."""
+    """How many tokens the model reads (`n_ctx`, `n_positions` or `max_position_embeddings`, times the factor of a
+    dynamic-NTK RoPE, from a config or its dict; bytes for the byte-group model); None for a model without a fixed
+    context (BLOOM's ALiBi)."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
     positions = get("n_ctx") or get("n_positions") or get("max_position_embeddings")
+    rope = get("rope_parameters")
+    if positions and isinstance(rope, dict) and rope.get("rope_type") == "dynamic":
+        positions = int(positions * rope["factor"])  # dynamic NTK: max_position_embeddings is the original length
     if positions and is_byte_model(config):  # a position reads a group: the context is in bytes
         return positions * get("bytes_per_group")
     return positions
@@ -80,8 +84,9 @@ def legacy_rope_scaling(rope: dict) -> dict | None:
     kind = rope.get("rope_type", "default")
     if kind == "default":
         return None
-    scaling = {k: v for k, v in rope.items() if k not in ("rope_theta", "partial_rotary_factor")}
-    return scaling | {"type": kind, "rope_type": kind}
+    # 4.3x accepts exactly {type, factor} for linear and dynamic scaling, so `rope_type` (5.x's name) stays out.
+    scaling = {k: v for k, v in rope.items() if k not in ("rope_theta", "partial_rotary_factor", "rope_type")}
+    return scaling | {"type": kind}
 
 
 def legacy_tokenizer_keys(tokenizer_config: dict, folder: Path) -> dict:

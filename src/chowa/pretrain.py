@@ -40,12 +40,19 @@ def main(cfg: PretrainConfig) -> Path:
         cache = _token_cache(cfg, tokenizer, out)
     runtime.wait()
     cache = _token_cache(cfg, tokenizer, out)  # every process opens the cache rank 0 built
-    train_stream = PackedStream(cache.train_tokens(), cfg.data.seq_len, seed=cfg.runtime.seed)
+    within = tokenizer.eos_token_id if cfg.data.documents == "within" else None
+    train_stream = PackedStream(cache.train_tokens(), cfg.data.seq_len, seed=cfg.runtime.seed,
+                                within_documents_of=within)
     val_stream = _val_stream(cache, cfg.data.seq_len)
     entropy = unigram_entropy(cache.train_tokens(), len(tokenizer))
     runtime.print(f"pretrain: {cache.meta['train_tokens']:,} training tokens ({train_stream.num_windows:,} windows), "
                   f"{cache.meta['val_tokens']:,} held out; unigram entropy {entropy:.3f} nats")
-    model = load_or_build_model(cfg.model, tokenizer, cfg.model_config, seed=cfg.runtime.seed)
+    model = load_or_build_model(cfg.model, tokenizer, cfg.model_config, seed=cfg.runtime.seed,
+                                extend_to=cfg.context.extend_to, method=cfg.context.method)
+    if cfg.context.extend_to:
+        rope = model.config.rope_parameters
+        runtime.print(f"pretrain: context extended to {cfg.context.extend_to:,} positions ({rope['rope_type']}, "
+                      f"factor {rope['factor']:g}); training windows of {cfg.data.seq_len:,} tokens")
     runtime.print(f"pretrain: {sum(p.numel() for p in model.parameters()):,} parameters")
     loss_fn = _loss_for(model, cfg.data.seq_len)
 

@@ -36,6 +36,28 @@ def resolve_mixed_precision(requested: str) -> str | None:
     return "no"
 
 
+def configure_model(model: torch.nn.Module, cfg: RuntimeConfig) -> None:
+    """Apply `runtime.attention` and `runtime.gradient_checkpointing` to a model about to be trained."""
+    config = getattr(model, "config", None)
+    if cfg.attention != "auto" and getattr(config, "_attn_implementation", None) != cfg.attention:
+        if not (hasattr(model, "_can_set_attn_implementation") and model._can_set_attn_implementation()):
+            raise ChowaError(f"runtime.attention={cfg.attention}: {type(model).__name__} has only its own attention "
+                             f"({getattr(config, '_attn_implementation', None)}); use runtime.attention=auto")
+        try:
+            model.set_attn_implementation(cfg.attention)
+        except (ValueError, ImportError) as exc:
+            raise ChowaError(f"runtime.attention={cfg.attention}: {str(exc).splitlines()[0]}") from None
+    if cfg.gradient_checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ChowaError(f"runtime.gradient_checkpointing: {type(model).__name__} does not support it")
+        # Non-reentrant: works with frozen embeddings (PPO's frozen bottom) and gives the same gradients.
+        # transformers 5.2x renamed it activation checkpointing; older releases have only the first name.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 class Runtime:
     """Accelerator + seeding + rank-0 printing + a metrics JSONL in the output folder."""
 

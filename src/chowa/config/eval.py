@@ -122,3 +122,39 @@ class CompareConfig(Sampling, ReadConfig):
 class CompareTallyConfig:
     sheet: str = option(REQUIRED, "A filled sheet.csv (verdict: 1, 2 or tie).", metavar="SHEET.csv", positional=True)
     key: str = option("", "The sheet's key (default: .sheet_key.json beside the sheet).", metavar="FILE")
+
+
+@dataclass
+class EvalLongConfig:
+    """Long-context behaviour of models: held-out loss by position and passkey retrieval: `chowa eval long`."""
+
+    model: list[str] = option(REQUIRED, "A model as [NAME=]DIR (repeatable); the tables list them in this order.",
+                              metavar="[NAME=]DIR", repeat=True)
+    input: list[str] = option(REQUIRED, "Held-out text files or globs (.txt, .gz allowed), each read as one "
+                                        "continuous text, for the loss by position.", metavar="FILE")
+    length: int = option(0, "Tokens per loss window (0: each model's context).", minimum=0)
+    windows: int = option(32, "Loss windows per model (at most; the input may hold fewer).", minimum=1)
+    buckets: list[int] = option([], "Upper edges of the position buckets, e.g. [512,1024,2048] (default: doubling "
+                                    "up to the window from an eighth of it, at most 512 wide: 0-512, 512-1K, ... for "
+                                    "an 8K model).")
+    passkey_lengths: list[int] = option([], "Prompt lengths in tokens for passkey retrieval (default: a quarter, a "
+                                            "half and all of each model's context; 0 = no passkey test).")
+    passkey_depths: list[float] = option([0.0, 0.25, 0.5, 0.75, 1.0], "Where the key sits in the filler, as a "
+                                                                      "share of its length (0 = start, 1 = end).")
+    passkey_trials: int = option(5, "Keys tried at each length and depth (a new random 5-digit key each).", minimum=1)
+    passkey_language: str = option("en", "Language of the passkey prompt and filler.", choices=("en", "ja"))
+    batch_size: int = option(4, "Windows or prompts per forward pass.", minimum=1)
+    seed: int = option(0, "Seed of the passkeys.")
+    out: str = option("", "Write long.json, loss_by_position.png and passkey.png here.", metavar="DIR")
+    dtype: str = option("float32", "Weights dtype (auto: the checkpoint's).", choices=DTYPES)
+    device: str = option("", "Device (default: CUDA when present).")
+
+    def __post_init__(self):
+        self.model_folders()
+        if any(not 0 <= d <= 1 for d in self.passkey_depths):
+            raise ChowaError(f"eval long: --passkey-depths must lie in [0, 1], got {list(self.passkey_depths)}")
+        if list(self.buckets) != sorted(set(self.buckets)) or any(b <= 0 for b in self.buckets):
+            raise ChowaError(f"eval long: --buckets must be increasing positive edges, got {list(self.buckets)}")
+
+    def model_folders(self) -> dict[str, str]:
+        return named_folders(self.model, "eval long: --model")

@@ -22,6 +22,11 @@ class PretrainDataConfig:
                                         "`builtin:corpus/*.txt` is chowa's own corpus.")
     encoding: str = option("utf-8", "Input encoding; `auto` tries UTF-8 then Shift_JIS.", choices=ENCODINGS)
     seq_len: int = option(256, "Tokens per training window.", minimum=1)
+    documents: str = option("cross", "How windows meet document boundaries: cross (packed back to back, a window "
+                                     "may span several documents; every token is used) or within (each window "
+                                     "lies inside one document; shorter documents and each document's last partial "
+                                     "window are skipped: long-context training on long documents).",
+                            choices=("cross", "within"))
     val_fraction: float = option(0.02, "Share of documents held out for validation loss and perplexity.", minimum=0,
                                  maximum=0.5)
     cache_dir: str = option("", "Where the tokenized cache lives (default: OUT/data). Reused while the inputs "
@@ -34,6 +39,18 @@ class PretrainDataConfig:
 
 
 @dataclass
+class ContextConfig:
+    extend_to: int = option(0, "Positions the model reads after this run (0: its own). Rewrites the RoPE scaling of "
+                               "`model` (a folder's weights or a preset) by `context.method` before training; set "
+                               "data.seq_len to train at the new length. Models without RoPE (BLOOM) are refused.",
+                            minimum=0)
+    method: str = option("linear", "How RoPE reads the longer context, as transformers 5 names it in "
+                                   "`rope_parameters`: linear (position interpolation, rinna's 8k model), dynamic "
+                                   "(NTK-aware, rescaled by sequence length), yarn.",
+                         choices=("linear", "dynamic", "yarn"))
+
+
+@dataclass
 class PretrainConfig:
     out: str = option(REQUIRED, "Output folder: final HF model, checkpoints/, metrics.jsonl, loss.png.")
     tokenizer: str = option(REQUIRED, "Tokenizer folder (e.g. the `tokenizer` stage's output), or bytes:CODEC for the "
@@ -42,6 +59,7 @@ class PretrainConfig:
                                 "model folder to continue training.")
     model_config: dict[str, Any] = option({}, "Overrides of the preset's transformers config, e.g. "
                                               "model_config.num_hidden_layers=2.")
+    context: ContextConfig = option(ContextConfig(), "Extend the model's context (RoPE scaling) before training.")
     data: PretrainDataConfig = option(PretrainDataConfig(), "Corpus.")
     train: TrainConfig = option(TrainConfig(), "Loop: steps, batch size, evaluation, checkpoints, resume.")
     optim: OptimConfig = option(OptimConfig(), "AdamW and learning-rate schedule.")

@@ -67,6 +67,16 @@ class RuntimeConfig:
                                   choices=("auto", "no", "fp16", "bf16"))
     gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step.", minimum=1)
     cpu: bool = option(False, "Run on the CPU even when a GPU is present.")
+    gradient_checkpointing: bool = option(False, "Recompute each layer's activations during the backward pass "
+                                                 "instead of keeping them: activation memory of one layer instead "
+                                                 "of all (what long sequences need), for about a third more "
+                                                 "compute. Results are unchanged.")
+    attention: str = option("auto", "Attention kernel of the trained models. auto: what transformers loads, "
+                                    "sdpa wherever the model supports it (BLOOM's ALiBi attention is its own); sdpa "
+                                    "(torch's scaled_dot_product_attention, which runs flash or memory-efficient "
+                                    "kernels on GPUs that have them); eager (the model's own matmuls; materialises "
+                                    "T x T scores); flash_attention_2 (needs the flash-attn package and a GPU).",
+                            choices=("auto", "sdpa", "eager", "flash_attention_2"))
     report_to: list[str] = option([], "Experiment trackers to send the metrics to as well, through accelerate: "
                                       "tensorboard (pip install 'chowa[track]'), wandb, mlflow, comet_ml, aim, "
                                       "clearml, dvclive. metrics.jsonl is written either way.")

@@ -180,9 +180,16 @@ class PackedStream:
     the windows it would have read, whatever the number of processes.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int = 0, shuffle: bool = True):
+    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int = 0, shuffle: bool = True,
+                 within_documents_of: int | None = None):
+        """`within_documents_of`: an EOS id; windows then lie inside one document each (see `document_windows`)."""
         self.tokens, self.seq_len = tokens, seq_len
-        self.num_windows = (len(tokens) - 1) // seq_len
+        self.starts = None if within_documents_of is None else document_windows(tokens, seq_len, within_documents_of)
+        self.num_windows = (len(tokens) - 1) // seq_len if self.starts is None else len(self.starts)
+        if self.num_windows < 1 and self.starts is not None:
+            raise ChowaError(f"pretrain: no document is as long as one window of seq_len+1 = {seq_len + 1} tokens "
+                             "(data.documents=within); lower data.seq_len, add longer documents or use "
+                             "data.documents=cross")
         if self.num_windows < 1:
             raise ChowaError(f"pretrain: the corpus has {len(tokens)} tokens, fewer than one window of seq_len+1 = "
                              f"{seq_len + 1}; lower data.seq_len or add text")
@@ -190,5 +197,18 @@ class PackedStream:
 
     def window(self, index: int) -> np.ndarray:
         """Tokens of the `index`-th window in the global order: (seq_len + 1,) int64."""
-        start = self.order[index] * self.seq_len
+        slot = self.order[index]
+        start = slot * self.seq_len if self.starts is None else int(self.starts[slot])
         return np.asarray(self.tokens[start:start + self.seq_len + 1], dtype=np.int64)
+
+
+def document_windows(tokens: np.ndarray, seq_len: int, eos_id: int) -> np.ndarray:
+    """Starts of the windows of `seq_len + 1` tokens that lie inside one document (its tokens through its EOS),
+    `seq_len` apart from the document's first token; a document shorter than a window, and each document's last
+    partial window, give none."""
+    ends = np.flatnonzero(np.asarray(tokens) == eos_id)  # each document ends with its EOS
+    firsts = np.concatenate([[0], ends[:-1] + 1])
+    counts = np.maximum((ends - firsts) // seq_len, 0)  # a window needs start + seq_len <= the EOS's index
+    starts = np.repeat(firsts, counts) + seq_len * (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
+                                                                                        counts))
+    return starts.astype(np.int64)

@@ -28,6 +28,8 @@ from chowa.bytegroup import MODEL_TYPE, is_byte_model, is_byte_tokenizer
 from chowa.errors import ChowaError
 from chowa.files import check_folder
 from chowa.models.build import DTYPES, build_model
+from chowa.models.context import extend_context
+from chowa.models.presets import build_config
 
 # What a sequence classifier made from a language model adds (transformers names its head `score` or `classifier`).
 _HEAD_PREFIXES = ("score.", "classifier.")
@@ -160,15 +162,18 @@ def load_causal_lm(path: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
 
 
 def load_or_build_model(spec: str, tokenizer, overrides: dict[str, Any] | None = None,
-                        seed: int = 0) -> PreTrainedModel:
-    """Weights from `spec` when it is a folder holding them, else a fresh model from a preset or config folder."""
+                        seed: int = 0, extend_to: int = 0, method: str = "linear") -> PreTrainedModel:
+    """Weights from `spec` when it is a folder holding them, else a fresh model from a preset or config folder;
+    with `extend_to`, its RoPE rewritten to read that many positions by `method` (see chowa.models.context)."""
     overrides = dict(overrides or {})
     if has_weights(spec):
         if overrides:
             raise ChowaError(f"model_config overrides {sorted(overrides)} cannot change the trained model in {spec}")
-        model = load_causal_lm(spec)
+        config = extend_context(load_model_config(spec), extend_to, method) if extend_to else None
+        model = load_causal_lm(spec, **({"config": config} if config is not None else {}))
         check_vocabulary(tokenizer, model.get_input_embeddings().num_embeddings, "the tokenizer", spec)
     else:
-        model = build_model(spec, tokenizer=tokenizer, seed=seed, **overrides)
+        config = build_config(spec, tokenizer=tokenizer, **overrides)
+        model = build_model(extend_context(config, extend_to, method) if extend_to else config, seed=seed)
     _check_byte_codec(tokenizer, model.config, "the tokenizer", spec)
     return model

@@ -91,6 +91,25 @@ _register(Preset(
     source="rinna/bilingual-gpt-neox-4b config.json",
 ))
 
+# rinna/bilingual-gpt-neox-4b-8k: the bilingual model extended from 2,048 to 8,192 positions, which the card says
+# was done by position interpolation (Chen et al. 2023) and further training on sequences longer than 4,000 tokens,
+# and which needs transformers >= 4.31 (RoPE scaling for GPT-NeoX). The exact scaling entry of its config is not
+# public; linear interpolation by 8192 / 2048 = 4 is the documented method, written as `context.extend_to=8192
+# context.method=linear` would write it.
+_register(Preset(
+    name="rinna-bilingual-3.8b-8k",
+    model_type="gpt_neox",
+    config={**_RINNA_TRUNK, "vocab_size": 65536, "attention_dropout": 0.1, "hidden_dropout": 0.1,
+            "max_position_embeddings": 8192,
+            "rope_parameters": {"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0,
+                                "partial_rotary_factor": 1.0}},
+    summary="rinna bilingual-gpt-neox-4b-8k: the bilingual model read at 8,192 positions by linear interpolation x4",
+    reference_params=3.8e9,
+    reference="model card rinna/bilingual-gpt-neox-4b-8k: 3.8 billion",
+    source="rinna/bilingual-gpt-neox-4b config.json; card of bilingual-gpt-neox-4b-8k (position interpolation)",
+    notes=("the published 8k config's RoPE scaling entry is not public; linear x4 is the card's documented method",),
+))
+
 # matsuo-lab/weblab-10b config.json (as copied in dahara1/weblab-10b-instruction-sft-GPTQ; the SFT model keeps the
 # base architecture): hidden 4864, 36 layers, 38 heads (head dim 128), intermediate 19456, rotary_pct 0.25,
 # rotary_emb_base 10000, use_parallel_residual true, max_position_embeddings 2048, layer_norm_eps 1e-5,

@@ -43,7 +43,7 @@ from chowa.ppo import losses
 from chowa.ppo.layouts import PPOModel, TokenScores
 from chowa.ppo.rewards import RewardSource
 from chowa.ppo.rollout import Rollout, decode_replies, sample
-from chowa.runtime import Runtime
+from chowa.runtime import Runtime, configure_model
 from chowa.training.checkpoint import StopSignal, save_checkpoint, save_model_folder
 from chowa.training.loop import begin_run, report_eval, run_summary, trim_metrics
 from chowa.training.optim import build_optimizer, build_scheduler
@@ -300,6 +300,9 @@ def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
     run = PPORun(cfg, runtime)
+    for trained in (run.model.policy, run.model.value_trunk):
+        if trained is not None:
+            configure_model(trained, cfg.runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
     optimizer = build_optimizer(run.model, cfg.optim)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from chowa.config import save_config
 from chowa.errors import TrainingInterrupted
 from chowa.files import atomic_write_text
-from chowa.runtime import Runtime
+from chowa.runtime import Runtime, configure_model
 from chowa.training.checkpoint import (
     StopSignal,
     flat_config,
@@ -44,6 +44,7 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path
     """Train `model` for `cfg.train.steps` optimizer steps (`cfg` is the stage's config, with `train` and `optim`);
     writes config.yaml, metrics, checkpoints and the final HF folder, and prints a summary."""
     train, optim, accelerator = cfg.train, cfg.optim, runtime.accelerator
+    configure_model(model, runtime.cfg)
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
