@@ -5,7 +5,8 @@ never hides another's: it loads the model, applies chowa's runtime settings (`co
 and times `--steps` AdamW steps of chowa's pretraining loss on windows of the same number of tokens per batch
 (`--tokens-per-batch`: 16 x 256 = 4 x 1,024), after one warm-up step. Peak memory is what the training steps add
 to the process after loading: `torch.cuda.max_memory_allocated` on a GPU, the growth of the resident set's high-water
-mark (ru_maxrss) on a CPU. Configurations run in turn, `--repeats` rounds, median reported.
+mark (ru_maxrss) on a CPU; both count from the loaded model, so the optimizer state (equal at every length) is in.
+Configurations run in turn, `--repeats` rounds, median reported.
 
 Run as:
     python benchmarks/long_context_memory.py --model runs/long/linear --lengths 256,1024 --steps 5
@@ -47,13 +48,15 @@ def run_one(args) -> dict:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up: optimizer state and kernels exist before anything is measured
+    # The baseline is the loaded model: the peak then holds the optimizer state (the same at every length) and the
+    # step's activations. ru_maxrss is a high-water mark, so it is read before the first step.
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    step()  # warm-up: optimizer state and kernels exist before the timing starts
     start = time.perf_counter()
     for _ in range(args.steps):
         step()

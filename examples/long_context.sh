@@ -46,6 +46,6 @@ HELDOUT=("$RUN"/data/heldout*.txt)
 "$CHOWA" eval long --model "base-at-256=$RUN/base" --input "${HELDOUT[@]}" --length 256 --windows 48 \
   --passkey-lengths 256 --passkey-trials 8 --out "$RUN/eval-256"
 "$CHOWA" eval long --model "base=$RUN/base" --model "linear=$RUN/linear" --model "yarn=$RUN/yarn" \
-  --input "${HELDOUT[@]}" --length 1024 --windows 12 --passkey-lengths 256 512 1024 --passkey-trials 8 \
+  --input "${HELDOUT[@]}" --length 1024 --windows 28 --passkey-lengths 256 512 1024 --passkey-trials 8 \
   --out "$RUN/eval-1024"
 "$PYTHON" benchmarks/long_context_memory.py --model "$RUN/linear" --lengths 256,1024 --steps 4 --repeats 2

@@ -21,6 +21,7 @@ from chowa.folders import context_length, finish_folder
 from chowa.models.build import build_model
 from chowa.models.context import extend_context
 from chowa.models.presets import build_config
+from chowa.ppo.layouts import PPOModel, find_blocks
 from chowa.runtime import configure_model
 from chowa.tokenizer import load_tokenizer
 
@@ -191,3 +192,25 @@ def test_pretrain_extends_and_eval_long_reads_it(tmp_path, tokenizer_dir, projec
     assert (out / "loss_by_position.png").stat().st_size > 0 and (out / "passkey.png").stat().st_size > 0
     assert cli(["eval", "long", "--model", str(long), "--input", str(project_corpus[0]), "--length", "100000"]) == 2
     assert "fewer than one window" in capsys.readouterr().err
+
+
+def test_ppo_layouts_copy_a_configured_policy_and_keep_the_frozen_bottom_out_of_backward():
+    """runtime settings reach the policy before the hydra copies its reference blocks (which must read the masks
+    the trunk builds for its kernel), and checkpointing does not make the frozen bottom require grad."""
+    policy = build_model(_config("gpt_neox"), seed=0)
+    configure_model(policy, RuntimeConfig(gradient_checkpointing=True, attention="eager"))
+    model = PPOModel(policy, "hydra", num_layers_unfrozen=1)
+    model.train()
+    assert all(block.attention.config._attn_implementation == "eager" for block in model.reference.blocks)
+    ids = torch.randint(1, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0  # left padding, which the copied blocks must see through the trunk's mask
+    bottom = []
+    hook = find_blocks(policy)[0].register_forward_hook(
+        lambda module, args, output: bottom.append(output[0] if isinstance(output, tuple) else output))
+    out = model.outputs(ids, mask)
+    hook.remove()
+    assert torch.allclose(out.logits[mask.bool()], out.ref_logits[mask.bool()], atol=1e-5)  # reference = policy
+    assert not bottom[0].requires_grad
+    out.logits.sum().backward()
+    assert find_blocks(policy)[0].attention.query_key_value.weight.grad is None

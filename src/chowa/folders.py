@@ -48,15 +48,16 @@ def finish_folder(folder: str | os.PathLike) -> None:
         _write(folder / "tokenizer_config.json", tokenizer_config)
 
 
-def context_length(config) -> int | None:
+def context_length(config, as_lm_eval: bool = False) -> int | None:
     """How many tokens the model reads (`n_ctx`, `n_positions` or `max_position_embeddings`, times the factor of a
     dynamic-NTK RoPE, from a config or its dict; bytes for the byte-group model); None for a model without a fixed
-    context (BLOOM's ALiBi)."""
+    context (BLOOM's ALiBi). `as_lm_eval`: the length lm-evaluation-harness reads, without the dynamic factor, for
+    harnesses that must cut inputs as it does."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
     positions = get("n_ctx") or get("n_positions") or get("max_position_embeddings")
     rope = get("rope_parameters")
-    if positions and isinstance(rope, dict) and rope.get("rope_type") == "dynamic":
-        positions = int(positions * rope["factor"])  # dynamic NTK: max_position_embeddings is the original length
+    if positions and not as_lm_eval and isinstance(rope, dict) and rope.get("rope_type") == "dynamic":
+        positions = round(positions * rope["factor"])  # dynamic NTK: max_position_embeddings is the original length
     if positions and is_byte_model(config):  # a position reads a group: the context is in bytes
         return positions * get("bytes_per_group")
     return positions

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chowa.bytegroup import is_byte_model
+from chowa.bytegroup import is_byte_model, is_byte_tokenizer
 from chowa.config import save_config, text_column
 from chowa.config.pretrain import PretrainConfig
 from chowa.config.training import TrainConfig
@@ -36,6 +36,9 @@ def main(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
     tokenizer = load_tokenizer(cfg.tokenizer)
+    if cfg.data.documents == "within" and is_byte_tokenizer(tokenizer):
+        raise ChowaError("pretrain: data.documents=within reads document ends by the EOS token id, which a byte-group "
+                         "tokenizer's groups share with ordinary bytes; use data.documents=cross")
     if runtime.is_main:
         cache = _token_cache(cfg, tokenizer, out)
     runtime.wait()

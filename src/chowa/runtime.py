@@ -50,12 +50,16 @@ def configure_model(model: torch.nn.Module, cfg: RuntimeConfig) -> None:
     if cfg.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ChowaError(f"runtime.gradient_checkpointing: {type(model).__name__} does not support it")
-        # Non-reentrant: works with frozen embeddings (PPO's frozen bottom) and gives the same gradients.
+        # Non-reentrant checkpointing gives the same gradients and needs no input that requires grad, so the hook
+        # transformers adds to make the embeddings' output require it comes off again: with it, PPO's frozen bottom
+        # layers (and a LoRA model's frozen trunk below its first adapter) would be back-propagated through.
         # transformers 5.2x renamed it activation checkpointing; older releases have only the first name.
         if hasattr(model, "activation_checkpointing_enable"):
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "disable_input_require_grads"):
+            model.disable_input_require_grads()
 
 
 class Runtime:

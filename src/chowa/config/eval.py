@@ -1,4 +1,5 @@
-"""Configs of the evaluation commands: `eval jglue`, `eval prompts`, `eval heldout`, `compare`, `compare tally`.
+"""Configs of the evaluation commands: `eval jglue`, `eval prompts`, `eval heldout`, `eval long`, `compare`,
+`compare tally`.
 
 Run as:
     chowa eval heldout --model sft=runs/demo/sft --model ppo=runs/demo/ppo --reward-model runs/demo/reward
@@ -138,12 +139,14 @@ class EvalLongConfig:
                                     "up to the window from an eighth of it, at most 512 wide: 0-512, 512-1K, ... for "
                                     "an 8K model).")
     passkey_lengths: list[int] = option([], "Prompt lengths in tokens for passkey retrieval (default: a quarter, a "
-                                            "half and all of each model's context; 0 = no passkey test).")
+                                            "half and all of the loss window, those long enough to hold filler; "
+                                            "0 = no passkey test).")
     passkey_depths: list[float] = option([0.0, 0.25, 0.5, 0.75, 1.0], "Where the key sits in the filler, as a "
                                                                       "share of its length (0 = start, 1 = end).")
     passkey_trials: int = option(5, "Keys tried at each length and depth (a new random 5-digit key each).", minimum=1)
     passkey_language: str = option("en", "Language of the passkey prompt and filler.", choices=("en", "ja"))
-    batch_size: int = option(4, "Windows or prompts per forward pass.", minimum=1)
+    batch_size: int = option(1, "Windows or passkey prompts per forward pass (a loss window's logits are length x "
+                                "vocabulary floats: 2 GiB for 8,192 x 65,536).", minimum=1)
     seed: int = option(0, "Seed of the passkeys.")
     out: str = option("", "Write long.json, loss_by_position.png and passkey.png here.", metavar="DIR")
     dtype: str = option("float32", "Weights dtype (auto: the checkpoint's).", choices=DTYPES)

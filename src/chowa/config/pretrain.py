@@ -12,6 +12,7 @@ from typing import Any
 from chowa.config import REQUIRED, option, text_column
 from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
 from chowa.data.text import ENCODINGS
+from chowa.models.context import METHODS
 
 
 @dataclass
@@ -40,14 +41,15 @@ class PretrainDataConfig:
 
 @dataclass
 class ContextConfig:
-    extend_to: int = option(0, "Positions the model reads after this run (0: its own). Rewrites the RoPE scaling of "
+    extend_to: int = option(0, "Positions the model reads after this run (0: its own; bytes for the byte-group model, "
+                               "as its data.seq_len). Rewrites the RoPE scaling of "
                                "`model` (a folder's weights or a preset) by `context.method` before training; set "
                                "data.seq_len to train at the new length. Models without RoPE (BLOOM) are refused.",
                             minimum=0)
     method: str = option("linear", "How RoPE reads the longer context, as transformers 5 names it in "
                                    "`rope_parameters`: linear (position interpolation, rinna's 8k model), dynamic "
                                    "(NTK-aware, rescaled by sequence length), yarn.",
-                         choices=("linear", "dynamic", "yarn"))
+                         choices=METHODS)
 
 
 @dataclass

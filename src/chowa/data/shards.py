@@ -92,7 +92,7 @@ def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike
     tokens = _write_streams(read_documents(inputs, encoding, field=field), count, held_out, tokenizer, dtype, folder,
                             show_progress)
     meta = {"dtype": np.dtype(dtype).name, "documents": count, "val_documents": len(held_out),
-            "inputs": list(inputs), "vocab_size": len(tokenizer), "newline_token": _newline_token(tokenizer),
+            "inputs": list(inputs), "vocab_size": len(tokenizer), "newline_token": newline_piece(tokenizer),
             "train_tokens": tokens["train"], "val_tokens": tokens["val"]}
     atomic_write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
     return TokenCache(folder, meta)
@@ -101,7 +101,7 @@ def build_token_cache(inputs: list[str], tokenizer, cache_dir: str | os.PathLike
 def _write_streams(documents: Iterator[tuple[Path | str, int, str]], count: int, held_out: set[int], tokenizer, dtype,
                    folder: Path, show_progress: bool) -> dict[str, int]:
     """Append each document (`document_ids`) to its split's token file, a batch at a time; returns tokens per split."""
-    newline = _newline_token(tokenizer)
+    newline = newline_piece(tokenizer)
     handles = {split: open(folder / f".{split}.bin.tmp", "wb") for split in ("train", "val")}
     written = {"train": 0, "val": 0}
     try:
@@ -153,7 +153,7 @@ def _batches(items: Iterator, size: int) -> Iterator[tuple[int, list]]:
         yield start, batch
 
 
-def _newline_token(tokenizer) -> str | None:
+def newline_piece(tokenizer) -> str | None:
     """`<NL>` when the tokenizer has it (rinna japanese-gpt-neox style): newlines inside documents are written so."""
     return NL_TOKEN if NL_TOKEN in tokenizer.get_vocab() else None
 
@@ -206,9 +206,11 @@ def document_windows(tokens: np.ndarray, seq_len: int, eos_id: int) -> np.ndarra
     """Starts of the windows of `seq_len + 1` tokens that lie inside one document (its tokens through its EOS),
     `seq_len` apart from the document's first token; a document shorter than a window, and each document's last
     partial window, give none."""
-    ends = np.flatnonzero(np.asarray(tokens) == eos_id)  # each document ends with its EOS
-    firsts = np.concatenate([[0], ends[:-1] + 1])
-    counts = np.maximum((ends - firsts) // seq_len, 0)  # a window needs start + seq_len <= the EOS's index
-    starts = np.repeat(firsts, counts) + seq_len * (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
-                                                                                        counts))
-    return starts.astype(np.int64)
+    chunk = 1 << 24  # the memory-mapped stream is scanned in pieces, never compared whole
+    ends = np.concatenate([[]] + [start + np.flatnonzero(np.asarray(tokens[start:start + chunk]) == eos_id)
+                                  for start in range(0, len(tokens), chunk)]).astype(np.int64)
+    firsts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    counts = (ends - firsts) // seq_len  # a window needs start + seq_len <= the index of the document's EOS
+    document_first = np.repeat(firsts, counts)
+    nth_in_document = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return document_first + seq_len * nth_in_document

@@ -18,6 +18,7 @@ Run as:
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from chowa.bytegroup import is_byte_model
 from chowa.config import save_config
 from chowa.config.eval import EvalLongConfig
+from chowa.data.shards import newline_piece
 from chowa.data.text import expand_inputs, read_file_text
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text, check_writable
@@ -82,11 +84,23 @@ def bucket_label(low: int, high: int) -> str:
     return f"{short(low)}–{short(high)}"
 
 
+def encoder(tokenizer):
+    """text -> ids as pretraining tokenizes it: no special tokens, newlines as `<NL>` where the tokenizer has it."""
+    newline = newline_piece(tokenizer)
+
+    def encode(text: str) -> list[int]:
+        # verbose=False: a whole file is longer than the model's context on purpose (it is cut into windows)
+        return tokenizer.encode(text.replace("\n", newline) if newline else text, add_special_tokens=False,
+                                verbose=False)
+
+    return encode
+
+
 def encode_inputs(tokenizer, files: list[Path]) -> list[int]:
-    """Every file tokenized whole, joined by EOS."""
+    """Every file tokenized whole (newlines as pretraining writes them), joined by EOS."""
     ids: list[int] = []
     for path in files:
-        ids += tokenizer.encode(read_file_text(path), add_special_tokens=False) + [tokenizer.eos_token_id]
+        ids += encoder(tokenizer)(read_file_text(path)) + [tokenizer.eos_token_id]
     return ids
 
 
@@ -101,9 +115,8 @@ def loss_by_position(model, ids: list[int], length: int, windows: int, batch_siz
     device = next(model.parameters()).device
     totals = torch.zeros(length, dtype=torch.float64)
     for start in tqdm(range(0, count, batch_size), desc=f"loss at {length}", disable=not progress, leave=False):
-        rows = torch.tensor([ids[w * length:w * length + length + 1] for w in range(start, min(count, start +
-                                                                                               batch_size))],
-                            device=device)
+        windows_here = range(start, min(count, start + batch_size))
+        rows = torch.tensor([ids[w * length:(w + 1) * length + 1] for w in windows_here], device=device)
         logits = model(input_ids=rows[:, :-1]).logits.float()
         losses = F.cross_entropy(logits.transpose(1, 2), rows[:, 1:], reduction="none")  # (B, T)
         totals += losses.sum(0).double().cpu()
@@ -124,7 +137,7 @@ def passkey_trials(tokenizer, length: int, depths: list[float], trials: int, lan
     """`trials` prompts per depth, each as close to `length` tokens (prompt and key together) as whole filler
     sentences allow."""
     parts = PASSKEY_PROMPTS[language]
-    enc = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    enc = encoder(tokenizer)
     intro, filler, question = enc(parts["intro"]), enc(parts["filler"]), enc(parts["question"])
     out = []
     for depth in depths:
@@ -147,6 +160,7 @@ def score_passkeys(model, trials: list[Passkey], batch_size: int, pad_id: int,
                    progress: bool = True) -> list[tuple[bool, float]]:
     """(greedy decoding gives the key, mean log-prob of the key's tokens) per trial, from teacher-forced passes."""
     device = next(model.parameters()).device
+    keep = "logits_to_keep" in inspect.signature(model.forward).parameters
     results = []
     for start in tqdm(range(0, len(trials), batch_size), desc="passkey", disable=not progress, leave=False):
         chunk = trials[start:start + batch_size]
@@ -154,10 +168,14 @@ def score_passkeys(model, trials: list[Passkey], batch_size: int, pad_id: int,
         width = max(len(r) for r in rows)
         # Right padding: every real token attends only to real tokens before it, so no mask is needed.
         ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], device=device)
-        logits = model(input_ids=ids).logits.float()
+        # Only the positions that predict a key token reach the vocabulary projection (their union over the rows).
+        scored_at = sorted({len(t.prompt) - 1 + j for t in chunk for j in range(len(t.answer))})
+        column = {p: j for j, p in enumerate(scored_at)} if keep else {p: p for p in scored_at}
+        extra = {"logits_to_keep": torch.tensor(scored_at, device=device)} if keep else {}
+        logits = model(input_ids=ids, **extra).logits.float()
         for i, trial in enumerate(chunk):
-            first = len(trial.prompt)
-            scored = F.log_softmax(logits[i, first - 1:first - 1 + len(trial.answer)], dim=-1)
+            at = [column[len(trial.prompt) - 1 + j] for j in range(len(trial.answer))]
+            scored = F.log_softmax(logits[i, at], dim=-1)
             target = torch.tensor(trial.answer, device=device)
             greedy = bool((scored.argmax(-1) == target).all())
             results.append((greedy, scored.gather(1, target[:, None]).mean().item()))
@@ -167,7 +185,7 @@ def score_passkeys(model, trials: list[Passkey], batch_size: int, pad_id: int,
 def evaluate_model(name: str, folder: str, cfg: EvalLongConfig, files: list[Path]) -> dict:
     tokenizer = load_model_tokenizer(folder)
     device = cfg.device or default_device()
-    model = load_causal_lm(folder, dtype=None if cfg.dtype == "auto" else cfg.dtype, device=device).eval()
+    model = load_causal_lm(folder, dtype=cfg.dtype, device=device).eval()
     if is_byte_model(model.config):
         raise ChowaError(f"eval long: {folder} is a byte-group model; this evaluation reads token models")
     context = context_length(model.config)
@@ -178,13 +196,12 @@ def evaluate_model(name: str, folder: str, cfg: EvalLongConfig, files: list[Path
                                           cfg.batch_size)
     edges = bucket_edges(length, list(cfg.buckets))
     result = {"name": name, "folder": str(folder), "context": context, "length": length, "windows": used,
-              "rope": getattr(model.config, "rope_parameters", None), "loss_by_bucket": bucket_means(per_position,
-                                                                                                    edges),
+              "rope": getattr(model.config, "rope_parameters", None),
+              "loss_by_bucket": bucket_means(per_position, edges),
               "loss_by_position": [round(x, 5) for x in per_position], "passkey": []}
-    lengths = list(cfg.passkey_lengths) or [length // 4, length // 2, length]
     rng = random.Random(cfg.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for passkey_length in [n for n in lengths if n > 0]:
+    for passkey_length in passkey_lengths(cfg, tokenizer, length):
         trials = passkey_trials(tokenizer, passkey_length, list(cfg.passkey_depths), cfg.passkey_trials,
                                 cfg.passkey_language, rng)
         scores = score_passkeys(model, trials, cfg.batch_size, pad)
@@ -194,6 +211,16 @@ def evaluate_model(name: str, folder: str, cfg: EvalLongConfig, files: list[Path
                                       "accuracy": sum(ok for ok, _ in cell) / len(cell),
                                       "key_logprob": sum(lp for _, lp in cell) / len(cell), "trials": len(cell)})
     return result
+
+
+def passkey_lengths(cfg: EvalLongConfig, tokenizer, length: int) -> list[int]:
+    """The lengths asked for, or a quarter, a half and all of the window, less those too short to hold filler."""
+    if cfg.passkey_lengths:
+        return [n for n in cfg.passkey_lengths if n > 0]
+    parts = PASSKEY_PROMPTS[cfg.passkey_language]
+    enc = encoder(tokenizer)
+    fixed = sum(len(enc(parts[k].format(key="12345"))) for k in ("intro", "key", "question", "answer"))
+    return [n for n in (length // 4, length // 2, length) if n - fixed >= len(enc(parts["filler"]))]
 
 
 def main(cfg: EvalLongConfig) -> dict:
@@ -207,10 +234,12 @@ def main(cfg: EvalLongConfig) -> dict:
         out = Path(cfg.out)
         atomic_write_text(out / "long.json", json.dumps(results, ensure_ascii=False, indent=2) + "\n")
         plot_loss(models, out / "loss_by_position.png")
+        written = ["long.json", "loss_by_position.png"]
         if any(m["passkey"] for m in models):
             plot_passkey(models, out / "passkey.png")
+            written.append("passkey.png")
         save_config(cfg, out)
-        print(f"\nwrote {out / 'long.json'}, loss_by_position.png and passkey.png")
+        print(f"\nwrote {', '.join(written)} in {out}")
     return results
 
 
@@ -261,7 +290,7 @@ def plot_loss(models: list[dict], path: Path, bin_width: int = 0) -> None:
     fig, axis = plt.subplots(figsize=(7.5, 4.2))
     for m in models:
         values = m["loss_by_position"]
-        width = bin_width or max(1, len(values) // 64)
+        width = bin_width or max(1, len(values) // 32)
         xs = [i + width / 2 for i in range(0, len(values), width)]
         ys = [sum(values[i:i + width]) / len(values[i:i + width]) for i in range(0, len(values), width)]
         axis.plot(xs, ys, label=f"{m['name']} (context {m['context']})")
@@ -278,27 +307,35 @@ def plot_loss(models: list[dict], path: Path, bin_width: int = 0) -> None:
 
 
 def plot_passkey(models: list[dict], path: Path) -> None:
-    """A heat map per model: passkey accuracy by prompt length (rows) and key depth (columns)."""
+    """A heat map per model: the key's mean log-probability by prompt length (rows) and key depth (columns), one
+    colour scale for all, each cell labelled with its accuracy and log-probability (accuracy alone is all zeros for
+    a small model, which would show nothing)."""
     plt = _pyplot()
     shown = [m for m in models if m["passkey"]]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown) + 1, 3.4), squeeze=False)
+    values = [c["key_logprob"] for m in shown for c in m["passkey"]]
+    low, high = min(values), max(max(values), min(values) + 1e-6)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown) + 1.4, 3.4), squeeze=False,
+                             constrained_layout=True)
     image = None
-    for axis, m in zip(axes[0], shown, strict=True):
+    for index, (axis, m) in enumerate(zip(axes[0], shown, strict=True)):
         depths = sorted({c["depth"] for c in m["passkey"]})
         lengths = sorted({c["length"] for c in m["passkey"]})
         cell = {(c["length"], c["depth"]): c for c in m["passkey"]}
-        grid = [[cell[(n, d)]["accuracy"] for d in depths] for n in lengths]
-        image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+        grid = [[cell[(n, d)]["key_logprob"] for d in depths] for n in lengths]
+        image = axis.imshow(grid, vmin=low, vmax=high, cmap="viridis", aspect="auto", origin="lower")
         for r, n in enumerate(lengths):
             for c, d in enumerate(depths):
                 value = cell[(n, d)]
+                bright = (value["key_logprob"] - low) / (high - low) > 0.6
                 axis.text(c, r, f"{value['accuracy']:.0%}\n{value['key_logprob']:.1f}", ha="center", va="center",
-                          fontsize=7, color="white" if value["accuracy"] < 0.6 else "black")
+                          fontsize=7, color="black" if bright else "white")
         axis.set_xticks(range(len(depths)), [f"{d:g}" for d in depths])
         axis.set_yticks(range(len(lengths)), [str(n) for n in lengths])
         axis.set_xlabel("key depth")
-        axis.set_ylabel("prompt length (tokens)")
+        if index == 0:
+            axis.set_ylabel("prompt length (tokens)")
         axis.set_title(m["name"])
-    fig.colorbar(image, ax=list(axes[0]), label="accuracy (cell: accuracy, mean key log-prob)")
+    fig.colorbar(image, ax=list(axes[0]), label="mean log-prob of the key's tokens")
+    fig.suptitle("Passkey retrieval (cell: greedy accuracy, key log-prob)")
     _save(fig, path)
     plt.close(fig)

@@ -56,7 +56,7 @@ class HFCausalLM:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.sequential, self.progress = max(1, batch_size), sequential, progress
         config = model.config
-        self.max_length = context_length(config) or NO_CONTEXT_LENGTH
+        self.max_length = context_length(config, as_lm_eval=True) or NO_CONTEXT_LENGTH
         if tokenizer.eos_token_id is None:
             raise ChowaError("tokenizer has no eos_token; the harness conditions empty contexts on it")
         self.eos_token_id = tokenizer.eos_token_id

@@ -5,15 +5,20 @@ original length read 4x as many positions:
 
     linear   position interpolation (Chen et al. 2023, rinna's bilingual-gpt-neox-4b-8k): every position is divided
              by the factor, so position 4p rotates as p did; `max_position_embeddings` becomes the new length.
-    dynamic  NTK-aware scaling recomputed from the sequence length: unchanged up to the original length, a larger
-             base beyond it. transformers reads `max_position_embeddings` as the original length here, so it stays,
-             and the factor says how far the model is meant to read (`context_length` reports original x factor).
-    yarn     YaRN (Peng et al. 2023): interpolates the low frequencies, keeps the high ones, scales attention;
-             `original_max_position_embeddings` is written explicitly (transformers would otherwise take the new
-             length for the original and scale by 1).
+    dynamic  NTK-aware scaling recomputed from each forward's sequence length: unchanged up to the original length,
+             a larger base beyond it (at the full new length transformers' formula raises the base by
+             (f^2 - f + 1)^(d/(d-2)) for factor f). transformers reads `max_position_embeddings` as the original
+             length here, so it stays; chowa counts the context as original x factor, while tools that read
+             `max_position_embeddings` alone (lm-eval) see the original. Since the frequencies follow the batch's
+             length, training at the full length fits one scale; linear or yarn is the choice for continued training.
+    yarn     YaRN (Peng et al. 2023): interpolates the low frequencies, keeps the high ones, scales attention.
+             `original_max_position_embeddings` is written explicitly: without it transformers takes the new length
+             for the original, and the frequency correction range is computed on the wrong length, silently.
 
 The original length comes from the config itself (a model extended before keeps its first length), so extending twice
-gives factor = new / original, not new / previous. A model without RoPE (BLOOM's ALiBi biases) is refused.
+gives factor = new / original, not new / previous. For the byte-group model, lengths are in bytes as its
+`data.seq_len` and context are, and are converted to positions (groups). A model without RoPE (BLOOM's ALiBi biases)
+is refused.
 
 Run as (from Python):
     config = extend_context(AutoConfig.from_pretrained(folder), 8192, "yarn")
@@ -22,10 +27,13 @@ Run as (from Python):
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-from transformers import PretrainedConfig
-
+from chowa.bytegroup import is_byte_model
 from chowa.errors import ChowaError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 METHODS = ("linear", "dynamic", "yarn")
 
@@ -45,7 +53,8 @@ def original_context(config: PretrainedConfig) -> int:
         return round(config.max_position_embeddings / rope["factor"])
     if kind in ("default", "dynamic"):
         return int(config.max_position_embeddings)
-    raise ChowaError(f"model config: RoPE type {kind!r} is not one chowa extends ({', '.join(METHODS)})")
+    raise ChowaError(f"context.extend_to: the model's RoPE type {kind!r} is not one chowa extends from "
+                     f"({', '.join(METHODS)}, or plain RoPE)")
 
 
 def extend_context(config: PretrainedConfig, extend_to: int, method: str) -> PretrainedConfig:
@@ -56,10 +65,15 @@ def extend_context(config: PretrainedConfig, extend_to: int, method: str) -> Pre
         raise ChowaError(f"context.extend_to: the {config.model_type} model has no rotary position embeddings to "
                          "interpolate (BLOOM adds ALiBi distance biases to attention instead, with no position table "
                          "or trained length to stretch); extending its context is not position interpolation")
+    unit = config.bytes_per_group if is_byte_model(config) else 1  # the byte-group model: bytes per position
+    if extend_to % unit:
+        raise ChowaError(f"context.extend_to={extend_to}: the byte-group model reads whole groups of {unit} bytes")
     original = original_context(config)
-    if extend_to <= original:
-        raise ChowaError(f"context.extend_to={extend_to} is not longer than the model's trained context ({original})")
-    factor = extend_to / original
+    if extend_to <= original * unit:
+        raise ChowaError(f"context.extend_to={extend_to} is not longer than the model's trained context "
+                         f"({original * unit})")
+    positions = extend_to // unit
+    factor = positions / original
     extended = copy.deepcopy(config)
     rope = {k: v for k, v in config.rope_parameters.items()
             if k in ("rope_theta", "partial_rotary_factor")}  # drop an earlier scaling's own keys
@@ -67,6 +81,6 @@ def extend_context(config: PretrainedConfig, extend_to: int, method: str) -> Pre
     if method == "yarn":
         rope["original_max_position_embeddings"] = original
     extended.rope_parameters = rope
-    extended.max_position_embeddings = original if method == "dynamic" else extend_to
+    extended.max_position_embeddings = original if method == "dynamic" else positions
     return extended
 

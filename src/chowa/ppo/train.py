@@ -88,7 +88,13 @@ class PPORun:
         self.scaler.check_first_chunk(min(cfg.method.chunk_size, cfg.method.num_rollouts) * runtime.num_processes)
         self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
         value_model = load_trunk(cfg.method.value_model) if cfg.method.value_model else None
-        self.model = PPOModel(load_causal_lm(cfg.model), cfg.method.layout, cfg.method.num_layers_unfrozen, value_model)
+        policy = load_causal_lm(cfg.model)
+        # Before the layout copies blocks: the reference and value copies keep the kernel and checkpointing they
+        # are copied with, and must read the masks the trunk builds for its kernel.
+        for model in (policy, value_model):
+            if model is not None:
+                configure_model(model, cfg.runtime)
+        self.model = PPOModel(policy, cfg.method.layout, cfg.method.num_layers_unfrozen, value_model)
 
     @property
     def unwrapped(self) -> PPOModel:
@@ -300,9 +306,6 @@ def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
     run = PPORun(cfg, runtime)
-    for trained in (run.model.policy, run.model.value_trunk):
-        if trained is not None:
-            configure_model(trained, cfg.runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
     optimizer = build_optimizer(run.model, cfg.optim)

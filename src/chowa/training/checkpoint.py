@@ -46,8 +46,8 @@ CONFIG_FILE = "config.yaml"
 # streams), how many sequences the PPO reward model scores at once, and resuming itself.
 NEUTRAL_KEYS = ("out", "data.cache_dir", "train.eval_every", "train.eval_batches", "train.save_every",
                 "train.keep_checkpoints", "train.resume", "train.resume_changes", "train.log_samples",
-                "runtime.report_to", "data.heldout", "data.heldout_size", "generation.eval_greedy",
-                "generation.eval_samples", "reward.batch_size")
+                "runtime.report_to", "runtime.gradient_checkpointing", "runtime.attention", "data.heldout",
+                "data.heldout_size", "generation.eval_greedy", "generation.eval_samples", "reward.batch_size")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 

@@ -193,7 +193,7 @@ def write_prompts(task: str, data_dir: str, out: str | Path | IO[str] | None = N
 
         config = load_model_config(model)
         tokenizer = load_tokenizer(model)
-        max_length = context_length(config) or NO_CONTEXT_LENGTH
+        max_length = context_length(config, as_lm_eval=True) or NO_CONTEXT_LENGTH
     instances = build_instances(spec, data, limit, tokenizer, max_length)
     stream = open(out, "w", encoding="utf-8") if isinstance(out, str | Path) else (out or sys.stdout)
     try:
