@@ -122,6 +122,24 @@ def test_bad_corpus_and_preset_are_named(tmp_path, tokenizer_dir, project_corpus
 
 
 @pytest.mark.dist
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is of CPU processes")
+@pytest.mark.parametrize("cpu", ["true", "false"])
+def test_fsdp_on_cpu_processes_is_refused_not_run_as_something_else(tmp_path, tokenizer_dir, project_corpus, cpu):
+    """accelerate runs `--use_fsdp` on CPU processes as DDP (runtime.cpu=true) or as independent single runs: chowa
+    says so at start instead of training something other than what was asked."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+               "--use_fsdp", "--fsdp_version", "2", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", "0", "-m", "chowa", "pretrain",
+               *_overrides(tmp_path / "fsdp", tokenizer_dir, project_corpus, "train.steps=2"), f"runtime.cpu={cpu}"]
+    result = subprocess.run(command, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0
+    assert "the launch asked for FSDP, but accelerate runs FSDP only on GPUs" in result.stderr
+    assert ("DDP over gloo" if cpu == "true" else "each process training alone") in result.stderr
+    assert not (tmp_path / "fsdp" / "model.safetensors").exists()
+
+
+@pytest.mark.dist
 def test_two_processes_match_one(tmp_path, tokenizer_dir, project_corpus):
     """Two processes on the CPU (gloo) with the same global batch give the same loss curve as one."""
     steps = ["train.steps=8", "train.save_every=0", "train.eval_every=0"]

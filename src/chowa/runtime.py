@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 
 from chowa.config.training import RuntimeConfig
 from chowa.errors import ChowaError
@@ -62,6 +62,28 @@ def configure_model(model: torch.nn.Module, cfg: RuntimeConfig) -> None:
             model.disable_input_require_grads()
 
 
+def check_launch(accelerator: Accelerator) -> None:
+    """Refuse the launches accelerate would run as something else, silently.
+
+    accelerate 1.x turns `--use_fsdp` / `--use_deepspeed` into FSDP or DeepSpeed only on accelerators
+    (`AcceleratorState.__init__` in accelerate/state.py switches to DistributedType.FSDP only from MULTI_GPU, XPU,
+    NPU, HPU, ... and never from MULTI_CPU). On CPU processes such a launch trains with DDP (`runtime.cpu=true`), or
+    each process alone (without it), all writing the same folder."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    asked = [name for name, key in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
+             if os.environ.get(key, "false").lower() == "true"]
+    kind = accelerator.distributed_type
+    instead = {DistributedType.MULTI_CPU: "DDP over gloo", DistributedType.NO: "each process training alone"}
+    if asked and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise ChowaError(f"runtime: the launch asked for {asked[0]}, but accelerate runs {asked[0]} only on GPUs "
+                         f"(and other accelerators), not on {accelerator.device.type.upper()} processes, where this "
+                         f"run would be {instead.get(kind, kind.value)}; launch CPU processes with --multi_gpu and "
+                         "runtime.cpu=true (DDP over gloo), or run on GPUs")
+    if world > 1 and accelerator.num_processes == 1:
+        raise ChowaError(f"runtime: {world} processes were launched but each would train alone, all writing the same "
+                         "folder; on CPUs launch with --multi_gpu and runtime.cpu=true")
+
+
 class Runtime:
     """Accelerator + seeding + rank-0 printing + a metrics JSONL in the output folder."""
 
@@ -77,6 +99,7 @@ class Runtime:
             )
         except (ValueError, ImportError) as exc:  # an unknown or uninstalled tracker
             raise ChowaError(f"runtime.report_to {list(cfg.report_to)}: {str(exc).splitlines()[0]}") from None
+        check_launch(self.accelerator)
         self.tracking = False
         set_seed(cfg.seed)
         self.out_dir = Path(out_dir) if out_dir is not None else None

@@ -12,7 +12,6 @@ from typing import Any
 from chowa.config import REQUIRED, option, text_column
 from chowa.config.training import OptimConfig, RuntimeConfig, TrainConfig
 from chowa.data.text import ENCODINGS
-from chowa.models.context import METHODS
 
 
 @dataclass
@@ -37,6 +36,10 @@ class PretrainDataConfig:
 
     def __post_init__(self):
         text_column(self.columns, "data.columns")
+
+
+# How RoPE can read a longer context (chowa.models.context), as transformers 5 names them in `rope_parameters`.
+METHODS = ("linear", "dynamic", "yarn")
 
 
 @dataclass

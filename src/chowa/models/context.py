@@ -30,12 +30,12 @@ import copy
 from typing import TYPE_CHECKING
 
 from chowa.bytegroup import is_byte_model
+from chowa.config.pretrain import METHODS
 from chowa.errors import ChowaError
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-METHODS = ("linear", "dynamic", "yarn")
 
 
 def has_rope(config: PretrainedConfig | dict) -> bool:

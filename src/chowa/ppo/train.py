@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.utils import DistributedType
 from tqdm import tqdm
 
 from chowa.answers import grade
@@ -34,7 +35,7 @@ from chowa.config.ppo import PPOConfig
 from chowa.data.order import SeededOrder
 from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.data.records import ReadOptions
-from chowa.errors import TrainingInterrupted
+from chowa.errors import ChowaError, TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
 from chowa.generate import prompt_seed
 from chowa.models.load import load_causal_lm, load_model_tokenizer, load_trunk
@@ -302,9 +303,25 @@ def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
         e.advantages = part
 
 
+def check_sharding(runtime: Runtime) -> None:
+    """PPO runs under DDP and DeepSpeed ZeRO-1/2 (which shard only optimizer state and gradients); FSDP and ZeRO-3,
+    which shard the parameters themselves, are refused at start (README, "PPO under sharding")."""
+    accelerator = runtime.accelerator
+    kind = accelerator.distributed_type
+    stage = accelerator.state.deepspeed_plugin.zero_stage if kind == DistributedType.DEEPSPEED else None
+    if kind == DistributedType.FSDP or stage == 3:
+        name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
+        raise ChowaError(f"ppo: {name} shards the parameters, and a PPO step samples its rollouts with the policy's "
+                         "`generate`, outside the sharded forward and without synced processes: a process whose "
+                         "replies end first leaves the others waiting in a parameter gather for ever. chowa does "
+                         f"not run PPO under {name} yet; use DDP or DeepSpeed ZeRO-1/2 (optimizer and gradient "
+                         "sharding), with runtime.gradient_checkpointing and the hydra layout to save memory")
+
+
 def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
+    check_sharding(runtime)
     run = PPORun(cfg, runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)

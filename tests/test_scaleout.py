@@ -1,0 +1,50 @@
+"""Scale-out: the multi-node accelerate configs parse as accelerate reads them, and PPO refuses the sharding modes it
+cannot run (FSDP, ZeRO-3) at start while DDP and ZeRO-1/2 pass. (The CPU refusal of `--use_fsdp` launches is a
+`dist` test in test_pretrain.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from accelerate.commands.config.config_args import load_config_from_file
+from accelerate.utils import DistributedType
+
+from chowa.errors import ChowaError
+from chowa.ppo.train import check_sharding
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+
+
+@pytest.mark.parametrize(("name", "kind"), [("ddp-2x8", DistributedType.MULTI_GPU), ("fsdp-2x8", DistributedType.FSDP),
+                                            ("zero3-2x8", DistributedType.DEEPSPEED)])
+def test_multi_node_configs_are_what_accelerate_reads(name, kind):
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert config.distributed_type == kind and config.num_machines == 2 and config.num_processes == 16
+    assert config.mixed_precision == "bf16"
+    if kind == DistributedType.FSDP:
+        assert config.fsdp_config["fsdp_version"] == 2
+        assert config.fsdp_config["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"
+    if kind == DistributedType.DEEPSPEED:
+        assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_save_16bit_model"]
+
+
+def _runtime(kind, stage=None):
+    plugin = SimpleNamespace(zero_stage=stage) if stage is not None else None
+    return SimpleNamespace(accelerator=SimpleNamespace(distributed_type=kind,
+                                                       state=SimpleNamespace(deepspeed_plugin=plugin)))
+
+
+@pytest.mark.parametrize(("kind", "stage"), [(DistributedType.NO, None), (DistributedType.MULTI_GPU, None),
+                                             (DistributedType.MULTI_CPU, None), (DistributedType.DEEPSPEED, 1),
+                                             (DistributedType.DEEPSPEED, 2)])
+def test_ppo_runs_where_parameters_are_whole(kind, stage):
+    check_sharding(_runtime(kind, stage))
+
+
+@pytest.mark.parametrize(("kind", "stage", "name"), [(DistributedType.FSDP, None, "FSDP"),
+                                                     (DistributedType.DEEPSPEED, 3, "DeepSpeed ZeRO-3")])
+def test_ppo_refuses_parameter_sharding_at_start(kind, stage, name):
+    with pytest.raises(ChowaError, match=f"ppo: {name} shards the parameters.*use DDP or DeepSpeed ZeRO-1/2"):
+        check_sharding(_runtime(kind, stage))
