@@ -153,13 +153,18 @@ def same_as_reference(spec, metrics: dict, records: list[dict], reference: dict)
         if not same(a, b):
             problems.append(f"request {i}: chowa {a!r:.200} vs reference {b!r:.200}")
             break
-    for key, value in reference["metrics"].items():
-        if not key.endswith("_stderr") and key in metrics and abs(metrics[key] - value) > 1e-9:
-            problems.append(f"{key}: chowa {metrics[key]} vs reference {value}")
+    shared = [key for key in reference["metrics"] if not key.endswith("_stderr") and key in metrics]
+    if not shared:
+        problems.append(f"no metric in common: chowa {sorted(metrics)}, reference {sorted(reference['metrics'])}")
+    for key in shared:
+        if abs(metrics[key] - reference["metrics"][key]) > 1e-9:
+            problems.append(f"{key}: chowa {metrics[key]} vs reference {reference['metrics'][key]}")
     return problems
 
 
 def compare_with_reference(args, lm: HFCausalLM, specs: list) -> None:
+    if lm.device.type != "cpu" or args.dtype != "float32":
+        raise SystemExit("--reference-harness runs the reference on the CPU in float32; run chowa the same way")
     loaded = []
     for spec in specs:
         data = load_task_data(spec.name, args.data_dir)

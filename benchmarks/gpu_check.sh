@@ -2,10 +2,11 @@
 # The GPU check (issue 19): what only a GPU shows, in one script of under 10 minutes on one GPU.
 #   1. bf16 pretraining tokens/s and MFU against transformers.Trainer on the `small` preset;
 #   2. peak memory and samples/s of PPO, hydra against separate (and the other layouts);
-#   3. `accelerate launch` with FSDP2 and with DeepSpeed ZeRO-3 for 20 SFT steps each, the loss checked against
-#      plain DDP (one process) within a tolerance;
+#   3. `accelerate launch` with FSDP2 and with DeepSpeed ZeRO-3 for 20 SFT steps each, every step's loss checked
+#      against plain DDP (one process): PASS within 0.05 (bf16 autocast rounds differently under each wrapper);
 #   4. `chowa serve` throughput (GPT-NeoX).
-# Every step writes OUT/<step>.log and its table; the step's exit status is recorded and the script goes on.
+# Every step writes OUT/<step>.log and its table; the step's exit status is recorded and the script goes on. The
+# steps' time limits add up to 530 s.
 # Nothing is downloaded: the SFT model is pretrained here on chowa's own corpus. DeepSpeed must be installed
 # (pip install deepspeed) for the ZeRO-3 step, which is otherwise reported as skipped.
 # Run as: bash benchmarks/gpu_check.sh          (OUT=runs/gpu_check, PYTHON=.venv/bin/python)
@@ -31,23 +32,23 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log, s
   tail -n 20 "$OUT/$name.log" | grep -v "rc=" || true
 }
 
-step pretrain 150 "$PY" benchmarks/pretrain_throughput.py --device cuda --preset small --batch-size 16 \
+step pretrain 110 "$PY" benchmarks/pretrain_throughput.py --device cuda --preset small --batch-size 16 \
   --seq-len 512 --steps 40 --warmup 10 --pairs 1 --work "$OUT/pretrain"
-step ppo_memory 120 "$PY" benchmarks/ppo_memory.py --device cuda --hidden 1024 --layers 12 --vocab 32000 \
+step ppo_memory 80 "$PY" benchmarks/ppo_memory.py --device cuda --hidden 1024 --layers 12 --vocab 32000 \
   --rollouts 32 --batch-size 16 --prompt-len 128 --response-len 128 --steps 3
 
 # SFT under DDP (one process), FSDP2 and ZeRO-3: the same 20 steps from the same base, losses compared.
 SFT=(--config configs/tiny/sft.yaml "model=$OUT/base" train.steps=20 train.eval_every=0 train.save_every=0
      train.batch_size=16 runtime.mixed_precision=bf16)
-step sft_base 90 bash -c "${CHOWA[*]} tokenizer train --config configs/tiny/tokenizer.yaml out=$OUT/tokenizer && \
+step sft_base 60 bash -c "${CHOWA[*]} tokenizer train --config configs/tiny/tokenizer.yaml out=$OUT/tokenizer && \
   ${CHOWA[*]} pretrain --config configs/tiny/pretrain.yaml out=$OUT/base tokenizer=$OUT/tokenizer train.steps=100 \
   train.eval_every=0 train.save_every=0"
-step sft_ddp 60 "${CHOWA[@]}" sft "${SFT[@]}" "out=$OUT/sft-ddp"
-step sft_fsdp 90 "${LAUNCH[@]}" --use_fsdp --fsdp_version 2 --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP \
+step sft_ddp 40 "${CHOWA[@]}" sft "${SFT[@]}" "out=$OUT/sft-ddp"
+step sft_fsdp 60 "${LAUNCH[@]}" --use_fsdp --fsdp_version 2 --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP \
   --fsdp_transformer_layer_cls_to_wrap GPTNeoXLayer --fsdp_state_dict_type SHARDED_STATE_DICT \
   -m chowa sft "${SFT[@]}" "out=$OUT/sft-fsdp"
 if "$PY" -c "import deepspeed" 2>/dev/null; then
-  step sft_zero3 120 "${LAUNCH[@]}" --use_deepspeed --zero_stage 3 --zero3_init_flag true \
+  step sft_zero3 80 "${LAUNCH[@]}" --use_deepspeed --zero_stage 3 --zero3_init_flag true \
     --zero3_save_16bit_model true --gradient_accumulation_steps 1 --gradient_clipping 1.0 \
     -m chowa sft "${SFT[@]}" "out=$OUT/sft-zero3"
 else
@@ -61,17 +62,20 @@ def losses(name):
     path = out / name / "metrics.jsonl"
     return {r["step"]: r["train_loss"] for r in map(json.loads, path.open()) if "train_loss" in r} if path.is_file() else {}
 ddp = losses("sft-ddp")
-print("| layout | steps | first loss | last loss | max abs difference from DDP |")
-print("|---|---|---|---|---|")
+print("| layout | steps | first loss | last loss | max abs difference from DDP | within 0.05 |")
+print("|---|---|---|---|---|---|")
 for name in ("sft-ddp", "sft-fsdp", "sft-zero3"):
     run = losses(name)
     if not run:
-        print(f"| {name} | - | - | - | not run |")
+        print(f"| {name} | - | - | - | not run | - |")
         continue
     common = sorted(set(run) & set(ddp))
     diff = max(abs(run[s] - ddp[s]) for s in common) if common else float("nan")
-    print(f"| {name} | {len(run)} | {run[min(run)]:.4f} | {run[max(run)]:.4f} | {diff:.2e} |")
+    verdict = "PASS" if common and len(common) == len(ddp) and diff <= 0.05 else "FAIL"
+    print(f"| {name} | {len(run)} | {run[min(run)]:.4f} | {run[max(run)]:.4f} | {diff:.2e} | {verdict} |")
 PY
 
-step serve 240 "$PY" benchmarks/serve_throughput.py --device cuda --arch gpt-neox --quick --out "$OUT/serve.json"
+# chowa against the same requests one at a time (transformers serve fails on GPT-NeoX in 5.24: see BENCHMARKS)
+step serve 100 "$PY" benchmarks/serve_throughput.py --device cuda --arch gpt-neox --quick --servers chowa \
+  --startup-timeout 60 --out "$OUT/serve.json"
 echo "figures in $OUT; copy them into BENCHMARKS.md with the device line from $OUT/device.txt"

@@ -124,6 +124,34 @@ def test_cut_contexts_share_the_window_left_by_the_cut(setup):
         lm.loglikelihood([("", "雨の記事" * 40)])
 
 
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_cut_contexts_of_several_continuation_lengths_in_one_batch(setup, positions):
+    """Two token counts after one cut context share a chunk: the shorter rows' padding runs past the window, which a
+    learned position table (GPT-2 style) has no row for; scores still equal one request at a time."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    root, model = setup
+    lm = HFCausalLM.from_folder(model, dtype="float32", device="cpu", batch_size=16, progress=False)
+    if positions == "learned":
+        torch.manual_seed(0)
+        config = GPT2Config(vocab_size=len(lm.tokenizer), n_positions=40, n_embd=32, n_layer=2, n_head=2,
+                            eos_token_id=lm.eos_token_id, bos_token_id=lm.eos_token_id)
+        lm = HFCausalLM(GPT2LMHeadModel(config), lm.tokenizer, batch_size=16, progress=False)
+        assert lm.max_length == 40
+    lm.max_length = 40
+    long = "雨の記事、第0文。" * 12
+    by_length: dict[int, list[str]] = {}
+    for piece in ["甲", "乙", "丙", "猫", "犬", "雨の記事", "第0文", "記事", "ネガティブ", "ポジティブ"]:
+        by_length.setdefault(len(lm.encode(piece)), []).append(piece)
+    groups = [pieces[:3] for pieces in by_length.values() if len(pieces) >= 2]
+    assert len(groups) >= 2, by_length  # two token counts, two or more continuations each
+    requests = [(long, piece) for pieces in groups for piece in pieces]
+    batched = lm.loglikelihood(requests)
+    lm.sequential = True
+    for (a, greedy_a), (b, greedy_b) in zip(batched, lm.loglikelihood(requests)):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-5) and greedy_a == greedy_b
+
+
 def test_write_prompts_with_model_trims_and_sets_budgets(setup, tmp_path):
     root, model = setup
     out = tmp_path / "p.jsonl"

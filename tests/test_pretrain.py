@@ -134,7 +134,7 @@ def test_fsdp_on_cpu_processes_is_refused_not_run_as_something_else(tmp_path, to
     result = subprocess.run(command, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode != 0
-    assert "the launch asked for FSDP, but accelerate runs FSDP only on GPUs" in result.stderr
+    assert "the launch asks for FSDP, which accelerate runs only on GPUs" in result.stderr
     assert ("DDP over gloo" if cpu == "true" else "each process training alone") in result.stderr
     assert not (tmp_path / "fsdp" / "model.safetensors").exists()
 

@@ -13,6 +13,7 @@ from accelerate.utils import DistributedType
 
 from chowa.errors import ChowaError
 from chowa.ppo.train import check_sharding
+from chowa.runtime import Runtime
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
 
@@ -48,3 +49,23 @@ def test_ppo_runs_where_parameters_are_whole(kind, stage):
 def test_ppo_refuses_parameter_sharding_at_start(kind, stage, name):
     with pytest.raises(ChowaError, match=f"ppo: {name} shards the parameters.*use DDP or DeepSpeed ZeRO-1/2"):
         check_sharding(_runtime(kind, stage))
+
+
+def _deepspeed(config: dict, prepared: list):
+    plugin = SimpleNamespace(deepspeed_config=config)
+    accelerator = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED,
+                                  state=SimpleNamespace(deepspeed_plugin=plugin),
+                                  prepare=lambda *objects: prepared.extend(objects) or objects)
+    return SimpleNamespace(accelerator=accelerator)
+
+
+def test_deepspeed_is_told_the_micro_batch_and_its_clipping_must_be_chowas():
+    """chowa prepares no DataLoader, so DeepSpeed's `auto` micro-batch comes from train.batch_size; a config that
+    clips at another norm than optim.grad_clip is refused (DeepSpeed applies its own)."""
+    config, prepared = {"train_micro_batch_size_per_gpu": "auto", "gradient_clipping": 1.0}, []
+    model, optimizer = object(), object()
+    assert Runtime.prepare(_deepspeed(config, prepared), model, optimizer, micro_batch=4, grad_clip=1.0) == (
+        model, optimizer)
+    assert config["train_micro_batch_size_per_gpu"] == 4 and prepared == [model, optimizer]
+    with pytest.raises(ChowaError, match="optim.grad_clip=0.5, but the DeepSpeed config clips at 1.0"):
+        Runtime.prepare(_deepspeed(dict(config), []), model, optimizer, micro_batch=4, grad_clip=0.5)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedType, get_int_from_env, set_seed
 
 from chowa.config.training import RuntimeConfig
 from chowa.errors import ChowaError
@@ -69,16 +69,20 @@ def check_launch(accelerator: Accelerator) -> None:
     (`AcceleratorState.__init__` in accelerate/state.py switches to DistributedType.FSDP only from MULTI_GPU, XPU,
     NPU, HPU, ... and never from MULTI_CPU). On CPU processes such a launch trains with DDP (`runtime.cpu=true`), or
     each process alone (without it), all writing the same folder."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
     asked = [name for name, key in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
              if os.environ.get(key, "false").lower() == "true"]
     kind = accelerator.distributed_type
     instead = {DistributedType.MULTI_CPU: "DDP over gloo", DistributedType.NO: "each process training alone"}
+    on_cpu = accelerator.device.type == "cpu"
+    if asked and on_cpu:
+        raise ChowaError(f"runtime: the launch asks for {asked[0]}, which accelerate runs only on GPUs and other "
+                         f"accelerators; on CPU processes this run would be {instead.get(kind, kind.value)}. Launch "
+                         "CPU processes with --multi_gpu and runtime.cpu=true (DDP over gloo), or run on GPUs")
     if asked and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-        raise ChowaError(f"runtime: the launch asked for {asked[0]}, but accelerate runs {asked[0]} only on GPUs "
-                         f"(and other accelerators), not on {accelerator.device.type.upper()} processes, where this "
-                         f"run would be {instead.get(kind, kind.value)}; launch CPU processes with --multi_gpu and "
-                         "runtime.cpu=true (DDP over gloo), or run on GPUs")
+        raise ChowaError(f"runtime: the environment asks for {asked[0]} (ACCELERATE_USE_{asked[0].upper()}=true), "
+                         "but this process was not started by a distributed launch (accelerate launch or torchrun); "
+                         "launch it, or unset the variable")
     if world > 1 and accelerator.num_processes == 1:
         raise ChowaError(f"runtime: {world} processes were launched but each would train alone, all writing the same "
                          "folder; on CPUs launch with --multi_gpu and runtime.cpu=true")
@@ -97,15 +101,33 @@ class Runtime:
                 log_with=list(cfg.report_to) or None,
                 project_dir=str(out_dir) if out_dir is not None else None,
             )
-        except (ValueError, ImportError) as exc:  # an unknown or uninstalled tracker
-            raise ChowaError(f"runtime.report_to {list(cfg.report_to)}: {str(exc).splitlines()[0]}") from None
+        except (ValueError, ImportError) as exc:  # an unknown or uninstalled tracker, or DeepSpeed not installed
+            where = f"runtime.report_to {list(cfg.report_to)}" if cfg.report_to else "runtime"
+            raise ChowaError(f"{where}: {str(exc).splitlines()[0]}") from None
         check_launch(self.accelerator)
+        if self.accelerator.gradient_accumulation_steps != cfg.gradient_accumulation_steps:
+            raise ChowaError(f"runtime.gradient_accumulation_steps={cfg.gradient_accumulation_steps}, but the launch "
+                             f"says {self.accelerator.gradient_accumulation_steps} (the DeepSpeed config or "
+                             "ACCELERATE_GRADIENT_ACCUMULATION_STEPS); make them equal, since chowa's loop counts "
+                             "micro-batches by its own")
         self.tracking = False
         set_seed(cfg.seed)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.metrics_path = self.out_dir / "metrics.jsonl" if self.out_dir is not None else None
         if self.out_dir is not None and self.is_main:
             check_writable(self.out_dir, "out", folder=True)
+
+    def prepare(self, *objects, micro_batch: int, grad_clip: float | None = None):
+        """`accelerator.prepare`, telling DeepSpeed the micro-batch it would otherwise read from a DataLoader (chowa
+        builds its batches itself, so none is prepared) and checking that its clipping is chowa's."""
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            config = self.accelerator.state.deepspeed_plugin.deepspeed_config
+            config["train_micro_batch_size_per_gpu"] = micro_batch
+            clipping = config.get("gradient_clipping")
+            if grad_clip is not None and clipping not in (None, "auto") and float(clipping) != float(grad_clip):
+                raise ChowaError(f"optim.grad_clip={grad_clip}, but the DeepSpeed config clips at {clipping}; make "
+                                 "them equal (DeepSpeed applies its own)")
+        return self.accelerator.prepare(*objects)
 
     @property
     def device(self) -> torch.device:

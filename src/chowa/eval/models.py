@@ -100,15 +100,15 @@ class HFCausalLM:
         groups: dict[tuple[int, ...], list[int]] = {}
         whole: list[int] = []
         for i, (ctx_ids, cont_ids) in enumerate(items):
+            if len(cont_ids) > self.max_length:  # the reference fails on it too (its slices disagree in length)
+                raise ChowaError(f"loglikelihood request {i + 1}: a continuation of {len(cont_ids)} tokens does not "
+                                 f"fit the model's context of {self.max_length}")
             if not cont_ids:
                 results[i] = (0.0, True)
                 bar.update(1)
             elif self.sequential:
                 results[i] = self._loglikelihood_one(ctx_ids, cont_ids)
                 bar.update(1)
-            elif len(cont_ids) > self.max_length:  # the reference fails on it too (its slices disagree in length)
-                raise ChowaError(f"loglikelihood request {i + 1}: a continuation of {len(cont_ids)} tokens does not "
-                                 f"fit the model's context of {self.max_length}")
             else:
                 groups.setdefault(tuple(self._prefix(ctx_ids, cont_ids)), []).append(i)
         for ctx, idx in list(groups.items()):  # sharing pays when the context outweighs what it is shared by
@@ -143,15 +143,16 @@ class HFCausalLM:
         """Requests as whole sequences in one right-padded batch; each scores its last len(cont) positions."""
         inputs = [self._inputs(ctx, cont) for ctx, cont in rows]
         input_ids, mask = pad_rows(inputs, self.eos_token_id, "right", self.device)
-        # Project only the positions some row scores (their union; rows of a batch have similar lengths).
-        scored_at = sorted({t for inp, (_, cont) in zip(inputs, rows) for t in range(len(inp) - len(cont), len(inp))})
-        kept = {t: j for j, t in enumerate(scored_at)} if self._keep else {t: t for t in scored_at}
-        keep = {"logits_to_keep": torch.tensor(scored_at, device=self.device)} if self._keep else {}
+        # Project only the tail from the first position some row scores (rows of a batch have similar lengths); an int
+        # `logits_to_keep`, which every model that takes the argument reads the same way.
+        width = input_ids.shape[1]
+        first = min(len(inp) - len(cont) for inp, (_, cont) in zip(inputs, rows)) if self._keep else 0
+        keep = {"logits_to_keep": width - first} if self._keep else {}
         logits = self.model(input_ids, attention_mask=mask, **keep).logits
         results = []
         for r, (inp, (_, cont)) in enumerate(zip(inputs, rows, strict=True)):
-            at = torch.tensor([kept[t] for t in range(len(inp) - len(cont), len(inp))], device=self.device)
-            results.append(_score(F.log_softmax(logits[r, at].float(), dim=-1), cont))
+            scored = logits[r, len(inp) - len(cont) - first:len(inp) - first]
+            results.append(_score(F.log_softmax(scored.float(), dim=-1), cont))
         return results
 
     @torch.no_grad()
@@ -186,6 +187,9 @@ class HFCausalLM:
             rest_mask = torch.cat([mask[owner], torch.ones_like(rest_ids)], dim=1)
             lengths = torch.tensor([len(contexts[g]) for g, _ in rows], device=self.device)
             rest_pos = lengths[:, None] + torch.arange(rest_len, device=self.device)[None, :]
+            # A cut prefix fills the window, so a shorter continuation's padding would run past it: padding is never
+            # read, but a learned position table has no row there and dynamic RoPE would rescale the whole batch.
+            rest_pos.clamp_(max=self.max_length - 1)
             logits = self.model(rest_ids, attention_mask=rest_mask, position_ids=rest_pos,
                                 **{self._cache_arg: cache}).logits
             rest = F.log_softmax(logits.float(), dim=-1)  # (R, rest_len, V)

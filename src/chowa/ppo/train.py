@@ -327,7 +327,9 @@ def main(cfg: PPOConfig) -> Path:
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
     optimizer = build_optimizer(run.model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps * cfg.method.ppo_epochs * batches)
-    run.model, optimizer = accelerator.prepare(run.model, optimizer)
+    run.model, optimizer = runtime.prepare(run.model, optimizer,
+                                           micro_batch=cfg.method.minibatch_size or cfg.method.batch_size,
+                                           grad_clip=cfg.optim.grad_clip)
     accelerator.register_for_checkpointing(scheduler)
     # Each process samples with its own random stream (the same seed everywhere would correlate their rollouts);
     # a resumed run restores every process's stream from the checkpoint.

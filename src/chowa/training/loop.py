@@ -47,7 +47,7 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path
     configure_model(model, runtime.cfg)
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer = runtime.prepare(model, optimizer, micro_batch=train.batch_size, grad_clip=optim.grad_clip)
     accelerator.register_for_checkpointing(scheduler)
     start_step, _ = begin_run(runtime, cfg, out, stage)
     if start_step == 0 and evaluate is not None:  # where the held-out curve starts
