@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
 
-
 def has_rope(config: PretrainedConfig | dict) -> bool:
+    """Whether the config (or its dict) has rotary position embeddings."""
     rope = config.get("rope_parameters") if isinstance(config, dict) else getattr(config, "rope_parameters", None)
     return isinstance(rope, dict) and "rope_theta" in rope
 
