@@ -22,7 +22,6 @@ Run as (from Python):
 from __future__ import annotations
 
 import collections
-import inspect
 import logging
 import math
 import threading
@@ -35,7 +34,7 @@ import torch
 from chowa.bytegroup import is_byte_model
 from chowa.decoding import DecodeSettings, RowStream, choose_token, group_logprob, token_logprobs
 from chowa.errors import ChowaError
-from chowa.kvcache import BatchCache, cache_argument, output_cache
+from chowa.kvcache import BatchCache, accepts, cache_argument, output_cache
 from chowa.padding import pad_rows, position_ids_from_mask
 
 log = logging.getLogger(__name__)
@@ -99,10 +98,9 @@ class Engine:
         self.byte_group = is_byte_model(model)
         self.unit = 4 if self.byte_group else 1  # ids per step
         self.pad = list(tokenizer.pad_group) if self.byte_group else _pad_id(tokenizer)
-        parameters = inspect.signature(model.forward).parameters
         self._cache_arg = cache_argument(model)
-        self._positions = "position_ids" in parameters and not self.byte_group
-        self._keep_last = "logits_to_keep" in parameters
+        self._positions = accepts(model, "position_ids") and not self.byte_group
+        self._keep_last = accepts(model, "logits_to_keep")
         self._allowed = None
         self._byte_stops: dict[tuple[str, ...], list[list[int]]] = {}
         self.waiting: collections.deque[Request] = collections.deque()

@@ -21,9 +21,14 @@ from transformers.cache_utils import DynamicLayer
 from chowa.errors import ChowaError
 
 
+def accepts(model: torch.nn.Module, argument: str) -> bool:
+    """Whether `model.forward` takes the keyword `argument` (`logits_to_keep`, `position_ids`, ...)."""
+    return argument in inspect.signature(model.forward).parameters
+
+
 def cache_argument(model: torch.nn.Module) -> str:
     """The keyword `model.forward` takes its cache by (transformers 5 says `cache`, 4.x `past_key_values`)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return "cache" if accepts(model, "cache") else "past_key_values"
 
 
 def output_cache(out):

@@ -18,7 +18,6 @@ Run as:
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import random
@@ -37,6 +36,7 @@ from chowa.data.text import expand_inputs, read_file_text
 from chowa.errors import ChowaError
 from chowa.files import atomic_write_text, check_writable
 from chowa.folders import context_length
+from chowa.kvcache import accepts
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 
 # The prompt of Mohtashami & Jaggi (2023), and a Japanese rendering of it.
@@ -98,9 +98,9 @@ def encoder(tokenizer):
 
 def encode_inputs(tokenizer, files: list[Path]) -> list[int]:
     """Every file tokenized whole (newlines as pretraining writes them), joined by EOS."""
-    ids: list[int] = []
+    encode, ids = encoder(tokenizer), []
     for path in files:
-        ids += encoder(tokenizer)(read_file_text(path)) + [tokenizer.eos_token_id]
+        ids += encode(read_file_text(path)) + [tokenizer.eos_token_id]
     return ids
 
 
@@ -160,7 +160,7 @@ def score_passkeys(model, trials: list[Passkey], batch_size: int, pad_id: int,
                    progress: bool = True) -> list[tuple[bool, float]]:
     """(greedy decoding gives the key, mean log-prob of the key's tokens) per trial, from teacher-forced passes."""
     device = next(model.parameters()).device
-    keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    keep = accepts(model, "logits_to_keep")
     results = []
     for start in tqdm(range(0, len(trials), batch_size), desc="passkey", disable=not progress, leave=False):
         chunk = trials[start:start + batch_size]
@@ -168,14 +168,13 @@ def score_passkeys(model, trials: list[Passkey], batch_size: int, pad_id: int,
         width = max(len(r) for r in rows)
         # Right padding: every real token attends only to real tokens before it, so no mask is needed.
         ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], device=device)
-        # Only the positions that predict a key token reach the vocabulary projection (their union over the rows).
-        scored_at = sorted({len(t.prompt) - 1 + j for t in chunk for j in range(len(t.answer))})
-        column = {p: j for j, p in enumerate(scored_at)} if keep else {p: p for p in scored_at}
-        extra = {"logits_to_keep": torch.tensor(scored_at, device=device)} if keep else {}
+        # Only the tail from the first position that predicts a key token reaches the vocabulary projection.
+        first = min(len(t.prompt) for t in chunk) - 1 if keep else 0
+        extra = {"logits_to_keep": width - first} if keep else {}
         logits = model(input_ids=ids, **extra).logits.float()
         for i, trial in enumerate(chunk):
-            at = [column[len(trial.prompt) - 1 + j] for j in range(len(trial.answer))]
-            scored = F.log_softmax(logits[i, at], dim=-1)
+            start = len(trial.prompt) - 1 - first
+            scored = F.log_softmax(logits[i, start:start + len(trial.answer)], dim=-1)
             target = torch.tensor(trial.answer, device=device)
             greedy = bool((scored.argmax(-1) == target).all())
             results.append((greedy, scored.gather(1, target[:, None]).mean().item()))

@@ -19,7 +19,6 @@ Run as (from Python):
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from chowa.engine import Engine, Request
 from chowa.errors import ChowaError
 from chowa.eval.byte_lm import ByteGroupLM
 from chowa.folders import context_length
-from chowa.kvcache import cache_argument, output_cache
+from chowa.kvcache import accepts, cache_argument, output_cache
 from chowa.models.load import default_device, load_causal_lm, load_model_tokenizer
 from chowa.padding import pad_rows, position_ids_from_mask
 
@@ -63,7 +62,7 @@ class HFCausalLM:
         # transformers renamed `past_key_values` to `cache` within 5.x; pass whichever this version takes.
         self._cache_arg = cache_argument(model)
         # Models that can skip the vocabulary projection at positions nobody scores (most of a long context).
-        self._keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._keep = accepts(model, "logits_to_keep")
         self._warn_generation_config()
 
     @classmethod

@@ -169,11 +169,13 @@ def load_or_build_model(spec: str, tokenizer, overrides: dict[str, Any] | None =
     if has_weights(spec):
         if overrides:
             raise ChowaError(f"model_config overrides {sorted(overrides)} cannot change the trained model in {spec}")
-        config = extend_context(load_model_config(spec), extend_to, method) if extend_to else None
-        model = load_causal_lm(spec, **({"config": config} if config is not None else {}))
+        extended = {"config": extend_context(load_model_config(spec), extend_to, method)} if extend_to else {}
+        model = load_causal_lm(spec, **extended)
         check_vocabulary(tokenizer, model.get_input_embeddings().num_embeddings, "the tokenizer", spec)
     else:
         config = build_config(spec, tokenizer=tokenizer, **overrides)
-        model = build_model(extend_context(config, extend_to, method) if extend_to else config, seed=seed)
+        if extend_to:
+            config = extend_context(config, extend_to, method)
+        model = build_model(config, seed=seed)
     _check_byte_codec(tokenizer, model.config, "the tokenizer", spec)
     return model

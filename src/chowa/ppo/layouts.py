@@ -24,7 +24,6 @@ Run as (from Python):
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from transformers import PreTrainedModel
 from chowa.config.ppo import LAYOUTS
 from chowa.errors import ChowaError
 from chowa.folders import finish_folder
+from chowa.kvcache import accepts
 from chowa.padding import position_ids_from_mask
 from chowa.ppo import losses
 from chowa.ppo.heads import BlockInput, TopBlocks, ValueHead, capture_block_input, capture_output
@@ -104,10 +104,6 @@ def disable_dropout(model: nn.Module) -> None:
         for name, value in list(vars(module).items()):
             if "dropout" in name and isinstance(value, float):
                 setattr(module, name, 0.0)
-
-
-def _accepts(module: nn.Module, argument: str) -> bool:
-    return argument in inspect.signature(module.forward).parameters
 
 
 @dataclass
@@ -214,9 +210,9 @@ class PPOModel(nn.Module):
                            logits_to_keep: int) -> tuple[dict, BlockInput, torch.Tensor, torch.Tensor]:
         """One trunk pass: (the inputs, the captured branch input, policy logits, values), at the kept positions."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
-        if _accepts(self.policy, "position_ids"):
+        if accepts(self.policy, "position_ids"):
             inputs["position_ids"] = position_ids_from_mask(attention_mask)
-        if logits_to_keep and _accepts(self.policy, "logits_to_keep"):
+        if logits_to_keep and accepts(self.policy, "logits_to_keep"):
             inputs["logits_to_keep"] = logits_to_keep
         branch_input = self.hydra and (with_reference or self.value_branch is not None)
         block = find_blocks(self.policy)[-self.num_layers_unfrozen] if branch_input else None
@@ -247,7 +243,7 @@ class PPOModel(nn.Module):
             return self.value_branch(captured, logits_to_keep)
         if self.value_trunk is not None:
             trunk_inputs = {k: v for k, v in inputs.items()
-                            if k != "logits_to_keep" and (k != "position_ids" or _accepts(self.value_trunk, k))}
+                            if k != "logits_to_keep" and (k != "position_ids" or accepts(self.value_trunk, k))}
             return self.value_trunk(**trunk_inputs).last_hidden_state[:, -logits_to_keep:]
         return last_hidden[0][:, -logits_to_keep:]
 
