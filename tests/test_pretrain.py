@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from chowa.config import load_config
@@ -19,7 +21,7 @@ from chowa.pretrain import PretrainConfig
 from chowa.pretrain import main as pretrain
 from chowa.training.checkpoint import checkpoint_dirs
 from chowa.training.plots import read_metrics
-from conftest import launch_two_processes
+from conftest import FSDP_FLAGS, launch_two_processes
 
 TINY = ["model_config.hidden_size=32", "model_config.num_hidden_layers=2", "model_config.num_attention_heads=2",
         "model_config.intermediate_size=64"]
@@ -123,20 +125,56 @@ def test_bad_corpus_and_preset_are_named(tmp_path, tokenizer_dir, project_corpus
 
 @pytest.mark.dist
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is of CPU processes")
-@pytest.mark.parametrize("cpu", ["true", "false"])
-def test_fsdp_on_cpu_processes_is_refused_not_run_as_something_else(tmp_path, tokenizer_dir, project_corpus, cpu):
-    """accelerate runs `--use_fsdp` on CPU processes as DDP (runtime.cpu=true) or as independent single runs: chowa
-    says so at start instead of training something other than what was asked."""
+def test_fsdp_on_cpu_processes_without_gloo_is_refused_not_run_as_something_else(tmp_path, tokenizer_dir,
+                                                                                  project_corpus):
+    """Without runtime.cpu=true accelerate would start each process as its own single-process run, all writing the
+    same folder: chowa says so at start instead of training something other than what was asked."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-               "--use_fsdp", "--fsdp_version", "2", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", "0", "-m", "chowa", "pretrain",
-               *_overrides(tmp_path / "fsdp", tokenizer_dir, project_corpus, "train.steps=2"), f"runtime.cpu={cpu}"]
-    result = subprocess.run(command, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                            timeout=300)
+               *FSDP_FLAGS, "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+               "-m", "chowa", "pretrain",
+               *_overrides(tmp_path / "fsdp", tokenizer_dir, project_corpus, "train.steps=2"), "runtime.cpu=false"]
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "the launch asks for FSDP, which accelerate runs only on GPUs" in result.stderr
-    assert ("DDP over gloo" if cpu == "true" else "each process training alone") in result.stderr
+    assert "each process training alone: add runtime.cpu=true" in result.stderr
     assert not (tmp_path / "fsdp" / "model.safetensors").exists()
+
+
+@pytest.mark.dist
+def test_fsdp_matches_one_process_and_resumes_bit_exactly_from_sharded_state(tmp_path, tokenizer_dir, project_corpus):
+    """FSDP2 (full shard) on two CPU processes gives one process's loss curve with the same global batch; its
+    checkpoints hold sharded state (torch.distributed.checkpoint), and a run resumed from one continues bit-exactly;
+    the final folder is a plain HF folder with the same weights."""
+    steps = ["train.steps=8", "train.save_every=4", "train.eval_every=4", "train.keep_checkpoints=0"]
+    single = tmp_path / "single"
+    subprocess.run(_command(_overrides(single, tokenizer_dir, project_corpus, *steps)), env=_env(), check=True,
+                   capture_output=True)
+    sharded = tmp_path / "fsdp"
+    overrides = _overrides(sharded, tokenizer_dir, project_corpus, *steps, "train.batch_size=2")
+    result = launch_two_processes("pretrain", overrides, fsdp=True)
+    assert result.stdout.count(f"wrote {sharded}") == 2  # really two processes
+    one, two = _losses(single), _losses(sharded)
+    assert sorted(two) == list(range(1, 9))
+    for step in one:
+        assert abs(one[step] - two[step]) <= 1e-4, (step, one[step], two[step])
+    held_one, held_two = ({r["step"]: r["val_loss"] for r in read_metrics(out / "metrics.jsonl") if "val_loss" in r}
+                          for out in (single, sharded))
+    assert sorted(held_two) == [0, 4, 8] and all(abs(held_one[s] - held_two[s]) <= 1e-4 for s in held_one)
+    state = checkpoint_dirs(sharded)[0] / "state"
+    assert (state / "pytorch_model_fsdp_0" / ".metadata").is_file() and (state / "optimizer_0").is_dir()
+    plain = AutoModelForCausalLM.from_pretrained(str(sharded))  # the final folder, without chowa or FSDP
+    assert plain.config.architectures == ["GPTNeoXForCausalLM"]
+    assert plain.gpt_neox.layers[0].attention.query_key_value.weight.shape[0] == 3 * 32  # whole, not a shard
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(sharded, resumed, ignore=shutil.ignore_patterns("step-00000008"))
+    (resumed / "model.safetensors").unlink()
+    result = launch_two_processes("pretrain", [*overrides, f"out={resumed}"], fsdp=True)
+    assert "resuming from" in result.stdout + result.stderr
+    assert _losses(resumed) == two  # steps 5 to 8 again, to the last bit
+    assert load_file(resumed / "model.safetensors").keys() == load_file(sharded / "model.safetensors").keys()
+    for name, tensor in load_file(resumed / "model.safetensors").items():
+        assert torch.equal(tensor, load_file(sharded / "model.safetensors")[name]), name
 
 
 @pytest.mark.dist

@@ -103,13 +103,35 @@ def test_collate_and_packing_keep_labels_on_replies_only():
 
 
 @pytest.mark.dist
-def test_two_process_sft(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
+def test_two_process_sft_matches_one(tmp_path, tiny_model_dir, fsdp):
+    """Under DDP and under FSDP2 (full shard), two processes with the same global batch give one process's training
+    and held-out reply losses (7 held-out examples: one process has a surplus batch to run and drop)."""
     train = _alpaca(tmp_path / "train.jsonl", range(0, 40))
-    heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1008))
+    heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1007))
+    steps = ["train.steps=4", "train.eval_every=2"]
+    single = sft(load_config(SFTConfig, overrides=_overrides(tmp_path / "single", tiny_model_dir, train, heldout,
+                                                             *steps, "train.batch_size=4")))
     out = tmp_path / "dist"
-    result = launch_two_processes("sft", _overrides(out, tiny_model_dir, train, heldout, "train.steps=4",
-                                                    "train.batch_size=4"))
+    result = launch_two_processes("sft", _overrides(out, tiny_model_dir, train, heldout, *steps, "train.batch_size=2"),
+                                  fsdp=fsdp)
     assert result.stdout.count(f"wrote {out}") == 2
-    records = read_metrics(out / "metrics.jsonl")
+    records, baseline = read_metrics(out / "metrics.jsonl"), read_metrics(single / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2, 3, 4] and records[-1]["tokens"] > 0
+    for mine, theirs in zip(records, baseline, strict=True):
+        for key in ("train_loss", "val_loss"):
+            if key in theirs:
+                assert mine[key] == pytest.approx(theirs[key], abs=1e-4), (mine["step"], key)
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+
+
+def test_lora_is_refused_under_parameter_sharding(tmp_path, tiny_model_dir, monkeypatch):
+    """LoRA's merge runs on one process, which cannot hold a sharded model: refused at start, not at the end."""
+    from chowa.runtime import Runtime
+
+    monkeypatch.setattr(Runtime, "shards_parameters", property(lambda self: True))
+    train = _alpaca(tmp_path / "train.jsonl", range(0, 8))
+    with pytest.raises(ChowaError, match="lora.enabled: LoRA runs under DDP, not under FSDP or ZeRO-3"):
+        sft(load_config(SFTConfig, overrides=_overrides(tmp_path / "out", tiny_model_dir, train, train,
+                                                        "lora.enabled=true")))
+    assert not (tmp_path / "out" / "config.yaml").exists()

@@ -13,12 +13,14 @@ from __future__ import annotations
 import atexit
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, get_int_from_env, set_seed
+from accelerate.state import PartialState
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin, get_int_from_env, set_seed
 
 from chowa.config.training import RuntimeConfig
 from chowa.errors import ChowaError
@@ -63,29 +65,51 @@ def configure_model(model: torch.nn.Module, cfg: RuntimeConfig) -> None:
 
 
 def check_launch(accelerator: Accelerator) -> None:
-    """Refuse the launches accelerate would run as something else, silently.
+    """Refuse the launches accelerate would run as something else, silently, and run FSDP on CPU processes.
 
     accelerate 1.x turns `--use_fsdp` / `--use_deepspeed` into FSDP or DeepSpeed only on accelerators
     (`AcceleratorState.__init__` in accelerate/state.py switches to DistributedType.FSDP only from MULTI_GPU, XPU,
-    NPU, HPU, ... and never from MULTI_CPU). On CPU processes such a launch trains with DDP (`runtime.cpu=true`), or
-    each process alone (without it), all writing the same folder."""
+    NPU, HPU, ... and never from MULTI_CPU). An FSDP2 launch of CPU processes with `runtime.cpu=true` is switched
+    to FSDP here (`fsdp_on_cpu`); a DeepSpeed one, or one without `runtime.cpu=true` (each process would train
+    alone, all writing the same folder), is refused."""
     world = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
     asked = [name for name, key in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
              if os.environ.get(key, "false").lower() == "true"]
     kind = accelerator.distributed_type
-    instead = {DistributedType.MULTI_CPU: "DDP over gloo", DistributedType.NO: "each process training alone"}
     on_cpu = accelerator.device.type == "cpu"
-    if asked and on_cpu:
+    if asked == ["FSDP"] and on_cpu and kind == DistributedType.MULTI_CPU:
+        fsdp_on_cpu(accelerator)
+    elif asked and on_cpu:
+        instead = {DistributedType.MULTI_CPU: "DDP over gloo", DistributedType.NO: "each process training alone"}
+        fix = ("add runtime.cpu=true (FSDP2 then runs over gloo)" if asked == ["FSDP"] else
+               "launch CPU processes with --multi_gpu and runtime.cpu=true (DDP over gloo), or run on GPUs")
         raise ChowaError(f"runtime: the launch asks for {asked[0]}, which accelerate runs only on GPUs and other "
-                         f"accelerators; on CPU processes this run would be {instead.get(kind, kind.value)}. Launch "
-                         "CPU processes with --multi_gpu and runtime.cpu=true (DDP over gloo), or run on GPUs")
-    if asked and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+                         f"accelerators; on CPU processes this run would be {instead.get(kind, kind.value)}: {fix}")
+    elif asked and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise ChowaError(f"runtime: the environment asks for {asked[0]} (ACCELERATE_USE_{asked[0].upper()}=true), "
                          "but this process was not started by a distributed launch (accelerate launch or torchrun); "
                          "launch it, or unset the variable")
     if world > 1 and accelerator.num_processes == 1:
         raise ChowaError(f"runtime: {world} processes were launched but each would train alone, all writing the same "
                          "folder; on CPUs launch with --multi_gpu and runtime.cpu=true")
+
+
+def fsdp_on_cpu(accelerator: Accelerator) -> None:
+    """Make a CPU launch that asks for FSDP an FSDP run, the way accelerate makes a GPU one.
+
+    torch's FSDP2 (`fully_shard`) shards, trains and checkpoints (torch.distributed.checkpoint) on CPU processes over
+    gloo; only accelerate's device list keeps it off them. So this makes the assignments accelerate's GPU branch
+    makes: the state's distributed type and plugin (read from the launch's FSDP_* variables), and PartialState's
+    type, which every later `AcceleratorState()` copies (accelerate/state.py). FSDP1 needs a CUDA-like device."""
+    plugin = FullyShardedDataParallelPlugin()
+    if plugin.fsdp_version != 2:
+        raise ChowaError("runtime: FSDP on CPU processes runs only as FSDP2; launch with --fsdp_version 2 "
+                         "(fsdp_version: 2 in the accelerate config)")
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    accelerator.state.fsdp_plugin = plugin
+    accelerator.state.distributed_type = DistributedType.FSDP
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
 
 
 class Runtime:
@@ -148,6 +172,23 @@ class Runtime:
     @property
     def mixed_precision(self) -> str:
         return self.accelerator.mixed_precision
+
+    @property
+    def shards_parameters(self) -> bool:
+        """FSDP or DeepSpeed ZeRO-3: each forward gathers parameters from every process, so every one must run it."""
+        kind, state = self.accelerator.distributed_type, self.accelerator.state
+        return kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED
+                                                and state.deepspeed_plugin.zero_stage == 3)
+
+    def share(self, items: list, batch_size: int) -> Iterator[tuple[list, bool]]:
+        """This process's share of `items` (every num_processes-th) in batches of `batch_size`, as many batches on
+        every process: a process that ran out first would leave the others waiting in a parameter gather. A surplus
+        batch is the first item again, with False: run it, drop its result."""
+        mine = items[self.process_index::self.num_processes]
+        largest = -(-len(items) // self.num_processes)
+        for start in range(0, largest, batch_size):
+            rows = mine[start:start + batch_size]
+            yield (rows, True) if rows else (items[:1], False)
 
     def print(self, *args: Any) -> None:
         """Print on rank 0 only."""

@@ -67,6 +67,9 @@ def main(cfg: SFTConfig) -> Path:
         train_examples = pack_examples(train_examples, cfg.data.max_length)
     model = load_causal_lm(cfg.model)
     if cfg.lora.enabled:
+        if runtime.shards_parameters:  # the merge at the end runs on rank 0 alone, on a model sharded across all
+            raise ChowaError("lora.enabled: LoRA runs under DDP, not under FSDP or ZeRO-3 (its adapters are small "
+                             "and the frozen model is merged on one process); launch without parameter sharding")
         model = _with_lora(model, cfg.lora)
     runtime.print(f"sft: {len(train_examples):,} training rows, {len(heldout):,} held out, format {fmt.name}")
     order = SeededOrder(len(train_examples), seed=cfg.runtime.seed)
@@ -81,7 +84,7 @@ def main(cfg: SFTConfig) -> Path:
         return reply_loss(runtime, model, heldout, cfg.train.batch_size, pad, loss_fn)
 
     model = fit(runtime, model, tokenizer, cfg, out, next_batch, loss_fn,
-                evaluate if heldout else None, "sft")
+                evaluate if heldout else None, "sft", terms=reply_terms(byte_model))
     if cfg.lora.enabled and runtime.is_main:  # a plain folder: merged weights, no adapter files
         model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
         finish_folder(out)
@@ -153,16 +156,22 @@ def byte_reply_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> t
     return loss, int((batch["labels"][:, 4:] != IGNORE).sum())
 
 
+def reply_terms(byte_model: bool):
+    """How many reply targets a batch's loss averages (a byte model's targets start one group of 4 later)."""
+    shift = 4 if byte_model else 1
+    return lambda batch: int((batch["labels"][:, shift:] != IGNORE).sum())
+
+
 @torch.no_grad()
 def reply_loss(runtime: Runtime, model: torch.nn.Module, examples: list[Example], batch_size: int,
                pad: int | list[int], loss_fn=masked_lm_loss) -> dict[str, float]:
     """Token-weighted mean loss over the replies of `examples`, split across processes."""
     total = torch.zeros(2, device=runtime.device)
-    mine = examples[runtime.process_index::runtime.num_processes]
-    for start in range(0, len(mine), batch_size):
-        batch = {k: v.to(runtime.device) for k, v in collate(mine[start:start + batch_size], pad).items()}
+    for rows, real in runtime.share(examples, batch_size):
+        batch = {k: v.to(runtime.device) for k, v in collate(rows, pad).items()}
         loss, count = loss_fn(model, batch)
-        total += torch.tensor([loss.item() * count, count], device=runtime.device)
+        if real:
+            total += torch.tensor([loss.item() * count, count], device=runtime.device)
     total = runtime.accelerator.reduce(total, reduction="sum")
     value = (total[0] / total[1].clamp(min=1)).item()
     return {"val_loss": round(value, 6), "val_ppl": round(math.exp(min(value, 50)), 4)}

@@ -158,11 +158,11 @@ def heldout_metrics(runtime: Runtime, model: torch.nn.Module, pairs: list[Encode
     """Accuracy, mean margin, loss and score mean/std over `pairs` (split across processes), plus accuracy per kind."""
     groups = ["", *kinds]  # "" = all pairs
     totals = torch.zeros(len(groups), 6, dtype=torch.float64, device=runtime.device)
-    mine = pairs[runtime.process_index::runtime.num_processes]
-    for start in range(0, len(mine), batch_size):
-        rows = mine[start:start + batch_size]
+    for rows, real in runtime.share(pairs, batch_size):
         batch = {k: v.to(runtime.device) for k, v in collate_pairs(rows, pad_id).items()}
         chosen, rejected = pair_scores(model, batch, pad_id)
+        if not real:
+            continue
         per_pair = torch.stack([bradley_terry_loss(c[None], r[None], m, loss.centering_coef)[0]
                                 for c, r, m in zip(chosen, rejected, batch["margin"], strict=True)])
         for index, group in enumerate(groups):

@@ -40,9 +40,15 @@ Batch = dict[str, torch.Tensor]
 
 def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path,
         next_batch: Callable[[int, int], Batch], loss_fn: Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, int]],
-        evaluate: Callable[[torch.nn.Module], dict] | None, stage: str) -> torch.nn.Module:
+        evaluate: Callable[[torch.nn.Module], dict] | None, stage: str,
+        terms: Callable[[Batch], int] | None = None) -> torch.nn.Module:
     """Train `model` for `cfg.train.steps` optimizer steps (`cfg` is the stage's config, with `train` and `optim`);
-    writes config.yaml, metrics, checkpoints and the final HF folder, and prints a summary."""
+    writes config.yaml, metrics, checkpoints and the final HF folder, and prints a summary.
+
+    `terms(batch)`: how many terms `loss_fn`'s mean averages when batches hold different numbers (SFT: reply
+    tokens). Each micro-batch's loss is then weighted by its share of the step's terms on every process, so the
+    step minimises the mean over all of them, as one process with the whole batch would, and not a mean of
+    per-batch means (which would change with the process count and the accumulation steps)."""
     train, optim, accelerator = cfg.train, cfg.optim, runtime.accelerator
     configure_model(model, runtime.cfg)
     optimizer = build_optimizer(model, optim)
@@ -60,10 +66,13 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path
             started = time.perf_counter()
             model.train()
             losses, tokens, grad_norm = [], 0, None
-            for micro in range(accumulation):
-                batch = {k: v.to(runtime.device) for k, v in next_batch(step, micro).items()}
+            batches = [next_batch(step, micro) for micro in range(accumulation)]
+            weights = step_weights(runtime, [terms(b) for b in batches]) if terms else [1.0] * accumulation
+            for batch, weight in zip(batches, weights, strict=True):
+                batch = {k: v.to(runtime.device) for k, v in batch.items()}
                 with accelerator.accumulate(model):
                     loss, count = loss_fn(model, batch)
+                    loss = loss * weight
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and optim.grad_clip > 0:
                         grad_norm = accelerator.clip_grad_norm_(model.parameters(), optim.grad_clip)
@@ -101,6 +110,15 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path
     runtime.finish()
     runtime.print(run_summary(runtime.metrics_path, stage, out))
     return accelerator.unwrap_model(model)
+
+
+def step_weights(runtime: Runtime, terms: list[int]) -> list[float]:
+    """Each micro-batch's weight given how many terms its mean loss averages: its share of the step's terms on every
+    process, times the micro-batches and processes that accelerate (÷ accumulation steps) and DDP/FSDP (mean over
+    processes) divide by. Equal counts everywhere give 1.0 each."""
+    total = runtime.accelerator.reduce(torch.tensor(float(sum(terms)), device=runtime.device), reduction="sum").item()
+    scale = len(terms) * runtime.num_processes / max(total, 1.0)
+    return [count * scale for count in terms]
 
 
 def begin_run(runtime: Runtime, cfg: Any, out: Path, stage: str) -> tuple[int, dict | None]:
