@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,58 @@ def test_two_process_ppo(tmp_path, policy_dir):
                 "heldout_length_sampled"):  # sampled replies too: each prompt has its own stream
         assert records[0][key] == pytest.approx(single[0][key], abs=1e-6), key
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+
+
+@pytest.mark.dist
+@pytest.mark.parametrize("layout", ["hydra", "reference-branch", "shared", "separate"])
+def test_ppo_under_fsdp_trains_as_under_ddp(tmp_path, policy_dir, layout):
+    """Every layout under FSDP2 (full shard: the policy's blocks and every copied block each their own unit) logs what
+    DDP logs, step for step: the same rollouts (each process sampling with the policy gathered whole, replies of
+    different lengths on the two), the same losses, KL and held-out scores, and the same final weights."""
+    overrides = ["chowa.ppo.rewards:preferred_reply", "train.steps=2", "train.eval_every=1",
+                 "method.num_rollouts=8", "method.chunk_size=8", "method.batch_size=4", "method.ppo_epochs=2",
+                 f"method.layout={layout}"]
+    runs = {}
+    for fsdp in (False, True):
+        out = tmp_path / ("fsdp" if fsdp else "ddp")
+        result = launch_two_processes("ppo", [*_overrides(out, policy_dir, *overrides), "data.heldout_size=5"],
+                                      fsdp=fsdp)
+        assert result.stdout.count(f"wrote {out}") == 2
+        runs[fsdp] = out
+    ddp, fsdp = (read_metrics(runs[key] / "metrics.jsonl") for key in (False, True))
+    assert [r["step"] for r in fsdp] == [0, 1, 2]
+    for theirs, mine in zip(ddp, fsdp, strict=True):
+        assert set(mine) == set(theirs)
+        for key, value in theirs.items():
+            if key not in ("seconds", "step"):
+                assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-4), (mine["step"], key)
+    state = next((runs[True] / "checkpoints").iterdir()) / "state"
+    assert (state / "pytorch_model_fsdp_0" / ".metadata").is_file()
+    first, second = (AutoModelForCausalLM.from_pretrained(str(runs[key])).state_dict() for key in (False, True))
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.allclose(tensor, second[name], atol=1e-5), name
+
+
+@pytest.mark.dist
+def test_ppo_under_fsdp_resumes_exactly_from_sharded_state(tmp_path, policy_dir):
+    """A hydra PPO run under FSDP2 continued from its step-1 checkpoint (sharded policy, value and optimizer state,
+    KL coefficient, score scaler, every process's random stream) logs what the uninterrupted run logged."""
+    overrides = ["data.heldout=[]", "train.steps=2", "train.save_every=1", "train.keep_checkpoints=0",
+                 "method.num_rollouts=8", "method.chunk_size=8", "method.batch_size=4", "method.ppo_epochs=2",
+                 "reward.scale=running", "method.target=1.0", "method.horizon=100"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    rule = "chowa.ppo.rewards:preferred_reply"
+    launch_two_processes("ppo", _overrides(straight, policy_dir, rule, *overrides), fsdp=True)
+    shutil.copytree(straight, resumed, ignore=shutil.ignore_patterns("step-00000002", "model.safetensors"))
+    result = launch_two_processes("ppo", _overrides(resumed, policy_dir, rule, *overrides), fsdp=True)
+    assert "resuming from" in result.stdout + result.stderr
+
+    def logged(run: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(run / "metrics.jsonl")]
+
+    assert logged(resumed) == logged(straight) and len(logged(straight)) == 2
+    assert logged(straight)[-1]["kl_coef"] != 0.05  # the adaptive controller moved, and was restored
 
 
 def test_preferred_reply_adds_the_preferred_style_to_the_right_answer():

@@ -11,6 +11,7 @@ Run as (from Python):
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -189,6 +190,31 @@ class Runtime:
         for start in range(0, largest, batch_size):
             rows = mine[start:start + batch_size]
             yield (rows, True) if rows else (items[:1], False)
+
+    @contextlib.contextmanager
+    def whole_parameters(self, model: torch.nn.Module) -> Iterator[None]:
+        """Within the block every parameter of `model` is whole on this process, gathered once: code that runs its
+        submodules outside the root's forward (`generate` on PPO's policy) then runs as on one process, with no
+        collective per forward, so processes may run different numbers of them. A no-op unless FSDP."""
+        if self.accelerator.distributed_type != DistributedType.FSDP:
+            yield
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        units = [module for module in model.modules() if isinstance(module, FSDPModule)]
+        # The root's one-time setup runs in its first forward; a nested unit called before it would take the root's
+        # place, so it is done here (as torch's root pre-forward does) when nothing has run yet.
+        model._get_fsdp_state()._lazy_init()
+        reshard = self.accelerator.state.fsdp_plugin.reshard_after_forward
+        for unit in units:
+            unit.set_reshard_after_forward(False, recurse=False)
+            unit.unshard()
+        try:
+            yield
+        finally:
+            for unit in units:
+                unit.reshard()
+                unit.set_reshard_after_forward(reshard, recurse=False)
 
     def print(self, *args: Any) -> None:
         """Print on rank 0 only."""

@@ -156,6 +156,9 @@ class PPOModel(nn.Module):
             source = value_model if value_model is not None else policy
             self.value_trunk = copy.deepcopy(source.base_model).requires_grad_(True)
             disable_dropout(self.value_trunk)
+        # FSDP's auto-wrap shards each block of this name in its own unit: the policy's and every copy's.
+        self._no_split_modules = sorted({name for model in (policy, value_model) if model is not None
+                                         for name in getattr(model, "_no_split_modules", None) or []})
         value_config = (self.value_trunk if self.value_trunk is not None else policy).config
         self.value_head = ValueHead(value_config.get_text_config().hidden_size)
         freeze_for_ppo(policy, num_layers_unfrozen)

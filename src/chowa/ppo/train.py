@@ -130,8 +130,9 @@ class PPORun:
             count = min(cfg.method.chunk_size, per_process - start)
             prompts = [self.prompts[self.order[first + start + i]] for i in range(count)]
             prompt_ids = self.prompt_ids(prompts)
-            rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt, cfg.generation.max_new_tokens,
-                             cfg.generation.temperature, stop=self.stop)
+            with runtime.whole_parameters(self.model):
+                rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
+                                 cfg.generation.max_new_tokens, cfg.generation.temperature, stop=self.stop)
             compat = cfg.method.trlx_compat
             scored = self.forward(rollout.queries, rollout.query_mask, rollout.responses, rollout.response_mask, True,
                                   from_prompt=compat)
@@ -246,9 +247,10 @@ class PPORun:
             prompt_ids = self.prompt_ids(prompts)
             stream = cfg.runtime.seed * 7919 + first_stream + repeat
             seeds = None if greedy else [prompt_seed(stream, i) for i in indices]
-            rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
-                             cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy, stop=self.stop,
-                             seeds=seeds)
+            with runtime.whole_parameters(self.model):
+                rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
+                                 cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy,
+                                 stop=self.stop, seeds=seeds)
             replies = decode_replies(rollout, self.tokenizer, self.fmt)
             scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
             checks = [float(g.correct) for p, r in zip(prompts, replies, strict=True)
@@ -304,18 +306,17 @@ def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
 
 
 def check_sharding(runtime: Runtime) -> None:
-    """PPO runs under DDP and DeepSpeed ZeRO-1/2 (which shard only optimizer state and gradients); FSDP and ZeRO-3,
-    which shard the parameters themselves, are refused at start (README, "PPO under sharding")."""
+    """PPO runs under DDP, DeepSpeed ZeRO-1/2 (which shard only optimizer state and gradients) and FSDP (the policy is
+    gathered whole while it samples, `Runtime.whole_parameters`); ZeRO-3 is refused at start (README, "PPO under
+    sharding")."""
     accelerator = runtime.accelerator
-    kind = accelerator.distributed_type
-    stage = accelerator.state.deepspeed_plugin.zero_stage if kind == DistributedType.DEEPSPEED else None
-    if kind == DistributedType.FSDP or stage == 3:
-        name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
-        raise ChowaError(f"ppo: {name} shards the parameters, and a PPO step samples its rollouts with the policy's "
-                         "`generate`, outside the sharded forward and without synced processes: a process whose "
-                         "replies end first leaves the others waiting in a parameter gather for ever. chowa does "
-                         f"not run PPO under {name} yet; use DDP or DeepSpeed ZeRO-1/2 (optimizer and gradient "
-                         "sharding), with runtime.gradient_checkpointing and the hydra layout to save memory")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
+        raise ChowaError("ppo: DeepSpeed ZeRO-3 shards the parameters, and a PPO step samples its rollouts with the "
+                         "policy's `generate` outside the sharded forward: without the parameters gathered first, a "
+                         "process whose replies end first leaves the others waiting in a gather for ever. chowa "
+                         "gathers them under FSDP, not yet under ZeRO-3; launch with FSDP (--use_fsdp --fsdp_version "
+                         "2), DDP or DeepSpeed ZeRO-1/2, with runtime.gradient_checkpointing and the hydra layout to "
+                         "save memory")
 
 
 def main(cfg: PPOConfig) -> Path:
