@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,serve,ja-eval,lora,lm-eval,track]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,serve,ja-eval,lora,lm-eval,track,deepspeed]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -23,20 +23,28 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-# `accelerate launch` flags for FSDP2 with full sharding: each decoder layer its own unit, sharded checkpoints.
-FSDP_FLAGS = ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-              "--fsdp_reshard_after_forward", "true", "--fsdp_state_dict_type", "SHARDED_STATE_DICT"]
+# `accelerate launch` flags of each way to run two CPU processes. DDP and FSDP2 (full shard: each decoder layer its
+# own unit, sharded checkpoints) run over gloo with runtime.cpu=true; DeepSpeed runs on its own CPU accelerator,
+# without it (chowa.runtime.deepspeed_on_cpu).
+LAUNCH_FLAGS = {
+    "ddp": ["--multi_gpu"],
+    "fsdp": ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
+             "--fsdp_reshard_after_forward", "true", "--fsdp_state_dict_type", "SHARDED_STATE_DICT"],
+    **{f"zero{stage}": ["--use_deepspeed", "--zero_stage", str(stage), "--gradient_accumulation_steps", "1",
+                        "--zero3_save_16bit_model", "true"] for stage in (2, 3)},
+}
 
 
-def launch_two_processes(stage: str, overrides: list[str], fsdp: bool = False) -> subprocess.CompletedProcess:
-    """`chowa STAGE` under `accelerate launch` with two CPU processes (gloo), with DDP or (`fsdp`) FSDP2.
+def launch_two_processes(stage: str, overrides: list[str], sharding: str = "ddp") -> subprocess.CompletedProcess:
+    """`chowa STAGE` under `accelerate launch` with two CPU processes, with `sharding` one of LAUNCH_FLAGS.
 
     accelerate 1.x's `launch --cpu` starts a single process unless given an MPI hostfile, so CPU multi-process runs
     go through `--multi_gpu` (torchrun) or `--use_fsdp` with `runtime.cpu=true`, which selects gloo.
     """
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-               *(FSDP_FLAGS if fsdp else ["--multi_gpu"]), "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", "0", "-m", "chowa", stage, *overrides, "runtime.cpu=true"]
+               *LAUNCH_FLAGS[sharding], "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", "0", "-m", "chowa", stage, *overrides,
+               f"runtime.cpu={str(not sharding.startswith('zero')).lower()}"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

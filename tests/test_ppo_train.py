@@ -247,47 +247,50 @@ def test_two_process_ppo(tmp_path, policy_dir):
 
 @pytest.mark.dist
 @pytest.mark.parametrize("layout", ["hydra", "reference-branch", "shared", "separate"])
-def test_ppo_under_fsdp_trains_as_under_ddp(tmp_path, policy_dir, layout):
-    """Every layout under FSDP2 (full shard: the policy's blocks and every copied block each their own unit) logs what
-    DDP logs, step for step: the same rollouts (each process sampling with the policy gathered whole, replies of
-    different lengths on the two), the same losses, KL and held-out scores, and the same final weights."""
+def test_ppo_under_fsdp_and_deepspeed_trains_as_under_ddp(tmp_path, policy_dir, layout):
+    """Every layout under FSDP2 (full shard: the policy's blocks and every copied block each their own unit) and
+    DeepSpeed ZeRO-2 and ZeRO-3 logs what DDP logs, step for step: the same rollouts (each process sampling with the
+    policy gathered whole, replies of different lengths on the two), the same losses, KL and held-out scores, and
+    the same final weights."""
+    # 5 held-out prompts in chunks of 2: one process answers them in two chunks, the other in one
     overrides = ["chowa.ppo.rewards:preferred_reply", "train.steps=2", "train.eval_every=1",
-                 "method.num_rollouts=8", "method.chunk_size=8", "method.batch_size=4", "method.ppo_epochs=2",
-                 f"method.layout={layout}"]
-    runs = {}
-    for fsdp in (False, True):
-        out = tmp_path / ("fsdp" if fsdp else "ddp")
-        result = launch_two_processes("ppo", [*_overrides(out, policy_dir, *overrides), "data.heldout_size=5"],
-                                      fsdp=fsdp)
+                 "method.num_rollouts=8", "method.chunk_size=2", "method.batch_size=4", "method.ppo_epochs=2",
+                 f"method.layout={layout}", "data.heldout_size=5"]
+    for sharding in ("ddp", "fsdp", "zero2", "zero3"):
+        out = tmp_path / sharding
+        result = launch_two_processes("ppo", _overrides(out, policy_dir, *overrides), sharding=sharding)
         assert result.stdout.count(f"wrote {out}") == 2
-        runs[fsdp] = out
-    ddp, fsdp = (read_metrics(runs[key] / "metrics.jsonl") for key in (False, True))
-    assert [r["step"] for r in fsdp] == [0, 1, 2]
-    for theirs, mine in zip(ddp, fsdp, strict=True):
-        assert set(mine) == set(theirs)
-        for key, value in theirs.items():
-            if key not in ("seconds", "step"):
-                assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-4), (mine["step"], key)
-    state = next((runs[True] / "checkpoints").iterdir()) / "state"
+    ddp = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
+    ddp_weights = AutoModelForCausalLM.from_pretrained(str(tmp_path / "ddp")).state_dict()
+    for sharding in ("fsdp", "zero2", "zero3"):
+        records = read_metrics(tmp_path / sharding / "metrics.jsonl")
+        assert [r["step"] for r in records] == [0, 1, 2]
+        for theirs, mine in zip(ddp, records, strict=True):
+            assert set(mine) == set(theirs)
+            for key, value in theirs.items():
+                if key not in ("seconds", "step"):
+                    assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-4), (sharding, mine["step"], key)
+        weights = AutoModelForCausalLM.from_pretrained(str(tmp_path / sharding)).state_dict()
+        assert weights.keys() == ddp_weights.keys()
+        for name, tensor in ddp_weights.items():
+            assert torch.allclose(tensor, weights[name], atol=1e-5), (sharding, name)
+    state = next((tmp_path / "fsdp" / "checkpoints").iterdir()) / "state"
     assert (state / "pytorch_model_fsdp_0" / ".metadata").is_file()
-    first, second = (AutoModelForCausalLM.from_pretrained(str(runs[key])).state_dict() for key in (False, True))
-    assert first.keys() == second.keys()
-    for name, tensor in first.items():
-        assert torch.allclose(tensor, second[name], atol=1e-5), name
 
 
 @pytest.mark.dist
-def test_ppo_under_fsdp_resumes_exactly_from_sharded_state(tmp_path, policy_dir):
-    """A hydra PPO run under FSDP2 continued from its step-1 checkpoint (sharded policy, value and optimizer state,
-    KL coefficient, score scaler, every process's random stream) logs what the uninterrupted run logged."""
+@pytest.mark.parametrize("sharding", ["fsdp", "zero3"])
+def test_ppo_resumes_exactly_from_sharded_state(tmp_path, policy_dir, sharding):
+    """A hydra PPO run under FSDP2 or ZeRO-3 continued from its step-1 checkpoint (sharded policy, value and optimizer
+    state, KL coefficient, score scaler, every process's random stream) logs what the uninterrupted run logged."""
     overrides = ["data.heldout=[]", "train.steps=2", "train.save_every=1", "train.keep_checkpoints=0",
                  "method.num_rollouts=8", "method.chunk_size=8", "method.batch_size=4", "method.ppo_epochs=2",
                  "reward.scale=running", "method.target=1.0", "method.horizon=100"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     rule = "chowa.ppo.rewards:preferred_reply"
-    launch_two_processes("ppo", _overrides(straight, policy_dir, rule, *overrides), fsdp=True)
+    launch_two_processes("ppo", _overrides(straight, policy_dir, rule, *overrides), sharding=sharding)
     shutil.copytree(straight, resumed, ignore=shutil.ignore_patterns("step-00000002", "model.safetensors"))
-    result = launch_two_processes("ppo", _overrides(resumed, policy_dir, rule, *overrides), fsdp=True)
+    result = launch_two_processes("ppo", _overrides(resumed, policy_dir, rule, *overrides), sharding=sharding)
     assert "resuming from" in result.stdout + result.stderr
 
     def logged(run: Path) -> list[dict]:

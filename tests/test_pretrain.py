@@ -17,11 +17,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from chowa.config import load_config
+from chowa.models.build import build_model
+from chowa.models.presets import build_config
 from chowa.pretrain import PretrainConfig
 from chowa.pretrain import main as pretrain
 from chowa.training.checkpoint import checkpoint_dirs
 from chowa.training.plots import read_metrics
-from conftest import FSDP_FLAGS, launch_two_processes
+from conftest import LAUNCH_FLAGS, launch_two_processes
 
 TINY = ["model_config.hidden_size=32", "model_config.num_hidden_layers=2", "model_config.num_attention_heads=2",
         "model_config.intermediate_size=64"]
@@ -125,33 +127,47 @@ def test_bad_corpus_and_preset_are_named(tmp_path, tokenizer_dir, project_corpus
 
 @pytest.mark.dist
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is of CPU processes")
-def test_fsdp_on_cpu_processes_without_gloo_is_refused_not_run_as_something_else(tmp_path, tokenizer_dir,
-                                                                                  project_corpus):
-    """Without runtime.cpu=true accelerate would start each process as its own single-process run, all writing the
-    same folder: chowa says so at start instead of training something other than what was asked."""
+@pytest.mark.parametrize(("sharding", "cpu", "said"), [
+    ("fsdp", "false", "each process training alone: add runtime.cpu=true"),
+    ("zero3", "true", "DDP over gloo: leave runtime.cpu=false")])
+def test_cpu_launches_accelerate_would_run_as_something_else_are_refused(tmp_path, tokenizer_dir, project_corpus,
+                                                                        sharding, cpu, said):
+    """FSDP without runtime.cpu=true would start each process as its own single-process run, all writing the same
+    folder; DeepSpeed with it would run DDP: chowa says so at start instead of training something else."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-               *FSDP_FLAGS, "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-               "-m", "chowa", "pretrain",
-               *_overrides(tmp_path / "fsdp", tokenizer_dir, project_corpus, "train.steps=2"), "runtime.cpu=false"]
+               *LAUNCH_FLAGS[sharding], "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               "0", "-m", "chowa", "pretrain",
+               *_overrides(tmp_path / "run", tokenizer_dir, project_corpus, "train.steps=2"), f"runtime.cpu={cpu}"]
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "the launch asks for FSDP, which accelerate runs only on GPUs" in result.stderr
-    assert "each process training alone: add runtime.cpu=true" in result.stderr
-    assert not (tmp_path / "fsdp" / "model.safetensors").exists()
+    assert f"the launch asks for {'FSDP' if sharding == 'fsdp' else 'DeepSpeed'}, but accelerate" in result.stderr
+    assert said in result.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 @pytest.mark.dist
-def test_fsdp_matches_one_process_and_resumes_bit_exactly_from_sharded_state(tmp_path, tokenizer_dir, project_corpus):
-    """FSDP2 (full shard) on two CPU processes gives one process's loss curve with the same global batch; its
-    checkpoints hold sharded state (torch.distributed.checkpoint), and a run resumed from one continues bit-exactly;
-    the final folder is a plain HF folder with the same weights."""
+@pytest.mark.parametrize(("sharding", "shard"), [("fsdp", "pytorch_model_fsdp_0/__0_0.distcp"),
+                                                 ("zero3", "pytorch_model/zero_pp_rank_1_mp_rank_00_model_states.pt")])
+def test_sharded_runs_match_one_process_and_resume_bit_exactly(tmp_path, tokenizer_dir, project_corpus, sharding,
+                                                               shard):
+    """FSDP2 (full shard) and DeepSpeed ZeRO-3 on two CPU processes give one process's loss curve with the same global
+    batch; their checkpoints hold sharded state (torch.distributed.checkpoint; DeepSpeed's per-rank files), a run
+    resumed from one continues bit-exactly, and the final folder is a plain HF folder with the same weights.
+
+    All runs continue from one model folder: ZeRO-3 builds a fresh model under deepspeed.zero.Init, which draws its
+    random weights in another order than one process does."""
+    start = tmp_path / "start"
+    build_model(build_config("tiny", tokenizer=AutoTokenizer.from_pretrained(str(tokenizer_dir)),
+                             **{k.split("=")[0].removeprefix("model_config."): int(k.split("=")[1]) for k in TINY}),
+                seed=0).save_pretrained(str(start))
+
+    def overrides(out: Path, *extra: str) -> list[str]:
+        return [o for o in _overrides(out, tokenizer_dir, project_corpus, *extra) if o not in TINY] + [f"model={start}"]
+
     steps = ["train.steps=8", "train.save_every=4", "train.eval_every=4", "train.keep_checkpoints=0"]
-    single = tmp_path / "single"
-    subprocess.run(_command(_overrides(single, tokenizer_dir, project_corpus, *steps)), env=_env(), check=True,
-                   capture_output=True)
-    sharded = tmp_path / "fsdp"
-    overrides = _overrides(sharded, tokenizer_dir, project_corpus, *steps, "train.batch_size=2")
-    result = launch_two_processes("pretrain", overrides, fsdp=True)
+    single, sharded = tmp_path / "single", tmp_path / sharding
+    subprocess.run(_command(overrides(single, *steps)), env=_env(), check=True, capture_output=True)
+    result = launch_two_processes("pretrain", overrides(sharded, *steps, "train.batch_size=2"), sharding=sharding)
     assert result.stdout.count(f"wrote {sharded}") == 2  # really two processes
     one, two = _losses(single), _losses(sharded)
     assert sorted(two) == list(range(1, 9))
@@ -160,21 +176,19 @@ def test_fsdp_matches_one_process_and_resumes_bit_exactly_from_sharded_state(tmp
     held_one, held_two = ({r["step"]: r["val_loss"] for r in read_metrics(out / "metrics.jsonl") if "val_loss" in r}
                           for out in (single, sharded))
     assert sorted(held_two) == [0, 4, 8] and all(abs(held_one[s] - held_two[s]) <= 1e-4 for s in held_one)
-    state = checkpoint_dirs(sharded)[0] / "state"
-    assert (state / "pytorch_model_fsdp_0" / ".metadata").is_file() and (state / "optimizer_0").is_dir()
-    plain = AutoModelForCausalLM.from_pretrained(str(sharded))  # the final folder, without chowa or FSDP
+    assert (checkpoint_dirs(sharded)[0] / "state" / shard).is_file()
+    plain = AutoModelForCausalLM.from_pretrained(str(sharded))  # the final folder, without chowa, FSDP or DeepSpeed
     assert plain.config.architectures == ["GPTNeoXForCausalLM"]
     assert plain.gpt_neox.layers[0].attention.query_key_value.weight.shape[0] == 3 * 32  # whole, not a shard
 
     resumed = tmp_path / "resumed"
     shutil.copytree(sharded, resumed, ignore=shutil.ignore_patterns("step-00000008"))
     (resumed / "model.safetensors").unlink()
-    result = launch_two_processes("pretrain", [*overrides, f"out={resumed}"], fsdp=True)
+    result = launch_two_processes("pretrain", overrides(resumed, *steps, "train.batch_size=2"), sharding=sharding)
     assert "resuming from" in result.stdout + result.stderr
     assert _losses(resumed) == two  # steps 5 to 8 again, to the last bit
-    assert load_file(resumed / "model.safetensors").keys() == load_file(sharded / "model.safetensors").keys()
-    for name, tensor in load_file(resumed / "model.safetensors").items():
-        assert torch.equal(tensor, load_file(sharded / "model.safetensors")[name]), name
+    final, again = load_file(sharded / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert final.keys() == again.keys() and all(torch.equal(final[name], again[name]) for name in final)
 
 
 @pytest.mark.dist

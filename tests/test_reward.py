@@ -95,10 +95,10 @@ def test_training_lifts_heldout_accuracy_and_writes_a_reward_folder(reward_dir):
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_two_process_reward_training_matches_one(tmp_path, base_dir, fsdp):
-    """Under DDP and under FSDP2 (full shard), two processes with the same global batch give one process's training
-    losses; the held-out pairs (an odd number) are split between them and their metrics gathered."""
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp", "zero2", "zero3"])
+def test_two_process_reward_training_matches_one(tmp_path, base_dir, sharding):
+    """Under DDP, FSDP2 (full shard), ZeRO-2 and ZeRO-3, two processes with the same global batch give one process's
+    training losses; the held-out pairs (an odd number) are split between them and their metrics gathered."""
     train = _write(tmp_path / "train.jsonl", _language_pairs(slice(0, 4), slice(0, 6)))
     heldout = _write(tmp_path / "heldout.jsonl", _language_pairs(slice(4, 6), slice(6, 8))[:15])
     overrides = [f"model={base_dir}", f"data.train=[{train}]", f"data.heldout=[{heldout}]", "train.steps=4",
@@ -106,7 +106,7 @@ def test_two_process_reward_training_matches_one(tmp_path, base_dir, fsdp):
     single = train_reward(load_config(RewardConfig, overrides=[f"out={tmp_path / 'single'}", *overrides,
                                                                "train.batch_size=8"]))
     out = tmp_path / "dist"
-    result = launch_two_processes("reward", [f"out={out}", *overrides, "train.batch_size=4"], fsdp=fsdp)
+    result = launch_two_processes("reward", [f"out={out}", *overrides, "train.batch_size=4"], sharding=sharding)
     assert result.stdout.count(f"wrote {out}") == 2
     records, baseline = read_metrics(out / "metrics.jsonl"), read_metrics(single / "metrics.jsonl")
     assert [r["step"] for r in records if "val_accuracy" in r] == [0, 2, 4]

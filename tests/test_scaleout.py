@@ -1,5 +1,5 @@
-"""Scale-out: the multi-node accelerate configs parse as accelerate reads them, and PPO refuses ZeRO-3 at start while
-DDP, ZeRO-1/2 and FSDP pass. (FSDP runs themselves are `dist` tests beside each stage's.)"""
+"""Scale-out: the multi-node accelerate configs parse as accelerate reads them, and DeepSpeed is told chowa's
+micro-batch and clipping. (DDP, FSDP and DeepSpeed runs themselves are `dist` tests beside each stage's.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
 
 from chowa.errors import ChowaError
-from chowa.ppo.train import check_sharding
 from chowa.runtime import Runtime
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
@@ -30,24 +29,6 @@ def test_multi_node_configs_are_what_accelerate_reads(name, kind):
         assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_save_16bit_model"]
 
 
-def _runtime(kind, stage=None):
-    plugin = SimpleNamespace(zero_stage=stage) if stage is not None else None
-    return SimpleNamespace(accelerator=SimpleNamespace(distributed_type=kind,
-                                                       state=SimpleNamespace(deepspeed_plugin=plugin)))
-
-
-@pytest.mark.parametrize(("kind", "stage"), [(DistributedType.NO, None), (DistributedType.MULTI_GPU, None),
-                                             (DistributedType.MULTI_CPU, None), (DistributedType.DEEPSPEED, 1),
-                                             (DistributedType.DEEPSPEED, 2), (DistributedType.FSDP, None)])
-def test_ppo_runs_where_parameters_are_whole(kind, stage):
-    check_sharding(_runtime(kind, stage))
-
-
-def test_ppo_refuses_zero3_at_start():
-    with pytest.raises(ChowaError, match="ppo: DeepSpeed ZeRO-3 shards the parameters.*launch with FSDP"):
-        check_sharding(_runtime(DistributedType.DEEPSPEED, 3))
-
-
 def _deepspeed(config: dict, prepared: list):
     plugin = SimpleNamespace(deepspeed_config=config)
     accelerator = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED,
@@ -58,7 +39,7 @@ def _deepspeed(config: dict, prepared: list):
 
 def test_deepspeed_is_told_the_micro_batch_and_its_clipping_must_be_chowas():
     """chowa prepares no DataLoader, so DeepSpeed's `auto` micro-batch comes from train.batch_size; a config that
-    clips at another norm than optim.grad_clip is refused (DeepSpeed applies its own)."""
+    clips at another norm than optim.grad_clip is refused (DeepSpeed applies its own), an unset one gets chowa's."""
     config, prepared = {"train_micro_batch_size_per_gpu": "auto", "gradient_clipping": 1.0}, []
     model, optimizer = object(), object()
     assert Runtime.prepare(_deepspeed(config, prepared), model, optimizer, micro_batch=4, grad_clip=1.0) == (
@@ -66,3 +47,6 @@ def test_deepspeed_is_told_the_micro_batch_and_its_clipping_must_be_chowas():
     assert config["train_micro_batch_size_per_gpu"] == 4 and prepared == [model, optimizer]
     with pytest.raises(ChowaError, match="optim.grad_clip=0.5, but the DeepSpeed config clips at 1.0"):
         Runtime.prepare(_deepspeed(dict(config), []), model, optimizer, micro_batch=4, grad_clip=0.5)
+    unset = {"train_micro_batch_size_per_gpu": "auto", "gradient_clipping": "auto"}
+    Runtime.prepare(_deepspeed(unset, []), model, optimizer, micro_batch=2, grad_clip=0.5)
+    assert unset["gradient_clipping"] == 0.5  # accelerate would fill an unset one with 1.0

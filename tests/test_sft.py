@@ -103,10 +103,10 @@ def test_collate_and_packing_keep_labels_on_replies_only():
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_two_process_sft_matches_one(tmp_path, tiny_model_dir, fsdp):
-    """Under DDP and under FSDP2 (full shard), two processes with the same global batch give one process's training
-    and held-out reply losses (7 held-out examples: one process has a surplus batch to run and drop)."""
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp", "zero2", "zero3"])
+def test_two_process_sft_matches_one(tmp_path, tiny_model_dir, sharding):
+    """Under DDP, FSDP2 (full shard), ZeRO-2 and ZeRO-3, two processes with the same global batch give one process's
+    training and held-out reply losses (7 held-out examples: one process has a surplus batch to run and drop)."""
     train = _alpaca(tmp_path / "train.jsonl", range(0, 40))
     heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1007))
     steps = ["train.steps=4", "train.eval_every=2"]
@@ -114,7 +114,7 @@ def test_two_process_sft_matches_one(tmp_path, tiny_model_dir, fsdp):
                                                              *steps, "train.batch_size=4")))
     out = tmp_path / "dist"
     result = launch_two_processes("sft", _overrides(out, tiny_model_dir, train, heldout, *steps, "train.batch_size=2"),
-                                  fsdp=fsdp)
+                                  sharding=sharding)
     assert result.stdout.count(f"wrote {out}") == 2
     records, baseline = read_metrics(out / "metrics.jsonl"), read_metrics(single / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2, 3, 4] and records[-1]["tokens"] > 0

@@ -66,13 +66,13 @@ def configure_model(model: torch.nn.Module, cfg: RuntimeConfig) -> None:
 
 
 def check_launch(accelerator: Accelerator) -> None:
-    """Refuse the launches accelerate would run as something else, silently, and run FSDP on CPU processes.
+    """Run FSDP and DeepSpeed on CPU processes, and refuse the launches accelerate would run as something else.
 
-    accelerate 1.x turns `--use_fsdp` / `--use_deepspeed` into FSDP or DeepSpeed only on accelerators
-    (`AcceleratorState.__init__` in accelerate/state.py switches to DistributedType.FSDP only from MULTI_GPU, XPU,
-    NPU, HPU, ... and never from MULTI_CPU). An FSDP2 launch of CPU processes with `runtime.cpu=true` is switched
-    to FSDP here (`fsdp_on_cpu`); a DeepSpeed one, or one without `runtime.cpu=true` (each process would train
-    alone, all writing the same folder), is refused."""
+    accelerate 1.x turns `--use_fsdp` into FSDP only on accelerators (`AcceleratorState.__init__` in
+    accelerate/state.py switches to DistributedType.FSDP from MULTI_GPU, XPU, NPU, HPU, ... and never from
+    MULTI_CPU), and miscounts DeepSpeed's CPU processes; `fsdp_on_cpu` and `deepspeed_on_cpu` finish what it leaves.
+    A launch that would still train as something else than it asks (DDP, or each process alone writing the same
+    folder) is refused with what to change."""
     world = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
     asked = [name for name, key in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
              if os.environ.get(key, "false").lower() == "true"]
@@ -80,12 +80,14 @@ def check_launch(accelerator: Accelerator) -> None:
     on_cpu = accelerator.device.type == "cpu"
     if asked == ["FSDP"] and on_cpu and kind == DistributedType.MULTI_CPU:
         fsdp_on_cpu(accelerator)
+    elif asked == ["DeepSpeed"] and on_cpu and kind == DistributedType.DEEPSPEED:
+        deepspeed_on_cpu(accelerator)
     elif asked and on_cpu:
         instead = {DistributedType.MULTI_CPU: "DDP over gloo", DistributedType.NO: "each process training alone"}
-        fix = ("add runtime.cpu=true (FSDP2 then runs over gloo)" if asked == ["FSDP"] else
-               "launch CPU processes with --multi_gpu and runtime.cpu=true (DDP over gloo), or run on GPUs")
-        raise ChowaError(f"runtime: the launch asks for {asked[0]}, which accelerate runs only on GPUs and other "
-                         f"accelerators; on CPU processes this run would be {instead.get(kind, kind.value)}: {fix}")
+        fix = {"FSDP": "add runtime.cpu=true, with which chowa runs FSDP2 over gloo",
+               "DeepSpeed": "leave runtime.cpu=false, with which DeepSpeed runs on its CPU accelerator"}[asked[0]]
+        raise ChowaError(f"runtime: the launch asks for {asked[0]}, but accelerate would run these CPU processes as "
+                         f"{instead.get(kind, kind.value)}: {fix}")
     elif asked and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise ChowaError(f"runtime: the environment asks for {asked[0]} (ACCELERATE_USE_{asked[0].upper()}=true), "
                          "but this process was not started by a distributed launch (accelerate launch or torchrun); "
@@ -93,6 +95,23 @@ def check_launch(accelerator: Accelerator) -> None:
     if world > 1 and accelerator.num_processes == 1:
         raise ChowaError(f"runtime: {world} processes were launched but each would train alone, all writing the same "
                          "folder; on CPUs launch with --multi_gpu and runtime.cpu=true")
+
+
+def deepspeed_on_cpu(accelerator: Accelerator) -> None:
+    """Give a DeepSpeed run on CPU processes its real process count and ranks.
+
+    DeepSpeed runs on CPUs through its own CPU accelerator and starts torch.distributed itself, but accelerate picks
+    a backend for CPU processes only with `cpu=True` (`PartialState._prepare_backend` in accelerate/state.py), which
+    also turns DeepSpeed off; without it accelerate counts one process, so every process would be rank 0 of 1. The
+    counts come from torch.distributed, into PartialState (which every later state copies) and the live state."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == accelerator.num_processes:
+        return
+    counts = {"num_processes": dist.get_world_size(), "process_index": dist.get_rank(),
+              "local_process_index": int(os.environ.get("LOCAL_RANK", 0)), "backend": dist.get_backend()}
+    PartialState._shared_state.update(counts)
+    vars(accelerator.state).update(counts)
 
 
 def fsdp_on_cpu(accelerator: Accelerator) -> None:
@@ -111,6 +130,26 @@ def fsdp_on_cpu(accelerator: Accelerator) -> None:
     accelerator.state.fsdp_plugin = plugin
     accelerator.state.distributed_type = DistributedType.FSDP
     PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+
+@contextlib.contextmanager
+def _whole_fsdp(model: torch.nn.Module, reshard: bool | int) -> Iterator[None]:
+    """Every FSDP2 unit of `model` unsharded, and kept so across forwards, until the block ends."""
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [module for module in model.modules() if isinstance(module, FSDPModule)]
+    # The root's one-time setup runs in its first forward; a nested unit called before it would take the root's
+    # place, so it is done here (as torch's root pre-forward does) when nothing has run yet.
+    model._get_fsdp_state()._lazy_init()
+    for unit in units:
+        unit.set_reshard_after_forward(False, recurse=False)
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
+            unit.set_reshard_after_forward(reshard, recurse=False)
 
 
 class Runtime:
@@ -144,12 +183,15 @@ class Runtime:
 
     def prepare(self, *objects, micro_batch: int, grad_clip: float | None = None):
         """`accelerator.prepare`, telling DeepSpeed the micro-batch it would otherwise read from a DataLoader (chowa
-        builds its batches itself, so none is prepared) and checking that its clipping is chowa's."""
+        builds its batches itself, so none is prepared) and chowa's clipping (DeepSpeed applies its own; accelerate
+        would fill an unset one with 1.0)."""
         if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
             config = self.accelerator.state.deepspeed_plugin.deepspeed_config
             config["train_micro_batch_size_per_gpu"] = micro_batch
             clipping = config.get("gradient_clipping")
-            if grad_clip is not None and clipping not in (None, "auto") and float(clipping) != float(grad_clip):
+            if grad_clip is not None and clipping in (None, "auto"):
+                config["gradient_clipping"] = float(grad_clip)  # 0 turns it off, as optim.grad_clip=0 does
+            elif grad_clip is not None and float(clipping) != float(grad_clip):
                 raise ChowaError(f"optim.grad_clip={grad_clip}, but the DeepSpeed config clips at {clipping}; make "
                                  "them equal (DeepSpeed applies its own)")
         return self.accelerator.prepare(*objects)
@@ -193,28 +235,49 @@ class Runtime:
 
     @contextlib.contextmanager
     def whole_parameters(self, model: torch.nn.Module) -> Iterator[None]:
-        """Within the block every parameter of `model` is whole on this process, gathered once: code that runs its
-        submodules outside the root's forward (`generate` on PPO's policy) then runs as on one process, with no
-        collective per forward, so processes may run different numbers of them. A no-op unless FSDP."""
-        if self.accelerator.distributed_type != DistributedType.FSDP:
+        """Within the block every parameter of the prepared `model` is whole on this process, gathered once: code
+        that runs its submodules outside the root's forward (`generate` on PPO's policy) then runs as on one process,
+        with no collective per forward, so processes may run different numbers of them. FSDP2 and DeepSpeed ZeRO-3
+        shard parameters again after it; otherwise nothing changes."""
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            with _whole_fsdp(model, self.accelerator.state.fsdp_plugin.reshard_after_forward):
+                yield
+        elif self.shards_parameters:  # ZeRO-3: DeepSpeed's own context gathers once and lifts its per-module hooks
+            from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+
+            with unwrap_model_for_generation(model):
+                yield
+        else:
+            yield
+
+    @contextlib.contextmanager
+    def built_whole(self) -> Iterator[None]:
+        """Models loaded or built in the block are whole, not partitioned as they are made: for models copied or run
+        before `prepare`, or never prepared (PPO's policy, its copies and the reward model). With ZeRO-3 accelerate
+        registers its DeepSpeed config with transformers, whatever `zero3_init_flag` says, and transformers then
+        makes every model under deepspeed.zero.Init; the registration is lifted for the block."""
+        if not (self.shards_parameters and self.accelerator.distributed_type == DistributedType.DEEPSPEED):
             yield
             return
-        from torch.distributed.fsdp import FSDPModule
+        from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
 
-        units = [module for module in model.modules() if isinstance(module, FSDPModule)]
-        # The root's one-time setup runs in its first forward; a nested unit called before it would take the root's
-        # place, so it is done here (as torch's root pre-forward does) when nothing has run yet.
-        model._get_fsdp_state()._lazy_init()
-        reshard = self.accelerator.state.fsdp_plugin.reshard_after_forward
-        for unit in units:
-            unit.set_reshard_after_forward(False, recurse=False)
-            unit.unshard()
+        unset_hf_deepspeed_config()
         try:
             yield
         finally:
-            for unit in units:
-                unit.reshard()
-                unit.set_reshard_after_forward(reshard, recurse=False)
+            set_hf_deepspeed_config(self.accelerator.state.deepspeed_plugin.dschf)
+
+    def full_state_dict(self, model: torch.nn.Module, within: torch.nn.Module | None = None) -> dict | None:
+        """`model`'s whole state dict on the main process (every process must call this). `within`: the prepared
+        model that `model` is a part of (PPO's policy in its PPOModel); accelerate gathers only a whole DeepSpeed
+        ZeRO-3 engine, so there the part is copied out of its gathered parameters."""
+        if within is None or not (self.shards_parameters and self.accelerator.distributed_type
+                                  == DistributedType.DEEPSPEED):
+            return self.accelerator.get_state_dict(model)
+        with self.whole_parameters(within):
+            if not self.is_main:
+                return None
+            return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
 
     def print(self, *args: Any) -> None:
         """Print on rank 0 only."""

@@ -82,9 +82,11 @@ def sample(policy: PreTrainedModel, prompt_ids: list[list[int]], tokenizer, fmt:
         options = per_prompt_sampling(policy, options, seeds)
     was_training = policy.training
     policy.eval()
+    # Never synced across processes: under FSDP and ZeRO-3 PPO samples with the parameters gathered whole
+    # (Runtime.whole_parameters), so each process generates alone, as many chunks and tokens as it has.
     generated = policy.generate(input_ids=queries, attention_mask=query_mask, max_new_tokens=max_new_tokens,
                                 eos_token_id=eos_id, pad_token_id=pad_id, repetition_penalty=1.0,
-                                min_new_tokens=0, **options)
+                                min_new_tokens=0, synced_gpus=False, **options)
     policy.train(was_training)
     stop = fmt.stop if stop is None else stop
     kept = [end_response(row.tolist(), tokenizer, eos_id, stop) for row in generated[:, queries.shape[1]:]]

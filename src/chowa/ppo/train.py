@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import DistributedType
 from tqdm import tqdm
 
 from chowa.answers import grade
@@ -35,7 +34,7 @@ from chowa.config.ppo import PPOConfig
 from chowa.data.order import SeededOrder
 from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.data.records import ReadOptions
-from chowa.errors import ChowaError, TrainingInterrupted
+from chowa.errors import TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
 from chowa.generate import prompt_seed
 from chowa.models.load import load_causal_lm, load_model_tokenizer, load_trunk
@@ -87,9 +86,10 @@ class PPORun:
         self.kl = losses.make_kl_controller(cfg.method.init_kl_coef, cfg.method.target, cfg.method.horizon)
         self.scaler = losses.ScoreScaler(cfg.reward.scale)
         self.scaler.check_first_chunk(min(cfg.method.chunk_size, cfg.method.num_rollouts) * runtime.num_processes)
-        self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
-        value_model = load_trunk(cfg.method.value_model) if cfg.method.value_model else None
-        policy = load_causal_lm(cfg.model)
+        with runtime.built_whole():  # copied, probed and (the reward model) run outside the prepared model
+            self.reward = RewardSource(cfg.reward, self.tokenizer, self.fmt, runtime.device)
+            value_model = load_trunk(cfg.method.value_model) if cfg.method.value_model else None
+            policy = load_causal_lm(cfg.model)
         # Before the layout copies blocks: the reference and value copies keep the kernel and checkpointing they
         # are copied with, and must read the masks the trunk builds for its kernel.
         for model in (policy, value_model):
@@ -241,24 +241,26 @@ class PPORun:
         mine = list(range(runtime.process_index, len(self.heldout), runtime.num_processes))
         totals = torch.zeros(5, device=runtime.device)  # score, length, correct, checkable, count
         logged = []
-        for repeat, start in [(r, s) for r in range(repeats) for s in range(0, len(mine), cfg.method.chunk_size)]:
-            indices = mine[start:start + cfg.method.chunk_size]
-            prompts = [self.heldout[i] for i in indices]
-            prompt_ids = self.prompt_ids(prompts)
-            stream = cfg.runtime.seed * 7919 + first_stream + repeat
-            seeds = None if greedy else [prompt_seed(stream, i) for i in indices]
-            with runtime.whole_parameters(self.model):
+        # Gathered once for all chunks: the processes' shares, and so their numbers of chunks, may differ.
+        with runtime.whole_parameters(self.model):
+            for repeat, start in [(r, s) for r in range(repeats) for s in range(0, len(mine), cfg.method.chunk_size)]:
+                indices = mine[start:start + cfg.method.chunk_size]
+                prompts = [self.heldout[i] for i in indices]
+                prompt_ids = self.prompt_ids(prompts)
+                stream = cfg.runtime.seed * 7919 + first_stream + repeat
+                seeds = None if greedy else [prompt_seed(stream, i) for i in indices]
                 rollout = sample(self.unwrapped.policy, prompt_ids, self.tokenizer, self.fmt,
                                  cfg.generation.max_new_tokens, cfg.generation.temperature, greedy=greedy,
                                  stop=self.stop, seeds=seeds)
-            replies = decode_replies(rollout, self.tokenizer, self.fmt)
-            scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
-            checks = [float(g.correct) for p, r in zip(prompts, replies, strict=True)
-                      if (g := grade(p.record, r)).correct is not None]
-            totals += torch.tensor([scores.sum().item(), rollout.response_mask.sum().item(), sum(checks),
-                                    len(checks), len(prompts)], device=runtime.device)
-            logged += [{"step": step, "split": "heldout", "prompt": p.messages[-1]["content"], "reply": r,
-                        "score": round(s, 4)} for p, r, s in zip(prompts, replies, scores.tolist(), strict=True)]
+                replies = decode_replies(rollout, self.tokenizer, self.fmt)
+                scores = self.reward.score(prompts, prompt_ids, rollout.response_ids(), replies)
+                checks = [float(g.correct) for p, r in zip(prompts, replies, strict=True)
+                          if (g := grade(p.record, r)).correct is not None]
+                totals += torch.tensor([scores.sum().item(), rollout.response_mask.sum().item(), sum(checks),
+                                        len(checks), len(prompts)], device=runtime.device)
+                logged += [{"step": step, "split": "heldout", "prompt": p.messages[-1]["content"], "reply": r,
+                            "score": round(s, 4)}
+                           for p, r, s in zip(prompts, replies, scores.tolist(), strict=True)]
         totals = runtime.accelerator.reduce(totals, reduction="sum")
         count = totals[4].clamp(min=1)
         metrics = {"heldout_score": (totals[0] / count).item(), "heldout_length": (totals[1] / count).item()}
@@ -305,24 +307,9 @@ def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
         e.advantages = part
 
 
-def check_sharding(runtime: Runtime) -> None:
-    """PPO runs under DDP, DeepSpeed ZeRO-1/2 (which shard only optimizer state and gradients) and FSDP (the policy is
-    gathered whole while it samples, `Runtime.whole_parameters`); ZeRO-3 is refused at start (README, "PPO under
-    sharding")."""
-    accelerator = runtime.accelerator
-    if accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
-        raise ChowaError("ppo: DeepSpeed ZeRO-3 shards the parameters, and a PPO step samples its rollouts with the "
-                         "policy's `generate` outside the sharded forward: without the parameters gathered first, a "
-                         "process whose replies end first leaves the others waiting in a gather for ever. chowa "
-                         "gathers them under FSDP, not yet under ZeRO-3; launch with FSDP (--use_fsdp --fsdp_version "
-                         "2), DDP or DeepSpeed ZeRO-1/2, with runtime.gradient_checkpointing and the hydra layout to "
-                         "save memory")
-
-
 def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
-    check_sharding(runtime)
     run = PPORun(cfg, runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
@@ -371,13 +358,14 @@ def main(cfg: PPOConfig) -> Path:
             interrupted = stop.any_rank(runtime)
             if done or interrupted or (cfg.train.save_every and (step + 1) % cfg.train.save_every == 0):
                 save_checkpoint(runtime, out, step + 1, run.unwrapped.policy, run.tokenizer,
-                                {"stage": "ppo", **run.state()}, keep=cfg.train.keep_checkpoints, config=cfg)
+                                {"stage": "ppo", **run.state()}, keep=cfg.train.keep_checkpoints, config=cfg,
+                                within=run.model)
             if interrupted:
                 progress.close()
                 raise TrainingInterrupted(f"ppo: stopped by {stop.requested or 'a signal'} after step {step + 1}; "
                                           "run the same command again (train.resume=auto) to continue.")
     progress.close()
-    save_model_folder(runtime, run.unwrapped.policy, run.tokenizer, out)
+    save_model_folder(runtime, run.unwrapped.policy, run.tokenizer, out, within=run.model)
     if runtime.is_main:
         save_format(out, run.fmt)
         title = f"ppo ({cfg.method.layout})"

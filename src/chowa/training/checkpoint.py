@@ -119,20 +119,22 @@ def flat_config(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folder: str | os.PathLike) -> None:
+def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folder: str | os.PathLike,
+                      within: torch.nn.Module | None = None) -> None:
     """Write `model` (unwrapped from DDP/FSDP/DeepSpeed) and `tokenizer` as a plain Hugging Face folder.
 
-    Every process must call this (FSDP gathers the full state dict collectively); rank 0 writes.
+    Every process must call this (FSDP and ZeRO-3 gather the parameters collectively); rank 0 writes. `within`: the
+    prepared model that `model` is a part of (PPO's policy in its PPOModel).
     """
-    accelerator = runtime.accelerator
-    state_dict = accelerator.get_state_dict(model)
+    state_dict = runtime.full_state_dict(model, within)
     if runtime.is_main:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
+        model = runtime.accelerator.unwrap_model(model)
+        model.save_pretrained(str(folder), state_dict=state_dict, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))
-        if is_byte_model(accelerator.unwrap_model(model)):
+        if is_byte_model(model):
             from chowa.bytegroup.model import write_custom_generate  # the byte-group model decodes with its own
 
             write_custom_generate(folder)
@@ -141,9 +143,10 @@ def save_model_folder(runtime: Runtime, model: torch.nn.Module, tokenizer, folde
 
 
 def save_checkpoint(runtime: Runtime, out_dir: str | os.PathLike, step: int, model: torch.nn.Module, tokenizer,
-                    trainer_state: dict[str, Any], keep: int = 2, config: Any = None) -> Path:
+                    trainer_state: dict[str, Any], keep: int = 2, config: Any = None,
+                    within: torch.nn.Module | None = None) -> Path:
     """Save a resumable checkpoint for optimizer step `step` (with the run's `config`) and keep the newest `keep`
-    (0 keeps all)."""
+    (0 keeps all); `within` as for `save_model_folder`."""
     root = Path(out_dir) / CHECKPOINTS
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
@@ -152,7 +155,7 @@ def save_checkpoint(runtime: Runtime, out_dir: str | os.PathLike, step: int, mod
         tmp.mkdir(parents=True)
     runtime.wait()
     runtime.accelerator.save_state(str(tmp / "state"))
-    save_model_folder(runtime, model, tokenizer, tmp)
+    save_model_folder(runtime, model, tokenizer, tmp, within)
     if runtime.is_main:
         atomic_write_text(tmp / TRAINER_STATE, json.dumps({**trainer_state, "step": step}, indent=2) + "\n")
         if config is not None:

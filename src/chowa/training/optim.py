@@ -18,7 +18,7 @@ from chowa.config.training import OptimConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: weight matrices decay; norms, biases and embedding tables do not.
+    """Two AdamW groups (the empty one left out): weight matrices decay; norms, biases and embedding tables do not.
 
     Embedding rows are updated only for the tokens seen, so decaying them every step shrinks rare tokens towards
     zero (the GPT-NeoX and Llama recipes exclude them too).
@@ -28,8 +28,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for param in model.parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or id(param) in embedding_ids else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        shape = getattr(param, "ds_shape", param.shape)  # ZeRO-3 builds models partitioned: flat, empty tensors
+        (no_decay if len(shape) < 2 or id(param) in embedding_ids else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # DeepSpeed drops an empty group, which would leave the LR schedule (built on these groups) one group short
+    return [group for group in groups if group["params"]]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
