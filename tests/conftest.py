@@ -45,7 +45,9 @@ def launch_two_processes(stage: str, overrides: list[str], sharding: str = "ddp"
                *LAUNCH_FLAGS[sharding], "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", "0", "-m", "chowa", stage, *overrides,
                f"runtime.cpu={str(not sharding.startswith('zero')).lower()}"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    # CPU processes even on a machine with a GPU (FSDP2 would place its shards there, DeepSpeed would use NCCL)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

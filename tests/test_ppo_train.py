@@ -289,7 +289,8 @@ def test_ppo_resumes_exactly_from_sharded_state(tmp_path, policy_dir, sharding):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     rule = "chowa.ppo.rewards:preferred_reply"
     launch_two_processes("ppo", _overrides(straight, policy_dir, rule, *overrides), sharding=sharding)
-    shutil.copytree(straight, resumed, ignore=shutil.ignore_patterns("step-00000002", "model.safetensors"))
+    shutil.copytree(straight, resumed, ignore=shutil.ignore_patterns("step-00000002"))
+    (resumed / "model.safetensors").unlink()  # the finished run's final folder
     result = launch_two_processes("ppo", _overrides(resumed, policy_dir, rule, *overrides), sharding=sharding)
     assert "resuming from" in result.stdout + result.stderr
 

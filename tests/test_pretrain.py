@@ -56,6 +56,7 @@ def test_loss_falls_below_unigram_entropy_and_model_reloads(tmp_path, tokenizer_
     records = read_metrics(out / "metrics.jsonl")
     evaluated = [r for r in records if "val_loss" in r]
     assert [r["step"] for r in evaluated] == [0, 120, 240]
+    assert all(r["max_memory_mb"] > 100 for r in records if "train_loss" in r)  # a torch process's resident set
     assert evaluated[-1]["val_loss"] < evaluated[-1]["unigram_entropy"] - 1.0, evaluated[-1]
     assert evaluated[-1]["val_loss"] < evaluated[1]["val_loss"] < evaluated[0]["val_loss"]
     assert [p.name for p in checkpoint_dirs(out)] == ["step-00000120", "step-00000240"]
@@ -145,6 +146,16 @@ def test_cpu_launches_accelerate_would_run_as_something_else_are_refused(tmp_pat
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+def test_sharding_asked_of_an_unlaunched_process_is_refused(tmp_path, tokenizer_dir, project_corpus):
+    """ACCELERATE_USE_DEEPSPEED=true without `accelerate launch`: said at start, not a DeepSpeed traceback."""
+    command = _command(_overrides(tmp_path / "run", tokenizer_dir, project_corpus, "train.steps=2",
+                                  "runtime.cpu=false"))
+    result = subprocess.run(command, env={**_env(), "ACCELERATE_USE_DEEPSPEED": "true", "CUDA_VISIBLE_DEVICES": ""},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "asks for DeepSpeed (ACCELERATE_USE_DEEPSPEED=true), but this process was not started by" in result.stderr
+
+
 @pytest.mark.dist
 @pytest.mark.parametrize(("sharding", "shard"), [("fsdp", "pytorch_model_fsdp_0/__0_0.distcp"),
                                                  ("zero3", "pytorch_model/zero_pp_rank_1_mp_rank_00_model_states.pt")])
@@ -175,7 +186,8 @@ def test_sharded_runs_match_one_process_and_resume_bit_exactly(tmp_path, tokeniz
         assert abs(one[step] - two[step]) <= 1e-4, (step, one[step], two[step])
     held_one, held_two = ({r["step"]: r["val_loss"] for r in read_metrics(out / "metrics.jsonl") if "val_loss" in r}
                           for out in (single, sharded))
-    assert sorted(held_two) == [0, 4, 8] and all(abs(held_one[s] - held_two[s]) <= 1e-4 for s in held_one)
+    assert sorted(held_one) == sorted(held_two) == [0, 4, 8]
+    assert all(abs(held_one[s] - held_two[s]) <= 1e-4 for s in held_one)
     assert (checkpoint_dirs(sharded)[0] / "state" / shard).is_file()
     plain = AutoModelForCausalLM.from_pretrained(str(sharded))  # the final folder, without chowa, FSDP or DeepSpeed
     assert plain.config.architectures == ["GPTNeoXForCausalLM"]

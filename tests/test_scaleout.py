@@ -1,5 +1,6 @@
-"""Scale-out: the multi-node accelerate configs parse as accelerate reads them, and DeepSpeed is told chowa's
-micro-batch and clipping. (DDP, FSDP and DeepSpeed runs themselves are `dist` tests beside each stage's.)"""
+"""Scale-out: the multi-node accelerate configs parse as accelerate reads them, DeepSpeed is told chowa's micro-batch
+and clipping, SFT's loss weights, the held-out share, and the refusals that need no launch. (DDP, FSDP and
+DeepSpeed runs themselves are `dist` tests beside each stage's.)"""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
 
 from chowa.errors import ChowaError
+from chowa.ppo.train import check_sharding
 from chowa.runtime import Runtime
+from chowa.sharding import fsdp_on_cpu
+from chowa.training.loop import loss_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
 
@@ -50,3 +55,46 @@ def test_deepspeed_is_told_the_micro_batch_and_its_clipping_must_be_chowas():
     unset = {"train_micro_batch_size_per_gpu": "auto", "gradient_clipping": "auto"}
     Runtime.prepare(_deepspeed(unset, []), model, optimizer, micro_batch=2, grad_clip=0.5)
     assert unset["gradient_clipping"] == 0.5  # accelerate would fill an unset one with 1.0
+
+
+def test_loss_weights_make_the_step_the_mean_over_all_its_terms():
+    """Hand-computed: micro-batch means over 3 and 1 reply tokens on this process, 8 tokens in the step on 2
+    processes. Weighted, the backward pass's division by 2 micro-batches and 2 processes leaves each mean weighted
+    by its tokens over 8: 3/8 and 1/8."""
+    weights = loss_weights([3, 1], total=8, processes=2)
+    assert weights == [1.5, 0.5]
+    assert [w / (2 * 2) for w in weights] == [3 / 8, 1 / 8]
+    assert loss_weights([4, 4], total=16, processes=2) == [1.0, 1.0]  # equal counts: plain means
+
+
+@pytest.mark.parametrize(("rank", "expected"), [(0, [([0, 2], True), ([4], True)]),
+                                                (1, [([1, 3], True), ([0], False)])])
+def test_share_gives_every_process_as_many_batches(rank, expected):
+    """5 items over 2 processes in batches of 2: rank 0 has 3 (two batches), rank 1 has 2 and a surplus batch of
+    the first item, marked to be dropped, so both run the forward twice."""
+    runtime = SimpleNamespace(process_index=rank, num_processes=2)
+    assert list(Runtime.share(runtime, [0, 1, 2, 3, 4], batch_size=2)) == expected
+
+
+def _ppo_runtime(kind, is_fsdp2=True):
+    return SimpleNamespace(accelerator=SimpleNamespace(distributed_type=kind, is_fsdp2=is_fsdp2))
+
+
+def test_ppo_refuses_fsdp1_and_deepspeed_micro_batches_at_start():
+    cfg = SimpleNamespace(method=SimpleNamespace(minibatch_size=2, batch_size=4))
+    with pytest.raises(ChowaError, match="ppo: FSDP1 cannot gather the policy"):
+        check_sharding(cfg, _ppo_runtime(DistributedType.FSDP, is_fsdp2=False))
+    with pytest.raises(ChowaError, match="method.minibatch_size=2 under DeepSpeed would step the optimizer"):
+        check_sharding(cfg, _ppo_runtime(DistributedType.DEEPSPEED))
+    for kind in (DistributedType.MULTI_GPU, DistributedType.FSDP):  # micro-batches accumulate there
+        check_sharding(cfg, _ppo_runtime(kind))
+    check_sharding(SimpleNamespace(method=SimpleNamespace(minibatch_size=0, batch_size=4)),
+                   _ppo_runtime(DistributedType.DEEPSPEED))
+
+
+def test_fsdp_on_cpu_processes_is_refused_beside_a_gpu(monkeypatch):
+    """fully_shard would put the shards on the machine's GPU, beside a gloo group of CPU processes."""
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("cuda"))
+    with pytest.raises(ChowaError, match="FSDP on CPU processes of a machine with a cuda would place its shards"):
+        fsdp_on_cpu(SimpleNamespace())

@@ -106,9 +106,10 @@ def test_collate_and_packing_keep_labels_on_replies_only():
 @pytest.mark.parametrize("sharding", ["ddp", "fsdp", "zero2", "zero3"])
 def test_two_process_sft_matches_one(tmp_path, tiny_model_dir, sharding):
     """Under DDP, FSDP2 (full shard), ZeRO-2 and ZeRO-3, two processes with the same global batch give one process's
-    training and held-out reply losses (7 held-out examples: one process has a surplus batch to run and drop)."""
+    training and held-out reply losses (5 held-out examples in batches of 2: 3 on one process, 2 on the other, which
+    runs a surplus batch and drops it)."""
     train = _alpaca(tmp_path / "train.jsonl", range(0, 40))
-    heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1007))
+    heldout = _alpaca(tmp_path / "heldout.jsonl", range(1000, 1005))
     steps = ["train.steps=4", "train.eval_every=2"]
     single = sft(load_config(SFTConfig, overrides=_overrides(tmp_path / "single", tiny_model_dir, train, heldout,
                                                              *steps, "train.batch_size=4")))
@@ -123,6 +124,23 @@ def test_two_process_sft_matches_one(tmp_path, tiny_model_dir, sharding):
             if key in theirs:
                 assert mine[key] == pytest.approx(theirs[key], abs=1e-4), (mine["step"], key)
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+
+
+def test_accumulation_trains_as_the_whole_batch(tmp_path, tiny_model_dir):
+    """Batches of 2 with 2 accumulation steps give the losses and weights of batches of 4: the step's loss is the
+    mean over all its reply tokens, not the mean of the two micro-batches' means (replies differ in length here)."""
+    train = _alpaca(tmp_path / "train.jsonl", range(0, 40))
+    runs = {}
+    for name, extra in (("whole", ["train.batch_size=4"]),
+                        ("accumulated", ["train.batch_size=2", "runtime.gradient_accumulation_steps=2"])):
+        out = sft(load_config(SFTConfig, overrides=_overrides(tmp_path / name, tiny_model_dir, train, train,
+                                                              "train.steps=3", "train.eval_every=0", *extra)))
+        runs[name] = out
+    whole, accumulated = ([r["train_loss"] for r in read_metrics(runs[k] / "metrics.jsonl") if "train_loss" in r]
+                          for k in ("whole", "accumulated"))
+    assert len(whole) == 3 and whole == pytest.approx(accumulated, abs=1e-5)
+    first, second = (AutoModelForCausalLM.from_pretrained(str(runs[k])).state_dict() for k in ("whole", "accumulated"))
+    assert all(torch.allclose(first[name], second[name], atol=1e-5) for name in first)
 
 
 def test_lora_is_refused_under_parameter_sharding(tmp_path, tiny_model_dir, monkeypatch):

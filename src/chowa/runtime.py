@@ -14,18 +14,20 @@ import atexit
 import contextlib
 import json
 import os
+import resource
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import PartialState
-from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin, get_int_from_env, set_seed
+from accelerate.utils import DistributedType, set_seed
 
 from chowa.config.training import RuntimeConfig
 from chowa.errors import ChowaError
 from chowa.files import check_writable
+from chowa.sharding import check_launch, whole_fsdp, whole_zero3
 
 
 def resolve_mixed_precision(requested: str) -> str | None:
@@ -63,93 +65,6 @@ def configure_model(model: torch.nn.Module, cfg: RuntimeConfig) -> None:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "disable_input_require_grads"):
             model.disable_input_require_grads()
-
-
-def check_launch(accelerator: Accelerator) -> None:
-    """Run FSDP and DeepSpeed on CPU processes, and refuse the launches accelerate would run as something else.
-
-    accelerate 1.x turns `--use_fsdp` into FSDP only on accelerators (`AcceleratorState.__init__` in
-    accelerate/state.py switches to DistributedType.FSDP from MULTI_GPU, XPU, NPU, HPU, ... and never from
-    MULTI_CPU), and miscounts DeepSpeed's CPU processes; `fsdp_on_cpu` and `deepspeed_on_cpu` finish what it leaves.
-    A launch that would still train as something else than it asks (DDP, or each process alone writing the same
-    folder) is refused with what to change."""
-    world = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
-    asked = [name for name, key in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
-             if os.environ.get(key, "false").lower() == "true"]
-    kind = accelerator.distributed_type
-    on_cpu = accelerator.device.type == "cpu"
-    if asked == ["FSDP"] and on_cpu and kind == DistributedType.MULTI_CPU:
-        fsdp_on_cpu(accelerator)
-    elif asked == ["DeepSpeed"] and on_cpu and kind == DistributedType.DEEPSPEED:
-        deepspeed_on_cpu(accelerator)
-    elif asked and on_cpu:
-        instead = {DistributedType.MULTI_CPU: "DDP over gloo", DistributedType.NO: "each process training alone"}
-        fix = {"FSDP": "add runtime.cpu=true, with which chowa runs FSDP2 over gloo",
-               "DeepSpeed": "leave runtime.cpu=false, with which DeepSpeed runs on its CPU accelerator"}[asked[0]]
-        raise ChowaError(f"runtime: the launch asks for {asked[0]}, but accelerate would run these CPU processes as "
-                         f"{instead.get(kind, kind.value)}: {fix}")
-    elif asked and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-        raise ChowaError(f"runtime: the environment asks for {asked[0]} (ACCELERATE_USE_{asked[0].upper()}=true), "
-                         "but this process was not started by a distributed launch (accelerate launch or torchrun); "
-                         "launch it, or unset the variable")
-    if world > 1 and accelerator.num_processes == 1:
-        raise ChowaError(f"runtime: {world} processes were launched but each would train alone, all writing the same "
-                         "folder; on CPUs launch with --multi_gpu and runtime.cpu=true")
-
-
-def deepspeed_on_cpu(accelerator: Accelerator) -> None:
-    """Give a DeepSpeed run on CPU processes its real process count and ranks.
-
-    DeepSpeed runs on CPUs through its own CPU accelerator and starts torch.distributed itself, but accelerate picks
-    a backend for CPU processes only with `cpu=True` (`PartialState._prepare_backend` in accelerate/state.py), which
-    also turns DeepSpeed off; without it accelerate counts one process, so every process would be rank 0 of 1. The
-    counts come from torch.distributed, into PartialState (which every later state copies) and the live state."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_world_size() == accelerator.num_processes:
-        return
-    counts = {"num_processes": dist.get_world_size(), "process_index": dist.get_rank(),
-              "local_process_index": int(os.environ.get("LOCAL_RANK", 0)), "backend": dist.get_backend()}
-    PartialState._shared_state.update(counts)
-    vars(accelerator.state).update(counts)
-
-
-def fsdp_on_cpu(accelerator: Accelerator) -> None:
-    """Make a CPU launch that asks for FSDP an FSDP run, the way accelerate makes a GPU one.
-
-    torch's FSDP2 (`fully_shard`) shards, trains and checkpoints (torch.distributed.checkpoint) on CPU processes over
-    gloo; only accelerate's device list keeps it off them. So this makes the assignments accelerate's GPU branch
-    makes: the state's distributed type and plugin (read from the launch's FSDP_* variables), and PartialState's
-    type, which every later `AcceleratorState()` copies (accelerate/state.py). FSDP1 needs a CUDA-like device."""
-    plugin = FullyShardedDataParallelPlugin()
-    if plugin.fsdp_version != 2:
-        raise ChowaError("runtime: FSDP on CPU processes runs only as FSDP2; launch with --fsdp_version 2 "
-                         "(fsdp_version: 2 in the accelerate config)")
-    if accelerator.mixed_precision != "no":
-        plugin.set_mixed_precision(accelerator.mixed_precision)
-    accelerator.state.fsdp_plugin = plugin
-    accelerator.state.distributed_type = DistributedType.FSDP
-    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
-
-
-@contextlib.contextmanager
-def _whole_fsdp(model: torch.nn.Module, reshard: bool | int) -> Iterator[None]:
-    """Every FSDP2 unit of `model` unsharded, and kept so across forwards, until the block ends."""
-    from torch.distributed.fsdp import FSDPModule
-
-    units = [module for module in model.modules() if isinstance(module, FSDPModule)]
-    # The root's one-time setup runs in its first forward; a nested unit called before it would take the root's
-    # place, so it is done here (as torch's root pre-forward does) when nothing has run yet.
-    model._get_fsdp_state()._lazy_init()
-    for unit in units:
-        unit.set_reshard_after_forward(False, recurse=False)
-        unit.unshard()
-    try:
-        yield
-    finally:
-        for unit in units:
-            unit.reshard()
-            unit.set_reshard_after_forward(reshard, recurse=False)
 
 
 class Runtime:
@@ -217,11 +132,16 @@ class Runtime:
         return self.accelerator.mixed_precision
 
     @property
+    def zero3(self) -> bool:
+        """DeepSpeed ZeRO-3: parameters partitioned across the processes."""
+        accelerator = self.accelerator
+        return (accelerator.distributed_type == DistributedType.DEEPSPEED
+                and accelerator.state.deepspeed_plugin.zero_stage == 3)
+
+    @property
     def shards_parameters(self) -> bool:
         """FSDP or DeepSpeed ZeRO-3: each forward gathers parameters from every process, so every one must run it."""
-        kind, state = self.accelerator.distributed_type, self.accelerator.state
-        return kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED
-                                                and state.deepspeed_plugin.zero_stage == 3)
+        return self.accelerator.distributed_type == DistributedType.FSDP or self.zero3
 
     def share(self, items: list, batch_size: int) -> Iterator[tuple[list, bool]]:
         """This process's share of `items` (every num_processes-th) in batches of `batch_size`, as many batches on
@@ -238,14 +158,14 @@ class Runtime:
         """Within the block every parameter of the prepared `model` is whole on this process, gathered once: code
         that runs its submodules outside the root's forward (`generate` on PPO's policy) then runs as on one process,
         with no collective per forward, so processes may run different numbers of them. FSDP2 and DeepSpeed ZeRO-3
-        shard parameters again after it; otherwise nothing changes."""
+        shard parameters again after it; otherwise nothing changes. Every process must enter it."""
         if self.accelerator.distributed_type == DistributedType.FSDP:
-            with _whole_fsdp(model, self.accelerator.state.fsdp_plugin.reshard_after_forward):
+            if not self.accelerator.is_fsdp2:
+                raise ChowaError("runtime: gathering a model whole runs under FSDP2 only; launch with --fsdp_version 2")
+            with whole_fsdp(model):
                 yield
-        elif self.shards_parameters:  # ZeRO-3: DeepSpeed's own context gathers once and lifts its per-module hooks
-            from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
-
-            with unwrap_model_for_generation(model):
+        elif self.zero3:
+            with whole_zero3(model):
                 yield
         else:
             yield
@@ -256,7 +176,7 @@ class Runtime:
         before `prepare`, or never prepared (PPO's policy, its copies and the reward model). With ZeRO-3 accelerate
         registers its DeepSpeed config with transformers, whatever `zero3_init_flag` says, and transformers then
         makes every model under deepspeed.zero.Init; the registration is lifted for the block."""
-        if not (self.shards_parameters and self.accelerator.distributed_type == DistributedType.DEEPSPEED):
+        if not self.zero3:
             yield
             return
         from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
@@ -271,13 +191,20 @@ class Runtime:
         """`model`'s whole state dict on the main process (every process must call this). `within`: the prepared
         model that `model` is a part of (PPO's policy in its PPOModel); accelerate gathers only a whole DeepSpeed
         ZeRO-3 engine, so there the part is copied out of its gathered parameters."""
-        if within is None or not (self.shards_parameters and self.accelerator.distributed_type
-                                  == DistributedType.DEEPSPEED):
+        if within is None or not self.zero3:
             return self.accelerator.get_state_dict(model)
         with self.whole_parameters(within):
             if not self.is_main:
                 return None
             return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+
+    def max_memory_mb(self) -> float:
+        """This process's memory high-water mark so far, in MiB: the peak CUDA allocation on a GPU, the peak resident
+        set on a CPU (what sharding shrinks: each process's weights, gradients and optimizer state)."""
+        if self.device.type == "cuda":
+            return round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kibibytes on Linux, bytes on macOS
+        return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
     def print(self, *args: Any) -> None:
         """Print on rank 0 only."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -65,11 +66,11 @@ def main(cfg: SFTConfig) -> Path:
     heldout = _examples(cfg, cfg.data.heldout, [], fmt, tokenizer, runtime) if cfg.data.heldout else []
     if cfg.data.packing:
         train_examples = pack_examples(train_examples, cfg.data.max_length)
+    if cfg.lora.enabled and runtime.shards_parameters:  # the merge at the end runs on rank 0 alone
+        raise ChowaError("lora.enabled: LoRA runs under DDP, not under FSDP or ZeRO-3 (its adapters are small and the "
+                         "frozen model is merged on one process); launch without parameter sharding")
     model = load_causal_lm(cfg.model)
     if cfg.lora.enabled:
-        if runtime.shards_parameters:  # the merge at the end runs on rank 0 alone, on a model sharded across all
-            raise ChowaError("lora.enabled: LoRA runs under DDP, not under FSDP or ZeRO-3 (its adapters are small "
-                             "and the frozen model is merged on one process); launch without parameter sharding")
         model = _with_lora(model, cfg.lora)
     runtime.print(f"sft: {len(train_examples):,} training rows, {len(heldout):,} held out, format {fmt.name}")
     order = SeededOrder(len(train_examples), seed=cfg.runtime.seed)
@@ -84,7 +85,7 @@ def main(cfg: SFTConfig) -> Path:
         return reply_loss(runtime, model, heldout, cfg.train.batch_size, pad, loss_fn)
 
     model = fit(runtime, model, tokenizer, cfg, out, next_batch, loss_fn,
-                evaluate if heldout else None, "sft", terms=reply_terms(byte_model))
+                evaluate if heldout else None, "sft", terms=partial(reply_targets, shift=4 if byte_model else 1))
     if cfg.lora.enabled and runtime.is_main:  # a plain folder: merged weights, no adapter files
         model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
         finish_folder(out)
@@ -147,19 +148,19 @@ def masked_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tu
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     targets = batch["labels"][:, 1:]
     loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
-    return loss, int((targets != IGNORE).sum())
+    return loss, reply_targets(batch, shift=1)
 
 
 def byte_reply_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """The byte-group model's loss per reply byte (it shifts by one group itself; labels == IGNORE elsewhere)."""
     loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
-    return loss, int((batch["labels"][:, 4:] != IGNORE).sum())
+    return loss, reply_targets(batch, shift=4)
 
 
-def reply_terms(byte_model: bool):
-    """How many reply targets a batch's loss averages (a byte model's targets start one group of 4 later)."""
-    shift = 4 if byte_model else 1
-    return lambda batch: int((batch["labels"][:, shift:] != IGNORE).sum())
+def reply_targets(batch: dict[str, torch.Tensor], shift: int) -> int:
+    """How many reply tokens a batch's loss averages: labels other than IGNORE from position `shift` on (the first
+    target; a byte model's is one group of 4 in)."""
+    return int((batch["labels"][:, shift:] != IGNORE).sum())
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.utils import DistributedType
 from tqdm import tqdm
 
 from chowa.answers import grade
@@ -34,7 +35,7 @@ from chowa.config.ppo import PPOConfig
 from chowa.data.order import SeededOrder
 from chowa.data.prompts import PromptRecord, read_prompts
 from chowa.data.records import ReadOptions
-from chowa.errors import TrainingInterrupted
+from chowa.errors import ChowaError, TrainingInterrupted
 from chowa.formats import chat_template, encode_prompt, resolve_format, save_format
 from chowa.generate import prompt_seed
 from chowa.models.load import load_causal_lm, load_model_tokenizer, load_trunk
@@ -307,9 +308,23 @@ def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
         e.advantages = part
 
 
+def check_sharding(cfg: PPOConfig, runtime: Runtime) -> None:
+    """Refuse at start the combinations PPO does not run: FSDP1 (the policy is gathered for sampling through FSDP2's
+    API) and DeepSpeed with micro-batches (accelerate's DeepSpeed wrapper steps the optimizer after every backward
+    outside `accumulate`, so a `method.minibatch_size` below `method.batch_size` would step once per micro-batch)."""
+    accelerator, method = runtime.accelerator, cfg.method
+    if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
+        raise ChowaError("ppo: FSDP1 cannot gather the policy for sampling; launch with --fsdp_version 2")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and 0 < method.minibatch_size < method.batch_size:
+        raise ChowaError(f"ppo: method.minibatch_size={method.minibatch_size} under DeepSpeed would step the optimizer "
+                         f"after every micro-batch instead of once per batch of {method.batch_size}; set "
+                         "method.minibatch_size equal to method.batch_size (or 0), or launch with DDP or FSDP")
+
+
 def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
+    check_sharding(cfg, runtime)
     run = PPORun(cfg, runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)

@@ -171,7 +171,12 @@ def save_checkpoint(runtime: Runtime, out_dir: str | os.PathLike, step: int, mod
 
 def load_checkpoint(runtime: Runtime, path: Path) -> dict[str, Any]:
     """Restore model, optimizer, scheduler and RNG states from `path`; returns its trainer state."""
-    runtime.accelerator.load_state(str(path / "state"))
+    try:
+        runtime.accelerator.load_state(str(path / "state"))
+    except ValueError as exc:  # torch's optimizer refuses state of other parameter groups
+        raise ChowaError(f"resume: {path} holds training state this run cannot take ({str(exc).splitlines()[0]}); it "
+                         "was written by another version or another layout. Start over with train.resume=never, or "
+                         "choose a new out") from None
     return json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
 
 

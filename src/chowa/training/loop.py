@@ -85,8 +85,9 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path
             loss_value = accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
             tokens = int(accelerator.reduce(torch.tensor(tokens, device=runtime.device), reduction="sum").item())
             seconds = time.perf_counter() - started
-            record = {"step": step + 1, "train_loss": loss_value, "lr": lr,
-                      "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 4)}
+            record = {"step": step + 1, "train_loss": loss_value, "lr": lr, "tokens": tokens,
+                      "tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 4),
+                      "max_memory_mb": runtime.max_memory_mb()}
             if grad_norm is not None:
                 record["grad_norm"] = float(grad_norm)
             done = step + 1 == train.steps
@@ -113,11 +114,20 @@ def fit(runtime: Runtime, model: torch.nn.Module, tokenizer, cfg: Any, out: Path
 
 
 def step_weights(runtime: Runtime, terms: list[int]) -> list[float]:
-    """Each micro-batch's weight given how many terms its mean loss averages: its share of the step's terms on every
-    process, times the micro-batches and processes that accelerate (÷ accumulation steps) and DDP/FSDP (mean over
-    processes) divide by. Equal counts everywhere give 1.0 each."""
+    """`loss_weights` of this process's micro-batches, the step's terms summed over every process."""
     total = runtime.accelerator.reduce(torch.tensor(float(sum(terms)), device=runtime.device), reduction="sum").item()
-    scale = len(terms) * runtime.num_processes / max(total, 1.0)
+    return loss_weights(terms, total, runtime.num_processes)
+
+
+def loss_weights(terms: list[int], total: float, processes: int) -> list[float]:
+    """Weights for micro-batch mean losses that make a step minimise the mean over all its `total` terms.
+
+    terms: how many terms each of this process's micro-batches averages. A micro-batch's weight is its share of the
+    step's terms times the micro-batches and processes that the backward pass divides by again (accelerate's
+    `backward` and DeepSpeed's engine divide by the accumulation steps; DDP, FSDP and ZeRO average over processes).
+    Equal counts everywhere give 1.0 each; terms [3, 1] on one of two processes with 8 in all give [1.5, 0.5].
+    """
+    scale = len(terms) * processes / max(total, 1.0)
     return [count * scale for count in terms]
 
 
