@@ -7,8 +7,9 @@
 #   4. `chowa serve` throughput (GPT-NeoX).
 # Every step writes OUT/<step>.log and its table; the step's exit status is recorded and the script goes on. The
 # steps' time limits add up to 530 s.
-# Nothing is downloaded: the SFT model is pretrained here on chowa's own corpus. DeepSpeed must be installed
-# (pip install deepspeed) for the ZeRO-3 step, which is otherwise reported as skipped.
+# Nothing is downloaded: the SFT model is pretrained here on chowa's own corpus. DeepSpeed comes with `make setup`
+# (pip install 'chowa[deepspeed]'); without it the ZeRO-3 step is reported as skipped. The CPU counterparts of
+# steps 2-3 (every stage and PPO layout under FSDP2 and ZeRO-2/3 on two processes) are `dist` tests in the suite.
 # Run as: bash benchmarks/gpu_check.sh          (OUT=runs/gpu_check, PYTHON=.venv/bin/python)
 # Status: not yet run on a GPU by this project (none was lent so far); BENCHMARKS.md says so until it has been.
 set -uo pipefail
