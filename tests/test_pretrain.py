@@ -158,10 +158,11 @@ def test_sharding_asked_of_an_unlaunched_process_is_refused(tmp_path, tokenizer_
 
 @pytest.mark.dist
 @pytest.mark.parametrize(("sharding", "shard"), [("fsdp", "pytorch_model_fsdp_0/__0_0.distcp"),
+                                                 ("zero2", "pytorch_model/zero_pp_rank_1_mp_rank_00_optim_states.pt"),
                                                  ("zero3", "pytorch_model/zero_pp_rank_1_mp_rank_00_model_states.pt")])
 def test_sharded_runs_match_one_process_and_resume_bit_exactly(tmp_path, tokenizer_dir, project_corpus, sharding,
                                                                shard):
-    """FSDP2 (full shard) and DeepSpeed ZeRO-3 on two CPU processes give one process's loss curve with the same global
+    """FSDP2 (full shard), ZeRO-2 and ZeRO-3 on two CPU processes give one process's loss curve with the same global
     batch; their checkpoints hold sharded state (torch.distributed.checkpoint; DeepSpeed's per-rank files), a run
     resumed from one continues bit-exactly, and the final folder is a plain HF folder with the same weights.
 
