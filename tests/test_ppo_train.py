@@ -279,6 +279,25 @@ def test_ppo_under_fsdp_and_deepspeed_trains_as_under_ddp(tmp_path, policy_dir, 
 
 
 @pytest.mark.dist
+def test_ppo_micro_batches_under_deepspeed_step_once_per_batch(tmp_path, policy_dir):
+    """With `method.minibatch_size` below `method.batch_size`, ZeRO-2 and ZeRO-3 accumulate the micro-batches and
+    step once per batch, as DDP does: the same losses and weights (accelerate's DeepSpeed wrapper alone would step
+    after every micro-batch)."""
+    overrides = ["chowa.ppo.rewards:preferred_reply", "data.heldout=[]", "train.steps=2", "method.num_rollouts=8",
+                 "method.chunk_size=8", "method.batch_size=4", "method.minibatch_size=2", "method.ppo_epochs=2"]
+    for sharding in ("ddp", "zero2", "zero3"):
+        launch_two_processes("ppo", _overrides(tmp_path / sharding, policy_dir, *overrides), sharding=sharding)
+    ddp = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
+    ddp_weights = AutoModelForCausalLM.from_pretrained(str(tmp_path / "ddp")).state_dict()
+    for sharding in ("zero2", "zero3"):
+        for theirs, mine in zip(ddp, read_metrics(tmp_path / sharding / "metrics.jsonl"), strict=True):
+            for key in ("score_mean", "pg_loss", "vf_loss", "approx_kl", "kl", "lr"):
+                assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-4), (sharding, mine["step"], key)
+        weights = AutoModelForCausalLM.from_pretrained(str(tmp_path / sharding)).state_dict()
+        assert all(torch.allclose(ddp_weights[name], weights[name], atol=1e-5) for name in ddp_weights), sharding
+
+
+@pytest.mark.dist
 @pytest.mark.parametrize("sharding", ["fsdp", "zero3"])
 def test_ppo_resumes_exactly_from_sharded_state(tmp_path, policy_dir, sharding):
     """A hydra PPO run under FSDP2 or ZeRO-3 continued from its step-1 checkpoint (sharded policy, value and optimizer

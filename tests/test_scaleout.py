@@ -76,20 +76,14 @@ def test_share_gives_every_process_as_many_batches(rank, expected):
     assert list(Runtime.share(runtime, [0, 1, 2, 3, 4], batch_size=2)) == expected
 
 
-def _ppo_runtime(kind, is_fsdp2=True):
-    return SimpleNamespace(accelerator=SimpleNamespace(distributed_type=kind, is_fsdp2=is_fsdp2))
+def test_ppo_refuses_fsdp1_at_start():
+    def runtime(kind, is_fsdp2):
+        return SimpleNamespace(accelerator=SimpleNamespace(distributed_type=kind, is_fsdp2=is_fsdp2))
 
-
-def test_ppo_refuses_fsdp1_and_deepspeed_micro_batches_at_start():
-    cfg = SimpleNamespace(method=SimpleNamespace(minibatch_size=2, batch_size=4))
     with pytest.raises(ChowaError, match="ppo: FSDP1 cannot gather the policy"):
-        check_sharding(cfg, _ppo_runtime(DistributedType.FSDP, is_fsdp2=False))
-    with pytest.raises(ChowaError, match="method.minibatch_size=2 under DeepSpeed would step the optimizer"):
-        check_sharding(cfg, _ppo_runtime(DistributedType.DEEPSPEED))
-    for kind in (DistributedType.MULTI_GPU, DistributedType.FSDP):  # micro-batches accumulate there
-        check_sharding(cfg, _ppo_runtime(kind))
-    check_sharding(SimpleNamespace(method=SimpleNamespace(minibatch_size=0, batch_size=4)),
-                   _ppo_runtime(DistributedType.DEEPSPEED))
+        check_sharding(runtime(DistributedType.FSDP, is_fsdp2=False))
+    for kind in (DistributedType.MULTI_GPU, DistributedType.FSDP, DistributedType.DEEPSPEED):
+        check_sharding(runtime(kind, is_fsdp2=True))
 
 
 def test_fsdp_on_cpu_processes_is_refused_beside_a_gpu(monkeypatch):

@@ -171,6 +171,22 @@ class Runtime:
             yield
 
     @contextlib.contextmanager
+    def accumulating(self, last: bool) -> Iterator[None]:
+        """A backward in the block that is not the `last` of its optimizer step only accumulates. Outside
+        `accelerator.accumulate` (PPO's micro-batches) accelerate's DeepSpeed wrapper would step the engine after
+        every backward; there the block marks it as no gradient-accumulation boundary. DDP and FSDP accumulate
+        anyway."""
+        if last or self.accelerator.distributed_type != DistributedType.DEEPSPEED:
+            yield
+            return
+        state = self.accelerator.gradient_state
+        state._set_sync_gradients(False)  # what `accumulate` does between boundaries
+        try:
+            yield
+        finally:
+            state._set_sync_gradients(True)
+
+    @contextlib.contextmanager
     def built_whole(self) -> Iterator[None]:
         """Models loaded or built in the block are whole, not partitioned as they are made: for models copied or run
         before `prepare`, or never prepared (PPO's policy, its copies and the reward model). With ZeRO-3 accelerate

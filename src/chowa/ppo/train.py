@@ -189,8 +189,9 @@ class PPORun:
                 batch = [experiences[i] for i in order[first:first + batch_size]]
                 for micro in range(0, len(batch), micro_size):
                     part = batch[micro:micro + micro_size]
-                    out = self.loss(part)
-                    accelerator.backward(out.loss * len(part) / len(batch))
+                    with self.runtime.accumulating(last=micro + micro_size >= len(batch)):
+                        out = self.loss(part)
+                        accelerator.backward(out.loss * len(part) / len(batch))
                     for key in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approx_kl"):
                         totals.setdefault(key, []).append(getattr(out, key).detach())
                 if cfg.optim.grad_clip > 0:
@@ -308,23 +309,17 @@ def _whiten_rollout(experiences: list[Experience], mode: str) -> None:
         e.advantages = part
 
 
-def check_sharding(cfg: PPOConfig, runtime: Runtime) -> None:
-    """Refuse at start the combinations PPO does not run: FSDP1 (the policy is gathered for sampling through FSDP2's
-    API) and DeepSpeed with micro-batches (accelerate's DeepSpeed wrapper steps the optimizer after every backward
-    outside `accumulate`, so a `method.minibatch_size` below `method.batch_size` would step once per micro-batch)."""
-    accelerator, method = runtime.accelerator, cfg.method
+def check_sharding(runtime: Runtime) -> None:
+    """Refuse FSDP1 at start: the policy is gathered for sampling through FSDP2's API."""
+    accelerator = runtime.accelerator
     if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
         raise ChowaError("ppo: FSDP1 cannot gather the policy for sampling; launch with --fsdp_version 2")
-    if accelerator.distributed_type == DistributedType.DEEPSPEED and 0 < method.minibatch_size < method.batch_size:
-        raise ChowaError(f"ppo: method.minibatch_size={method.minibatch_size} under DeepSpeed would step the optimizer "
-                         f"after every micro-batch instead of once per batch of {method.batch_size}; set "
-                         "method.minibatch_size equal to method.batch_size (or 0), or launch with DDP or FSDP")
 
 
 def main(cfg: PPOConfig) -> Path:
     out = Path(cfg.out)
     runtime = Runtime(cfg.runtime, out_dir=out)
-    check_sharding(cfg, runtime)
+    check_sharding(runtime)
     run = PPORun(cfg, runtime)
     accelerator = runtime.accelerator
     batches = -(-cfg.method.num_rollouts // cfg.method.batch_size)
